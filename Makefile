@@ -1,0 +1,50 @@
+# The README's two commands are `make demo` and `make test`. Both build .venv when it is
+# missing or pyproject.toml changed, and do nothing extra when it is up to date.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+RUN_STAMP  := $(VENV)/.stamp-run
+TEST_STAMP := $(VENV)/.stamp-test
+
+.PHONY: demo test lint typecheck importlint pytest bench openrpc clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	@touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@ $(RUN_STAMP)
+
+demo: $(RUN_STAMP)
+	$(BIN)/glosmsd --demo
+
+test: $(TEST_STAMP) lint typecheck importlint pytest
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check glosmsd tests bench
+	$(BIN)/ruff format --check glosmsd tests bench
+
+typecheck: $(TEST_STAMP)
+	$(BIN)/mypy
+
+importlint: $(TEST_STAMP)
+	$(BIN)/lint-imports
+
+# pytest exits 5 when it ran no test: that is a failure, not green.
+pytest: $(TEST_STAMP)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest ran no tests: failing" >&2; exit 1; fi; exit $$rc
+
+bench: $(TEST_STAMP)
+	$(BIN)/python -m bench
+
+openrpc: $(RUN_STAMP)
+	$(BIN)/python -m glosmsd.ipc_schema > ipc/openrpc.json
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage*

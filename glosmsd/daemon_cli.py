@@ -1,0 +1,15 @@
+"""`glosmsd` command line (placeholder until the daemon lands)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from glosmsd import __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="glosmsd", description="glosmsd desktop SMS/MMS daemon")
+    parser.add_argument("--version", action="version", version=f"glosmsd {__version__}")
+    parser.parse_args(argv)
+    return 0

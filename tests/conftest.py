@@ -1,0 +1,29 @@
+"""Shared test set-up: every test runs with its own XDG directories and socket path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "glosmsd", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200
+)
+settings.load_profile("glosmsd")
+
+
+@pytest.fixture(autouse=True)
+def isolated_xdg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point every XDG directory at a fresh temp dir so no test touches the real home."""
+    root = tmp_path_factory.mktemp("xdg")
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        path = root / var.lower()
+        path.mkdir()
+        monkeypatch.setenv(var, str(path))
+    runtime = root / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.delenv("GLOSMSD_SOCKET", raising=False)
+    yield root

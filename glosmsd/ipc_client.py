@@ -100,7 +100,9 @@ class Client:
             while self._events:
                 yield self._events.popleft()
             msg = self._next_message()
-            if isinstance(msg, rpc.Request) and msg.method == "event" and isinstance(msg.params, dict):
+            if not isinstance(msg, rpc.Request) or msg.method != "event":
+                continue
+            if isinstance(msg.params, dict):
                 yield msg.params
 
     def _send(self, obj: dict[str, Any]) -> None:

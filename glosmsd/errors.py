@@ -6,6 +6,10 @@ way and nothing else leaks a traceback to a client. Messages say what happened a
 to do. This module must never import anything from the rest of the package.
 """
 
+# The class names are the public vocabulary of STYLE.md §3 (LinkClosed, SchemaTooNew, ...);
+# an "Error" suffix on each would only make them longer.
+# ruff: noqa: N818
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -24,9 +28,8 @@ class GlosmsdError(Exception):
 
     def to_rpc(self) -> dict[str, Any]:
         """The JSON-RPC error object for this error."""
-        data: dict[str, Any] = {"kind": self.kind}
-        if self.data:
-            data.update(self.data)
+        # `kind` goes last so caller data can never relabel the class a peer rebuilds.
+        data: dict[str, Any] = {**(self.data or {}), "kind": self.kind}
         return {"code": self.code, "message": self.message, "data": data}
 
 
@@ -166,15 +169,38 @@ APPLICATION_ERRORS: tuple[type[GlosmsdError], ...] = (
 
 _BY_CODE: dict[int, type[GlosmsdError]] = {cls.code: cls for cls in reversed(APPLICATION_ERRORS)}
 
+# Subclasses that share their parent's code are told apart by `data.kind`; the list is
+# explicit so an error class defined elsewhere cannot change how replies are decoded.
+_SHARED_CODE: tuple[type[GlosmsdError], ...] = (
+    LocalProtocolError,
+    RemoteProtocolError,
+    SchemaTooNew,
+)
+_BY_KIND: dict[str, type[GlosmsdError]] = {
+    cls.kind: cls for cls in (*APPLICATION_ERRORS, *_SHARED_CODE)
+}
+
 
 def error_from_rpc(obj: dict[str, Any]) -> GlosmsdError:
-    """Rebuild the error a peer reported, so callers can catch it by class."""
+    """Rebuild the error a peer reported, so callers can catch it by class.
+
+    The result's `data` is what the peer's error carried, without the `kind` label that
+    `to_rpc` adds, so `error_from_rpc(e.to_rpc())` is equal to `e` field by field.
+    """
     code = obj.get("code")
-    message = str(obj.get("message", "error"))
-    data = obj.get("data") if isinstance(obj.get("data"), dict) else None
-    if isinstance(code, int) and code in _BY_CODE:
-        cls = _BY_CODE[code]
-        if cls is ProtocolError and data and data.get("kind") == "remote-protocol":
-            cls = RemoteProtocolError
-        return cls(message, data=data)
-    return RpcError(code if isinstance(code, int) else INTERNAL_ERROR, message, data=data)
+    message = obj.get("message", "error")
+    message = message if isinstance(message, str) else str(message)
+    raw = obj.get("data")
+    data = dict(raw) if isinstance(raw, dict) else None
+    # bool is an int subclass, but `true` is not a JSON-RPC error code.
+    if not isinstance(code, int) or isinstance(code, bool):
+        return RpcError(INTERNAL_ERROR, message, data=data)
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        return RpcError(code, message, data=data)
+    if data is not None:
+        kind = data.pop("kind", None)
+        sub = _BY_KIND.get(kind) if isinstance(kind, str) else None
+        if sub is not None and sub.code == code:
+            cls = sub
+    return cls(message, data=data or None)

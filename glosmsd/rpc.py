@@ -11,9 +11,10 @@ This module must never import asyncio, sockets or any adapter.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from glosmsd.errors import (
     INTERNAL_ERROR,
@@ -25,6 +26,10 @@ from glosmsd.errors import (
     RpcError,
     error_from_rpc,
 )
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
 
 DEFAULT_MAX_LINE: Final = 1024 * 1024
 _SENTINEL: Final = object()
@@ -52,11 +57,17 @@ class LineFramer:
     """
 
     def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
+        if max_line < 1:
+            raise ValueError(f"max_line must be at least 1 byte, got {max_line}")
         self.max_line = max_line
         self._buf = bytearray()
         self._discarding = False
 
     def feed(self, data: bytes) -> list[bytes | Overflow]:
+        """The complete lines in `data` (blank ones skipped, `\r\n` accepted), in order.
+
+        The `\r` of a `\r\n` counts towards the limit: the limit is on what we buffer.
+        """
         out: list[bytes | Overflow] = []
         start = 0
         while True:
@@ -112,15 +123,25 @@ class Parsed:
 
 
 def error_reply(req_id: RequestId, error: dict[str, Any]) -> dict[str, Any]:
+    """A reply carrying `error`; `req_id` is None when the request's id could not be read."""
     return {"jsonrpc": "2.0", "error": error, "id": req_id}
 
 
 def result_reply(req_id: RequestId, result: Any) -> dict[str, Any]:
+    """A successful reply."""
     return {"jsonrpc": "2.0", "result": result, "id": req_id}
 
 
 def _valid_id(value: Any) -> bool:
-    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
+    # bool is an int subclass but not a JSON number; NaN and infinities cannot be echoed
+    # back as JSON, so the caller could never match the reply to its request.
+    if value is None or isinstance(value, str):
+        return True
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _parse_one(obj: Any) -> Request | dict[str, Any]:
@@ -132,13 +153,16 @@ def _parse_one(obj: Any) -> Request | dict[str, Any]:
         return error_reply(
             None, _err(INVALID_REQUEST, "Invalid Request: id must be a string, number or null")
         )
-    reply_id: RequestId = req_id if has_id else None  # type: ignore[assignment]
+    reply_id: RequestId = req_id if has_id else None
     if obj.get("jsonrpc") != "2.0":
-        return error_reply(reply_id, _err(INVALID_REQUEST, 'Invalid Request: "jsonrpc" must be "2.0"'))
-    method = obj.get("method")
-    if not isinstance(method, str) or not method:
         return error_reply(
-            reply_id, _err(INVALID_REQUEST, 'Invalid Request: "method" must be a non-empty string')
+            reply_id, _err(INVALID_REQUEST, 'Invalid Request: "jsonrpc" must be "2.0"')
+        )
+    method = obj.get("method")
+    # Any string is a valid method name per the spec; an empty or unknown one is -32601.
+    if not isinstance(method, str):
+        return error_reply(
+            reply_id, _err(INVALID_REQUEST, 'Invalid Request: "method" must be a string')
         )
     params = obj.get("params")
     if "params" in obj and not isinstance(params, dict | list):
@@ -148,10 +172,29 @@ def _parse_one(obj: Any) -> Request | dict[str, Any]:
     return Request(method=method, params=params, id=reply_id, is_notification=not has_id)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} does not fit in a double")
+    return value
+
+
 def parse(line: bytes | str) -> Parsed:
-    """Parse one line (a single call or a batch) into calls and ready error replies."""
+    """Parse one line (a single call or a batch) into calls and ready error replies.
+
+    Never raises: whatever arrives, the caller gets something it can reply with.
+    """
     try:
-        obj = json.loads(line)
+        # Strict UTF-8: json.loads would otherwise guess UTF-16/32 from the first bytes,
+        # which a newline-framed stream can never carry.
+        text = line if isinstance(line, str) else bytes(line).decode("utf-8")
+        # Python's json accepts NaN/Infinity and turns 1e400 into inf; none of them is
+        # JSON, and none could be echoed back in a reply.
+        obj = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError):
         return Parsed((error_reply(None, _err(PARSE_ERROR, "Parse error: not valid JSON")),), False)
     if isinstance(obj, list):
@@ -164,21 +207,52 @@ def parse(line: bytes | str) -> Parsed:
 
 
 def encode(obj: Any) -> bytes:
-    """One compact JSON line, newline-terminated, non-ASCII kept as UTF-8."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    """One compact JSON line, newline-terminated, non-ASCII kept as UTF-8.
+
+    Raises `ValueError` or `TypeError` for what JSON cannot carry (NaN, infinities,
+    non-JSON types), so nothing invalid ever reaches the wire.
+    """
+    try:
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode() + b"\n"
+    except UnicodeEncodeError:
+        # A lone surrogate (legal in a JSON string escape) has no UTF-8 form; escaping
+        # everything to ASCII keeps it intact and the line still valid.
+        text = json.dumps(obj, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+        return text.encode() + b"\n"
 
 
 def assemble(parsed: Parsed, replies: Sequence[dict[str, Any] | None]) -> bytes | None:
-    """Encode the replies of a parsed line; `None` when nothing is owed (notifications)."""
+    """Encode the replies of a parsed line; `None` when nothing is owed (notifications).
+
+    A reply that cannot be encoded (a handler returned NaN or a non-JSON object) is
+    replaced by a -32603 error for the same id instead of failing the whole line.
+    """
     kept = [r for r in replies if r is not None]
     if not kept:
         return None
-    if parsed.is_batch:
-        return encode(kept)
-    return encode(kept[0])
+    try:
+        return encode(kept if parsed.is_batch else kept[0])
+    except (TypeError, ValueError, RecursionError):
+        safe = [_encodable(r) for r in kept]
+        return encode(safe if parsed.is_batch else safe[0])
 
 
-def reply_for(req: Request, outcome: Any = None, error: BaseException | None = None) -> dict[str, Any] | None:
+def _encodable(reply: dict[str, Any]) -> dict[str, Any]:
+    try:
+        encode(reply)
+    except (TypeError, ValueError, RecursionError):
+        req_id = reply.get("id")
+        return error_reply(
+            req_id if _valid_id(req_id) else None,
+            _err(INTERNAL_ERROR, "Internal error: the result could not be encoded as JSON"),
+        )
+    return reply
+
+
+def reply_for(
+    req: Request, outcome: Any = None, error: BaseException | None = None
+) -> dict[str, Any] | None:
     """The reply owed for a finished call: `None` for a notification."""
     if req.is_notification:
         return None
@@ -195,6 +269,8 @@ def error_object(exc: BaseException) -> dict[str, Any]:
 
 
 def _err(code: int, message: str) -> dict[str, Any]:
+    # Every message starts with the spec's own wording ("Parse error", "Invalid Request",
+    # ...) so a client matching on it still works; what follows says what to fix.
     return {"code": code, "message": message}
 
 
@@ -234,7 +310,7 @@ class MethodTable:
 
     def __init__(self) -> None:
         self._methods: dict[str, Method] = {}
-        self._validators: dict[str, Any] = {}
+        self._validators: dict[str, Validator] = {}
 
     def add(self, method: Method) -> Method:
         if method.name in self._methods:
@@ -252,7 +328,8 @@ class MethodTable:
         """Decorator form of `add`."""
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.add(Method(name, fn, tuple(params), summary or (fn.__doc__ or "").strip(), result or {}))
+            doc = summary or (fn.__doc__ or "").strip()
+            self.add(Method(name, fn, tuple(params), doc, result or {}))
             return fn
 
         return register
@@ -276,19 +353,26 @@ class MethodTable:
         if method is None:
             raise RpcError(METHOD_NOT_FOUND, f"Method not found: {req.method!r}")
         kwargs = _by_name(method, req.params)
-        errors = sorted(self._validator(method).iter_errors(kwargs), key=lambda e: list(e.path))
+        order = {p.name: i for i, p in enumerate(method.params)}
+
+        def rank(err: ValidationError) -> tuple[int, int, list[str]]:
+            # Report the first param in declared order; missing/unknown names (errors at
+            # the top level) sort by the name they mention. Paths are compared as text
+            # because a path mixes str keys and int indexes.
+            path = [str(p) for p in err.absolute_path]
+            name = path[0] if path else _named_in(err, order)
+            return (order.get(name, len(order)), len(path), path)
+
+        errors = sorted(self._validator(method).iter_errors(kwargs), key=rank)
         if errors:
-            first = errors[0]
-            where = ".".join(str(p) for p in first.absolute_path)
-            where = f"param {where!r}: " if where else ""
             raise RpcError(
                 INVALID_PARAMS,
-                f"Invalid params for {method.name}: {where}{first.message}",
+                f"Invalid params for {method.name}: {_describe(errors[0], order)}",
                 data={"expected": method.params_schema()},
             )
         return method, kwargs
 
-    def _validator(self, method: Method) -> Any:
+    def _validator(self, method: Method) -> Validator:
         v = self._validators.get(method.name)
         if v is None:
             # jsonschema is imported here, not at module top, so the CLI never pays for it.
@@ -299,16 +383,48 @@ class MethodTable:
         return v
 
 
+def _named_in(err: ValidationError, names: Mapping[str, int]) -> str:
+    """The param a top-level schema error is about ("required", "additionalProperties")."""
+    instance, wanted = err.instance, err.validator_value
+    if err.validator == "required" and isinstance(instance, dict) and isinstance(wanted, list):
+        missing = [n for n in wanted if n not in instance]
+        return min(missing, key=lambda n: names.get(n, len(names)), default="")
+    if err.validator == "additionalProperties" and isinstance(instance, dict):
+        extra = sorted(k for k in instance if k not in names)
+        return extra[0] if extra else ""
+    return ""
+
+
+def _describe(err: ValidationError, names: Mapping[str, int]) -> str:
+    path = [str(p) for p in err.absolute_path]
+    if path:
+        return f"param {'.'.join(path)!r}: {_clip(err.message)}"
+    name = _named_in(err, names)
+    if err.validator == "required" and name:
+        return f"param {name!r} is required"
+    if err.validator == "additionalProperties" and name:
+        known = ", ".join(repr(n) for n in names) or "none"
+        return f"unknown param {name!r} (known: {known})"
+    return _clip(err.message)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    # jsonschema quotes the offending value; a megabyte of it helps nobody in a message.
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _by_name(method: Method, params: dict[str, Any] | list[Any] | None) -> dict[str, Any]:
     if params is None:
         return {}
     if isinstance(params, dict):
         return dict(params)
     if len(params) > len(method.params):
+        names = ", ".join(p.name for p in method.params) or "none"
         raise RpcError(
             INVALID_PARAMS,
             f"Invalid params for {method.name}: takes at most {len(method.params)} "
-            f"positional params, got {len(params)}",
+            f"positional params ({names}), got {len(params)}",
+            data={"expected": method.params_schema()},
         )
     return {p.name: v for p, v in zip(method.params, params, strict=False)}
 
@@ -327,7 +443,10 @@ class IdSource:
         return self._next
 
 
-def request(method: str, params: dict[str, Any] | list[Any] | None, req_id: RequestId) -> dict[str, Any]:
+def request(
+    method: str, params: dict[str, Any] | list[Any] | None, req_id: RequestId
+) -> dict[str, Any]:
+    """A call that expects a reply; `params=None` leaves the member out."""
     obj: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": req_id}
     if params is not None:
         obj["params"] = params
@@ -335,6 +454,7 @@ def request(method: str, params: dict[str, Any] | list[Any] | None, req_id: Requ
 
 
 def notification(method: str, params: dict[str, Any] | list[Any] | None = None) -> dict[str, Any]:
+    """A call that gets no reply."""
     obj: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
     if params is not None:
         obj["params"] = params
@@ -366,10 +486,18 @@ def classify(obj: Any) -> Reply | Request:
             parsed = _parse_one(obj)
             if isinstance(parsed, Request):
                 return parsed
-        elif "id" in obj and _valid_id(obj["id"]):
-            err = obj.get("error")
-            if "result" in obj and err is None:
+        # A reply has exactly one of result/error; `{"result": 1, "error": null}` is not one.
+        elif "id" in obj and _valid_id(obj["id"]) and ("result" in obj) != ("error" in obj):
+            if "result" in obj:
                 return Reply(obj["id"], result=obj["result"])
-            if isinstance(err, dict) and isinstance(err.get("code"), int):
+            err = obj["error"]
+            if isinstance(err, dict) and _valid_error(err):
                 return Reply(obj["id"], error=err)
     raise RpcError(INVALID_REQUEST, "Invalid message: neither a JSON-RPC call nor a reply")
+
+
+def _valid_error(err: dict[str, Any]) -> bool:
+    code = err.get("code")
+    return (
+        isinstance(code, int) and not isinstance(code, bool) and isinstance(err.get("message"), str)
+    )

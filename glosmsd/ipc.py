@@ -123,6 +123,7 @@ class IpcServer:
         self._on_quit = on_quit
         self._hello = hello or (lambda: {})
         self._server: asyncio.Server | None = None
+        self._inode: int | None = None
         self._conns: set[Connection] = set()
         self._counter = 0
         self._register_builtins()
@@ -140,9 +141,15 @@ class IpcServer:
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o600)
+        self._inode = os.lstat(self.path).st_ino
         log.info("listening on %s", self.path)
 
     async def close(self) -> None:
+        # Unlink first, and only our own socket: under --replace the successor may
+        # already have bound a new one at the same path.
+        with contextlib.suppress(FileNotFoundError):
+            if os.lstat(self.path).st_ino == self._inode:
+                self.path.unlink()
         if self._server is not None:
             self._server.close()
             for conn in list(self._conns):
@@ -150,8 +157,6 @@ class IpcServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
             self._server = None
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
 
     @property
     def clients(self) -> int:

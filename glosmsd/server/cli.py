@@ -1,15 +1,148 @@
-"""`glosmsd-server` command line (placeholder until the server lands)."""
+"""`glosmsd-server`: run the reference server, or (with `admin ...`) manage its database.
+
+Owns the command line only: parsing, refusing unsafe listen addresses, printing the one
+`listening on` line that scripts and tests wait for, and stopping cleanly on SIGTERM or
+SIGINT. It must never hold business logic: serving is `app`, administration is `admin`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import ipaddress
+import logging
+import signal
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from glosmsd import __version__
+from glosmsd.errors import GlosmsdError
+from glosmsd.server import admin
+from glosmsd.server.app import App, Config
+from glosmsd.server.carrier import ADAPTERS
+
+log = logging.getLogger("glosmsd.server")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[V6]:PORT` into its parts."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"--listen wants HOST:PORT, got {value!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="glosmsd-server",
+        description="glosmsd reference SMS server (protocol: docs/protocol.md)",
+    )
+    p.add_argument("--version", action="version", version=f"glosmsd-server {__version__}")
+    p.add_argument("--db", type=Path, required=True, help="SQLite database (created if missing)")
+    p.add_argument(
+        "--listen",
+        type=parse_listen,
+        default=("127.0.0.1", 8765),
+        help="HOST:PORT to listen on (port 0 picks a free one); default 127.0.0.1:8765",
+    )
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve wss://")
+    p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+    p.add_argument(
+        "--carrier",
+        choices=ADAPTERS,
+        default="demo",
+        help="carrier adapter for numbers not hosted here (default demo)",
+    )
+    p.add_argument(
+        "--insecure", action="store_true", help="allow plain ws:// on a non-loopback address"
+    )
+    p.add_argument(
+        "--log-horizon",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="keep the newest N events; older cursors get a snapshot",
+    )
+    p.add_argument(
+        "--ping-interval",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help="websocket keepalive ping interval in seconds",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log every connection")
+    sub = p.add_subparsers(dest="command")
+    admin.add_parser(sub)
+    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="glosmsd-server", description="glosmsd reference SMS server")
-    parser.add_argument("--version", action="version", version=f"glosmsd-server {__version__}")
-    parser.parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "admin":
+        return admin.run(args)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    host, port = args.listen
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("glosmsd-server: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    if args.tls_cert is None and not is_loopback(host) and not args.insecure:
+        print(
+            f"glosmsd-server: refusing plain ws:// on {host}: give --tls-cert/--tls-key, "
+            "or --insecure if a proxy in front does TLS",
+            file=sys.stderr,
+        )
+        return 2
+    if args.log_horizon < 1:
+        print("glosmsd-server: --log-horizon must be at least 1", file=sys.stderr)
+        return 2
+    config = Config(
+        db=args.db,
+        host=host,
+        port=port,
+        carrier=args.carrier,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        log_horizon=args.log_horizon,
+        ping_interval=args.ping_interval,
+    )
+    try:
+        return asyncio.run(serve(config))
+    except (GlosmsdError, OSError) as exc:
+        print(f"glosmsd-server: {exc}", file=sys.stderr)
+        return 1
+
+
+async def serve(config: Config) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    app = App(config)
+    try:
+        url = await app.start()
+        print(f"glosmsd-server listening on {url}", flush=True)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await app.aclose()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""`glosmsd-server --db PATH admin ...`: manage the server's database from a shell.
+
+Works while the server runs (the server notices commits from other processes and pushes
+the resulting events). Each command is one short transaction through `Store`; bad input
+prints one clear line to stderr and exits 2. This module must never speak SQL or open a
+socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from glosmsd.errors import GlosmsdError
+from glosmsd.server.db import DEFAULT_CARRIER_REASON, CarrierMode, Store
+
+TRUE = frozenset({"true", "yes", "on", "1"})
+FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def add_parser(sub: Any) -> None:
+    """Add the `admin` command and its subcommands to the main parser."""
+    p = sub.add_parser("admin", help="manage extensions, numbers, contacts, settings")
+    cmds = p.add_subparsers(dest="admin_command", required=True)
+
+    c = cmds.add_parser("add-extension", help="add (or rename) an extension")
+    c.add_argument("ext")
+    c.add_argument("--name", required=True)
+    c.add_argument("--avatar", type=Path, help="an image file")
+
+    c = cmds.add_parser("assign-number", help="put an extension on an SMS number (shares it)")
+    c.add_argument("ext")
+    c.add_argument("number")
+
+    c = cmds.add_parser("unassign-number", help="take an extension off an SMS number")
+    c.add_argument("ext")
+    c.add_argument("number")
+
+    c = cmds.add_parser("token", help="print a new login token for an extension")
+    c.add_argument("ext")
+
+    c = cmds.add_parser("add-contact", help="add a directory contact")
+    c.add_argument("name")
+    c.add_argument(
+        "--number",
+        action="append",
+        default=[],
+        metavar="LABEL=NUMBER",
+        help="repeat for several numbers, e.g. mobile=+15557654321",
+    )
+
+    c = cmds.add_parser("inject", help="an inbound message, as if from the carrier")
+    c.add_argument("--from", dest="sender", required=True)
+    c.add_argument("--to", required=True)
+    c.add_argument("--text", default="")
+    c.add_argument("--file", type=Path, action="append", default=[])
+
+    c = cmds.add_parser("messages", help="list the messages of a number")
+    c.add_argument("--number", required=True)
+    c.add_argument("--json", action="store_true")
+
+    c = cmds.add_parser("settings", help="show or change the settings sent at hello")
+    s = c.add_subparsers(dest="settings_command", required=True)
+    s.add_parser("show")
+    sset = s.add_parser("set")
+    sset.add_argument("key")
+    sset.add_argument("value", help="true/false, a number, a comma list (mms_types), or text")
+
+    c = cmds.add_parser("carrier-mode", help="how the test carrier answers")
+    c.add_argument("mode", choices=("accept", "fail", "delay"))
+    c.add_argument("--reason", default=DEFAULT_CARRIER_REASON)
+    c.add_argument("--seconds", type=float, default=0.0)
+
+    cmds.add_parser(
+        "seed-demo", help="demo extensions, numbers, contacts and history; prints the token of 1001"
+    )
+
+
+def parse_setting(current: Any, raw: str) -> Any:
+    """Turn the command-line text into a value of the setting's type."""
+    if isinstance(current, bool):
+        low = raw.strip().lower()
+        if low in TRUE:
+            return True
+        if low in FALSE:
+            return False
+        raise ValueError(f"expected true or false, got {raw!r}")
+    if isinstance(current, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {raw!r}") from None
+    if isinstance(current, list | tuple):
+        text = raw.strip()
+        if text.startswith("["):
+            value = json.loads(text)
+            if not isinstance(value, list):
+                raise ValueError("expected a JSON list")
+            return value
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return raw
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        store = Store(args.db)
+    except GlosmsdError as exc:
+        print(f"glosmsd-server admin: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _dispatch(store, args)
+    except (GlosmsdError, ValueError, OSError) as exc:
+        message = exc.message if isinstance(exc, GlosmsdError) else str(exc)
+        print(f"glosmsd-server admin: {message}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+
+
+def _dispatch(store: Store, args: argparse.Namespace) -> int:
+    cmd = args.admin_command
+    if cmd == "add-extension":
+        avatar = args.avatar.read_bytes() if args.avatar else None
+        store.add_extension(args.ext, args.name, avatar)
+        print(f"extension {args.ext} ({args.name.strip()})")
+    elif cmd == "assign-number":
+        sharers = store.assign_number(args.ext, args.number)
+        note = f"; shared by {', '.join(sharers)}" if len(sharers) > 1 else ""
+        print(f"extension {args.ext} is on {args.number}{note}")
+    elif cmd == "unassign-number":
+        store.unassign_number(args.ext, args.number)
+        print(f"extension {args.ext} is no longer on {args.number}")
+    elif cmd == "token":
+        print(store.new_token(args.ext))
+    elif cmd == "add-contact":
+        numbers = []
+        for item in args.number:
+            label, sep, number = item.rpartition("=")
+            numbers.append((label if sep else "mobile", number))
+        cid = store.add_contact(args.name, numbers)
+        print(f"contact {cid} ({args.name.strip()})")
+    elif cmd == "inject":
+        files = [(f.read_bytes(), f.name) for f in args.file]
+        msg = store.receive(args.sender, args.to, args.text, files)
+        print(f"message {msg['id']} to {msg['number']} from {msg['remote']}")
+    elif cmd == "messages":
+        msgs = store.messages_of(args.number)
+        if args.json:
+            print(json.dumps(msgs, ensure_ascii=False, indent=1))
+        else:
+            for m in msgs:
+                who = m["sender"]["ext"] if m["sender"] else m["remote"]
+                print(
+                    f"{m['id']:>6} {m['direction']:<3} {m['remote']:<16} {m['state']:<8} "
+                    f"{who:<16} {m['text'][:60]}"
+                )
+    elif cmd == "settings":
+        if args.settings_command == "set":
+            current = store.settings()
+            if args.key not in current:
+                raise ValueError(f"unknown setting {args.key!r}; known: {', '.join(current)}")
+            store.set_setting(args.key, parse_setting(current[args.key], args.value))
+        for key, value in store.settings().items():
+            print(f"{key} = {json.dumps(value)}")
+    elif cmd == "carrier-mode":
+        store.set_carrier_mode(CarrierMode(args.mode, args.reason, args.seconds))
+        print(f"test carrier: {args.mode}")
+    elif cmd == "seed-demo":
+        from glosmsd.server.demo import seed
+
+        print(seed(store))
+    return 0

@@ -1,0 +1,585 @@
+"""The reference server's network side: websockets, auth, JSON-RPC dispatch, live push.
+
+Each connection is authenticated during the handshake (Bearer token, checked against
+hashes in the store), then answers its frames in order through one `MethodTable`. After
+a `sync` that returned `more: false`, a per-connection pusher reads the events after the
+connection's cursor whenever the `Bell` rings and sends them in seq order; reading from
+the log (not from an in-memory queue) is what makes "nothing skipped, nothing doubled"
+hold across admin writes from another process, server restarts and slow clients.
+
+All SQLite work runs on one worker thread that owns the store's connection; a second
+thread watches the database for commits from other processes (`PRAGMA data_version`)
+and rings the bell. This module must never run SQL itself or block the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import functools
+import http
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from glosmsd import __version__, rpc
+from glosmsd.errors import BadInput, GlosmsdError, ProtocolError
+from glosmsd.server.carrier import Carrier, Inbound, build
+from glosmsd.server.db import E164, MAX_CHUNK, SHA256, CarrierMode, Outbound, Store
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS: Final = (1,)
+PATH: Final = "/v1"
+MAX_FRAME: Final = 4 * 1024 * 1024
+CAPABILITIES: Final = ("sync", "send", "read", "delete", "files", "contacts", "snapshot")
+CLOSE_BEHIND_HORIZON: Final = 4001
+WATCH_INTERVAL: Final = 0.1
+AUTH_FAILURE_MESSAGE: Final = "authentication failed: bad or missing token\n"
+PUSH_BATCH: Final = 500
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    db: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    carrier: str = "test"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    log_horizon: int = 100_000
+    ping_interval: float = 20.0
+
+
+class Bell:
+    """Wakes every pusher when the event log may have grown.
+
+    A waiter takes `current()` before it reads the log and waits on that afterwards, so a
+    ring between the read and the wait is never missed.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def current(self) -> asyncio.Event:
+        return self._event
+
+    def ring(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+
+@dataclass(eq=False)
+class Peer:
+    """One authenticated connection."""
+
+    ws: ServerConnection
+    ext: str
+    device: str
+    hello: bool = False
+    live: int | None = None
+    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def send(self, data: bytes) -> None:
+        async with self.send_lock:
+            await self.ws.send(data, text=True)
+
+
+class AuthThrottle:
+    """Per-address failure counts: the third failure and later wait longer each time."""
+
+    def __init__(
+        self, *, free: int = 2, base: float = 0.25, cap: float = 5.0, forget_after: float = 300.0
+    ) -> None:
+        self._fails: dict[str, tuple[int, float]] = {}
+        self._free, self._base, self._cap, self._forget = free, base, cap, forget_after
+
+    def delay(self, addr: str, now: float) -> float:
+        count, last = self._fails.get(addr, (0, now))
+        if now - last > self._forget:
+            count = 0
+        count += 1
+        self._fails[addr] = (count, now)
+        if count <= self._free:
+            return 0.0
+        return float(min(self._cap, self._base * 2 ** (count - self._free - 1)))
+
+    def success(self, addr: str) -> None:
+        self._fails.pop(addr, None)
+
+
+class App:
+    """The running server: the store thread, the watcher, the carrier and the websocket side."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="glosmsd-store")
+        self._store: Store | None = None
+        self.bell = Bell()
+        self.table = self._build_table()
+        self._throttle = AuthThrottle()
+        self._authed: dict[ServerConnection, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.carrier: Carrier = build(config.carrier, self._inbound, self._carrier_mode)
+        self.server: Server | None = None
+
+    # ------------------------------------------------------------------ store access
+
+    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(store, *args)` on the store thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, functools.partial(self._call_store, fn, *args, **kwargs)
+        )
+
+    def _call_store(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._store is None:
+            self._store = Store(self.config.db)
+        return fn(self._store, *args, **kwargs)
+
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A store call that may add events: pushers are woken after it."""
+        try:
+            return await self.db(fn, *args, **kwargs)
+        finally:
+            self.bell.ring()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> str:
+        """Open everything and listen; returns the URL clients connect to."""
+        self._loop = asyncio.get_running_loop()
+        await self.db(Store.prune, self.config.log_horizon)
+        self._watcher = threading.Thread(target=self._watch, name="glosmsd-watch", daemon=True)
+        self._watcher.start()
+        await self.carrier.start()
+        tls = None
+        if self.config.tls_cert is not None:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        self.server = await serve(
+            self._handle,
+            self.config.host,
+            self.config.port,
+            process_request=self._process_request,
+            max_size=MAX_FRAME,
+            ping_interval=self.config.ping_interval,
+            ping_timeout=self.config.ping_interval,
+            compression=None,
+            ssl=tls,
+            server_header=f"glosmsd-server/{__version__}",
+        )
+        for outbound in await self.db(Store.pending_outbound):
+            self._spawn(self._deliver(outbound))
+        sock = next(iter(self.server.sockets))
+        port = sock.getsockname()[1]
+        host = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
+        return f"{'wss' if tls else 'ws'}://{host}:{port}{PATH}"
+
+    async def aclose(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.carrier.aclose()
+        self._watch_stop.set()
+        if self._watcher is not None:
+            await asyncio.to_thread(self._watcher.join)
+        await self.db(Store.close)
+        self._pool.shutdown()
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _watch(self) -> None:
+        """Notice commits by other processes (the admin CLI) and prune the log."""
+        store = Store(self.config.db)
+        try:
+            seen = store.data_version()
+            while not self._watch_stop.wait(WATCH_INTERVAL):
+                version = store.data_version()
+                if version == seen:
+                    continue
+                seen = version
+                try:
+                    if store.prune(self.config.log_horizon):
+                        seen = store.data_version()
+                except GlosmsdError:
+                    log.exception("pruning the event log failed")
+                if self._loop is not None:
+                    self._loop.call_soon_threadsafe(self.bell.ring)
+        finally:
+            store.close()
+
+    # ------------------------------------------------------------------ carrier
+
+    async def _carrier_mode(self) -> CarrierMode:
+        return await self.db(Store.carrier_mode)
+
+    async def _inbound(self, msg: Inbound) -> None:
+        await self.write(Store.receive, msg.sender, msg.to, msg.text, msg.files)
+
+    async def _deliver(self, outbound: Outbound) -> None:
+        try:
+            outcome = await self.carrier.deliver(outbound)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("carrier failed on message %d", outbound.id)
+            await self.write(
+                Store.set_state,
+                outbound.id,
+                "failed",
+                "The carrier could not be reached; try again later.",
+            )
+            return
+        state = "sent" if outcome.ok else "failed"
+        await self.write(Store.set_state, outbound.id, state, outcome.reason)
+
+    # ------------------------------------------------------------------ handshake
+
+    async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        if request.path.split("?", 1)[0] != PATH:
+            return conn.respond(http.HTTPStatus.NOT_FOUND, f"not found: use {PATH}\n")
+        addr = str(conn.remote_address[0]) if conn.remote_address else "?"
+        auth = request.headers.get("Authorization", "")
+        scheme, _, token = auth.partition(" ")
+        ext = None
+        if scheme.lower() == "bearer" and token.strip() and len(token) < 512:
+            ext = await self.db(Store.ext_for_token, token.strip())
+        if ext is None:
+            delay = self._throttle.delay(addr, time.monotonic())
+            log.warning("auth failed from %s (answered after %.2f s)", addr, delay)
+            if delay:
+                await asyncio.sleep(delay)  # slows guessing; other peers are not held up
+            resp = conn.respond(http.HTTPStatus.UNAUTHORIZED, AUTH_FAILURE_MESSAGE)
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="glosmsd"'
+            return resp
+        self._throttle.success(addr)
+        self._authed[conn] = ext
+        return None
+
+    # ------------------------------------------------------------------ connection
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        ext = self._authed.pop(ws, None)
+        if ext is None:  # cannot happen: process_request refused it
+            await ws.close(1008, "not authenticated")
+            return
+        headers: Headers = ws.request.headers if ws.request else Headers()
+        peer = Peer(ws, ext, headers.get("X-Glosmsd-Device", "")[:64])
+        log.info("extension %s connected (device %r)", ext, peer.device)
+        pusher = asyncio.create_task(self._push(peer))
+        try:
+            async for frame in ws:
+                await self._frame(peer, frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await pusher
+            log.info("extension %s disconnected (device %r)", ext, peer.device)
+
+    async def _frame(self, peer: Peer, frame: str | bytes) -> None:
+        if isinstance(frame, bytes):
+            err = ProtocolError("Binary frames are not part of protocol 1: send JSON as text.")
+            await peer.send(rpc.encode(rpc.error_reply(None, err.to_rpc())))
+            return
+        parsed = rpc.parse(frame)
+        replies: list[dict[str, Any] | None] = []
+        go_live: int | None = None
+        for item in parsed.items:
+            if isinstance(item, dict):
+                replies.append(item)
+                continue
+            try:
+                result = await self._call(peer, item)
+            except Exception as exc:
+                if not isinstance(exc, GlosmsdError):
+                    log.exception("method %s failed", item.method)
+                replies.append(rpc.reply_for(item, error=exc))
+                continue
+            if item.method == "sync" and not result["more"]:
+                go_live = (
+                    result["cursor"] if result["reset"] else max(result["cursor"], peer.live or 0)
+                )
+            replies.append(rpc.reply_for(item, result))
+        data = rpc.assemble(parsed, replies)
+        if data is not None:
+            await peer.send(data)
+        if go_live is not None:
+            # Only after the reply is on the wire, so pushes never overtake the batch.
+            peer.live = go_live
+            peer.wake.set()
+
+    async def _call(self, peer: Peer, req: rpc.Request) -> Any:
+        method, kwargs = self.table.bind(req)
+        if not peer.hello and method.name != "hello":
+            raise ProtocolError("Call hello first: it names the protocol version you speak.")
+        return await method.handler(peer, **kwargs)
+
+    async def _push(self, peer: Peer) -> None:
+        while True:
+            if peer.live is None:
+                await peer.wake.wait()
+                peer.wake.clear()
+                continue
+            ring = self.bell.current()
+            peer.wake.clear()
+            while True:
+                batch = await self.db(Store.sync, peer.ext, peer.live, PUSH_BATCH)
+                if batch.reset:
+                    await peer.ws.close(
+                        CLOSE_BEHIND_HORIZON, "cursor behind the log horizon: sync again"
+                    )
+                    return
+                for event in batch.events:
+                    await peer.send(rpc.encode(rpc.notification("event", event)))
+                peer.live = max(peer.live or 0, batch.cursor)
+                if not batch.more:
+                    break
+            waits = [asyncio.ensure_future(ring.wait()), asyncio.ensure_future(peer.wake.wait())]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+
+    # ------------------------------------------------------------------ methods
+
+    def _build_table(self) -> rpc.MethodTable:
+        t = rpc.MethodTable()
+        number = {"type": "string", "minLength": 1, "maxLength": 40}
+        add = t.add
+        add(
+            rpc.Method(
+                "hello",
+                self.m_hello,
+                (
+                    rpc.Param("protocol", {"type": "integer"}),
+                    rpc.Param("client", {"type": "string", "maxLength": 200}, required=False),
+                ),
+                "Start the session: protocol version, account, numbers, settings.",
+            )
+        )
+        add(
+            rpc.Method(
+                "sync",
+                self.m_sync,
+                (
+                    rpc.Param("cursor", {"type": "integer", "minimum": 0}),
+                    rpc.Param(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, required=False
+                    ),
+                ),
+                "Events after the cursor; live push follows a batch with more=false.",
+            )
+        )
+        add(
+            rpc.Method(
+                "send",
+                self.m_send,
+                (
+                    rpc.Param("client_id", {"type": "string", "minLength": 1, "maxLength": 64}),
+                    rpc.Param("to", number),
+                    rpc.Param("text", {"type": "string", "maxLength": 20_000}),
+                    rpc.Param(
+                        "files",
+                        {
+                            "type": "array",
+                            "maxItems": 100,
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "sha256": {"type": "string", "pattern": f"^{SHA256.pattern}$"},
+                                    "name": {"type": "string", "maxLength": 1000},
+                                },
+                                "required": ["sha256"],
+                                "additionalProperties": False,
+                            },
+                        },
+                        required=False,
+                    ),
+                    rpc.Param(
+                        "from", {"type": "string", "pattern": f"^{E164.pattern}$"}, required=False
+                    ),
+                ),
+                "Send an SMS or MMS, once per client_id.",
+            )
+        )
+        add(
+            rpc.Method(
+                "read",
+                self.m_read,
+                (
+                    rpc.Param("number", number),
+                    rpc.Param("remote", number),
+                    rpc.Param("up_to", {"type": "integer", "minimum": 0}),
+                ),
+                "Mark a conversation read up to a message id.",
+            )
+        )
+        add(
+            rpc.Method(
+                "delete_message",
+                self.m_delete_message,
+                (rpc.Param("id", {"type": "integer", "minimum": 1}),),
+                "Hide a message for this extension.",
+            )
+        )
+        add(
+            rpc.Method(
+                "delete_conversation",
+                self.m_delete_conversation,
+                (
+                    rpc.Param("number", number),
+                    rpc.Param("remote", number),
+                ),
+                "Hide a conversation for this extension.",
+            )
+        )
+        add(
+            rpc.Method(
+                "contacts",
+                self.m_contacts,
+                (
+                    rpc.Param("query", {"type": "string", "maxLength": 200}, required=False),
+                    rpc.Param(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": 500}, required=False
+                    ),
+                ),
+                "Search the company directory by name or number.",
+            )
+        )
+        add(
+            rpc.Method(
+                "upload",
+                self.m_upload,
+                (
+                    rpc.Param("data", {"type": "string", "maxLength": MAX_FRAME}),
+                    rpc.Param("name", {"type": "string", "maxLength": 1000}, required=False),
+                ),
+                "Store a file for a later send; its type is checked by content.",
+            )
+        )
+        add(
+            rpc.Method(
+                "download",
+                self.m_download,
+                (
+                    rpc.Param("sha256", {"type": "string", "pattern": f"^{SHA256.pattern}$"}),
+                    rpc.Param("offset", {"type": "integer", "minimum": 0}, required=False),
+                    rpc.Param(
+                        "length",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_CHUNK},
+                        required=False,
+                    ),
+                ),
+                "A chunk of a file attached to one of your messages.",
+            )
+        )
+        add(
+            rpc.Method(
+                "avatar",
+                self.m_avatar,
+                (rpc.Param("ext", {"type": "string", "minLength": 1, "maxLength": 32}),),
+                "An extension's avatar image.",
+            )
+        )
+        return t
+
+    async def m_hello(self, peer: Peer, protocol: int, client: str = "") -> dict[str, Any]:
+        if protocol not in PROTOCOLS:
+            raise ProtocolError(
+                f"Protocol {protocol} is not supported; this server speaks "
+                f"{', '.join(map(str, PROTOCOLS))}.",
+                data={"supported": list(PROTOCOLS)},
+            )
+        info = await self.db(Store.hello, peer.ext)
+        peer.hello = True
+        log.info("hello from %s: %s", peer.ext, client[:80])
+        return {
+            "protocol": protocol,
+            "server": f"glosmsd-server/{__version__}",
+            **info,
+            "capabilities": list(CAPABILITIES),
+        }
+
+    async def m_sync(self, peer: Peer, cursor: int, limit: int = 500) -> dict[str, Any]:
+        batch = await self.db(Store.sync, peer.ext, cursor, limit)
+        return batch.to_json()
+
+    async def m_send(
+        self,
+        peer: Peer,
+        client_id: str,
+        to: str,
+        text: str,
+        files: list[dict[str, str]] | None = None,
+        **kw: str,
+    ) -> dict[str, Any]:
+        sent = await self.write(
+            Store.send, peer.ext, client_id, to, text, files or [], from_=kw.get("from")
+        )
+        if sent.outbound is not None:
+            self._spawn(self._deliver(sent.outbound))
+        return sent.message
+
+    async def m_read(self, peer: Peer, number: str, remote: str, up_to: int) -> dict[str, Any]:
+        return {"seq": await self.write(Store.mark_read, peer.ext, number, remote, up_to)}
+
+    async def m_delete_message(self, peer: Peer, id: int) -> dict[str, Any]:
+        return {"seq": await self.write(Store.delete_message, peer.ext, id)}
+
+    async def m_delete_conversation(self, peer: Peer, number: str, remote: str) -> dict[str, Any]:
+        seq, up_to = await self.write(Store.delete_conversation, peer.ext, number, remote)
+        return {"seq": seq, "up_to": up_to}
+
+    async def m_contacts(self, peer: Peer, query: str = "", limit: int = 50) -> list[Any]:
+        del peer
+        return await self.db(Store.contacts, query, limit)
+
+    async def m_upload(self, peer: Peer, data: str, name: str = "file") -> dict[str, Any]:
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadInput("The file data is not valid base64.") from exc
+        info = await self.db(Store.upload, peer.ext, raw, name)
+        return info.to_json()
+
+    async def m_download(
+        self, peer: Peer, sha256: str, offset: int = 0, length: int = MAX_CHUNK
+    ) -> dict[str, Any]:
+        chunk = await self.db(Store.download, peer.ext, sha256, offset, length)
+        return {**chunk, "data": base64.b64encode(chunk["data"]).decode()}
+
+    async def m_avatar(self, peer: Peer, ext: str) -> dict[str, Any]:
+        del peer
+        chunk = await self.db(Store.avatar, ext)
+        return {"data": base64.b64encode(chunk["data"]).decode(), "mime": chunk["mime"]}

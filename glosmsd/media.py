@@ -1,0 +1,549 @@
+"""Preparing a message's attachments: type checks, safe names and the image-fit algorithm.
+
+This module owns what happens to a user's files between "attach" and "send": each file's
+type is taken from its content (never its name), names are made safe for the wire and for
+disk (`safe_name`, also used by the download code), hostile images (decompression bombs,
+truncated or lying files, empty files) are refused with `BadInput` naming the file, and
+JPEG/PNG images are re-encoded so that all the files of one message share the MMS budget.
+Whatever still does not fit, or comes after the file-count limit, is dropped with the
+product's message.
+
+It is pure computation over bytes with Pillow: it must never open a socket, touch asyncio,
+a database or the file system, or read a clock. Callers on the event loop run it through
+`asyncio.to_thread`; nothing here holds global state, so that is safe.
+
+How the budget is shared (`prepare_attachments`):
+
+1. Files after the first `mms_max_files` are dropped for count and take no budget.
+2. If everything left fits as it is, nothing is touched.
+3. Otherwise files that cannot be fitted (audio, video, GIF, ...) take their own size; the
+   rest is shared among the JPEG/PNG images in proportion to their pixel counts (equal
+   bytes per pixel is roughly equal quality). Water-filling: an image already smaller than
+   its share stays untouched and its unused share goes back to the pool. The remaining
+   images are fitted one by one in the user's order, each to its share of what is still
+   left, so the slack an encode leaves under its target flows to the next image.
+4. `rules.pick_files` then decides, on the sizes after fitting and in the user's order,
+   which files are kept; the rest are listed in `Prepared.dropped` with the message.
+
+How one image is fitted (`_fit_image`):
+
+- EXIF orientation is applied, then the pixels are re-encoded from scratch: no EXIF (GPS),
+  XMP, comments or text chunks survive. The ICC colour profile is kept, since dropping it
+  would change the colours of wide-gamut (e.g. Display P3) photos and it says nothing
+  about the user.
+- Opaque images become baseline JPEG (optimized Huffman tables). At the current resolution
+  a binary search finds the highest quality in [`QUALITY_FLOOR`, `QUALITY_CEILING`] that
+  fits. Only if even the floor does not fit is the resolution lowered, by the factor the
+  floor encode's bytes per pixel predicts (then checked and corrected), and the quality is
+  searched again at that size. Fixed steps (95, 85, 75, ... then halving) waste up to a
+  whole step of quality and, worse, halve the resolution when a 10 % cut would do.
+- A PNG is first re-encoded losslessly when that could plausibly fit (screenshots); an
+  opaque PNG photo becomes JPEG only when lossless does not fit. A PNG with real
+  transparency (or a palette PNG, i.e. graphics) keeps PNG: it is quantized to 256 colours
+  with its alpha and scaled down only as needed. WebP would be smaller, but PNG is what
+  every phone shows and is always in the supported types when the input was PNG.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from PIL import (
+    BmpImagePlugin,
+    GifImagePlugin,
+    Image,
+    ImageFile,
+    ImageOps,
+    JpegImagePlugin,
+    PngImagePlugin,
+    WebPImagePlugin,
+)
+
+from glosmsd import filetypes, rules
+from glosmsd.errors import BadInput, GlosmsdError
+
+__all__ = [
+    "FITTABLE_TYPES",
+    "MAX_NAME_CHARS",
+    "MAX_PIXELS",
+    "QUALITY_CEILING",
+    "QUALITY_FLOOR",
+    "Attachment",
+    "Dropped",
+    "Prepared",
+    "describe",
+    "fit_jpeg",
+    "prepare_attachments",
+    "safe_name",
+    "thumbnail",
+]
+
+#: Images with more pixels than this are refused before any pixel is decoded (50 MP: a
+#: 48 MP phone photo passes, a decompression bomb does not).
+MAX_PIXELS = 50_000_000
+#: The lowest JPEG quality we use before lowering the resolution instead.
+QUALITY_FLOOR = 70
+#: Above this JPEG spends many bytes on differences nobody sees.
+QUALITY_CEILING = 95
+#: Longest safe file name, in characters (also bounded to 240 bytes of UTF-8).
+MAX_NAME_CHARS = 100
+_MAX_NAME_BYTES = 240
+_MAX_EXT_CHARS = 10
+#: Below this longest side an image is useless; fitting gives up and the file is dropped.
+_MIN_SIDE = 32
+_MAX_THUMBNAIL = 1024
+#: Only JPEG and PNG are re-encoded to fit (F9); other images go as they are.
+FITTABLE_TYPES = frozenset({"image/jpeg", "image/png"})
+
+# Each supported image type opens through its own plugin class rather than `Image.open`:
+# no guessing among formats, and no `DecompressionBombWarning` (a process-wide warning
+# that `warnings.catch_warnings` can only silence in a thread-unsafe way). We check the
+# pixel count ourselves right after the header is parsed, before decoding anything.
+_OPENERS: dict[str, Callable[[io.BytesIO], ImageFile.ImageFile]] = {
+    "image/jpeg": JpegImagePlugin.JpegImageFile,
+    "image/png": PngImagePlugin.PngImageFile,
+    "image/gif": GifImagePlugin.GifImageFile,
+    "image/bmp": BmpImagePlugin.BmpImageFile,
+    "image/webp": WebPImagePlugin.WebPImageFile,
+}
+_EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png"}
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """One file as it will be sent. `size == len(data)`; `fitted` if we re-encoded it."""
+
+    name: str
+    data: bytes
+    mime: str
+    size: int
+    fitted: bool
+    original_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A file left out of the message, and why, in the user's words."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """The files of one message after fitting; `message` is set when any was dropped."""
+
+    kept: tuple[Attachment, ...]
+    dropped: tuple[Dropped, ...]
+    message: str | None
+
+
+# --------------------------------------------------------------------------- names
+
+_WINDOWS_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL"}
+    | {f"COM{i}" for i in range(1, 10)}
+    | {f"LPT{i}" for i in range(1, 10)}
+)
+_FORBIDDEN_CHARS = frozenset('<>:"|?*')
+
+
+def safe_name(name: str) -> str:
+    """A file name safe to send and to save: a bare, bounded name that keeps its extension.
+
+    Only the last path component is kept (both `/` and `\\` count as separators); control
+    and format characters (including right-to-left overrides) are removed; characters that
+    Windows forbids become `_`; runs of dots collapse to one, so there is never a `..`;
+    leading dots and spaces and trailing dots and spaces go; Windows device names get a
+    `_` prefix. An empty result is `"file"`. `safe_name(safe_name(x)) == safe_name(x)`.
+    """
+    text = unicodedata.normalize("NFC", name)
+    text = text.replace("\\", "/").rsplit("/", 1)[-1]
+    chars: list[str] = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category[0] == "C":  # Cc, Cf (bidi overrides), Cs, Co, Cn
+            continue
+        if category[0] == "Z":  # every kind of space becomes a plain one
+            chars.append(" ")
+        elif ch in _FORBIDDEN_CHARS:
+            chars.append("_")
+        else:
+            chars.append(ch)
+    text = "".join(chars)
+    while ".." in text:
+        text = text.replace("..", ".")
+    text = text.strip(" .")
+    stem, dot, ext = text.rpartition(".")
+    if not dot or not stem or len(ext) > _MAX_EXT_CHARS or " " in ext:
+        stem, ext = text, ""
+    else:
+        ext = "." + ext
+    stem = stem.strip(" .") or "file"
+    if stem.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
+        stem = "_" + stem
+    budget = min(MAX_NAME_CHARS - len(ext), _MAX_NAME_BYTES - len(ext.encode()))
+    while len(stem) > budget or len(stem.encode()) > budget:
+        stem = stem[:-1]
+    stem = stem.rstrip(" .") or "file"
+    return stem + ext
+
+
+def _with_extension(name: str, ext: str) -> str:
+    stem, dot, old = name.rpartition(".")
+    if dot and stem and old.lower() in {"png", "jpg", "jpeg", "jpe"}:
+        return safe_name(stem + ext)
+    return safe_name(name + ext)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _open_image(data: bytes, mime: str, label: str) -> ImageFile.ImageFile:
+    """Parse the header only, refusing bombs before a single pixel is decoded."""
+    opener = _OPENERS.get(mime)
+    if opener is None:
+        raise BadInput(f"{label}: {mime} is not an image glosmsd can read.")
+    try:
+        image = opener(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadInput(f"{label}: the picture is far too large to open ({exc}).") from exc
+    except (OSError, SyntaxError, ValueError, IndexError, TypeError, EOFError) as exc:
+        raise BadInput(f"{label}: the file says it is {mime} but is damaged ({exc}).") from exc
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise BadInput(f"{label}: the picture has no pixels ({width}x{height}).")
+    if width * height > MAX_PIXELS:
+        raise BadInput(
+            f"{label}: the picture is {width}x{height} pixels, more than the "
+            f"{MAX_PIXELS // 1_000_000} megapixels glosmsd accepts."
+        )
+    return image
+
+
+def _load(image: ImageFile.ImageFile, mime: str, label: str) -> None:
+    """Decode the pixels, turning truncated or corrupt data into `BadInput`."""
+    try:
+        image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadInput(f"{label}: the picture is far too large to open ({exc}).") from exc
+    except (OSError, SyntaxError, ValueError, IndexError, TypeError, EOFError) as exc:
+        raise BadInput(f"{label}: the {mime} file is truncated or damaged ({exc}).") from exc
+
+
+def _decode(
+    data: bytes, mime: str, label: str, *, draft: tuple[int, int] | None = None
+) -> Image.Image:
+    """Open, check and fully decode an image; `draft` lets JPEG decode at a reduced scale."""
+    image = _open_image(data, mime, label)
+    if draft is not None and mime == "image/jpeg":
+        image.draft(image.mode, draft)
+    _load(image, mime, label)
+    return image
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; a broken EXIF block just means no rotation."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, KeyError, TypeError, IndexError):
+        return image
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    if image.mode in {"RGBA", "LA", "PA"}:
+        extrema = image.getchannel("A").getextrema()
+        return bool(extrema[0] < 255)  # type: ignore[operator]
+    return image.mode == "P" and "transparency" in image.info
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def _encode_jpeg(image: Image.Image, quality: int, icc: bytes | None) -> bytes:
+    out = io.BytesIO()
+    extra: dict[str, bytes] = {"icc_profile": icc} if icc else {}
+    image.save(out, "JPEG", quality=quality, optimize=True, **extra)
+    return out.getvalue()
+
+
+def _encode_png(image: Image.Image, icc: bytes | None) -> bytes:
+    out = io.BytesIO()
+    extra: dict[str, bytes] = {"icc_profile": icc} if icc else {}
+    image.save(out, "PNG", optimize=True, **extra)
+    return out.getvalue()
+
+
+def _scaled(image: Image.Image, scale: float) -> Image.Image:
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _search_quality(image: Image.Image, target: int, icc: bytes | None) -> tuple[bytes | None, int]:
+    """The highest-quality JPEG of `image` within `target` bytes (None if even the floor
+    is too big), and the size of the floor encode. Binary search: about 5 encodes."""
+    best = _encode_jpeg(image, QUALITY_FLOOR, icc)
+    floor_size = len(best)
+    if floor_size > target:
+        return None, floor_size
+    top = _encode_jpeg(image, QUALITY_CEILING, icc)
+    if len(top) <= target:
+        return top, floor_size
+    low, high = QUALITY_FLOOR, QUALITY_CEILING  # low fits, high does not
+    while high - low > 1:
+        mid = (low + high) // 2
+        candidate = _encode_jpeg(image, mid, icc)
+        if len(candidate) <= target:
+            low, best = mid, candidate
+        else:
+            high = mid
+    return best, floor_size
+
+
+def _shrink_until(
+    image: Image.Image,
+    target: int,
+    encode: Callable[[Image.Image], bytes],
+    full_size: int | None = None,
+) -> tuple[Image.Image, bytes] | None:
+    """Lower the resolution until `encode` fits `target`; None when it never does.
+
+    Each step predicts the scale from the last attempt's size (bytes grow roughly with
+    pixel count, a little less than linearly, hence the 0.95 margin on the area).
+    `full_size` is the size `encode` already gave at full resolution, if known.
+    """
+    scale = 1.0
+    last_size = full_size
+    for _ in range(12):
+        if last_size is not None:
+            scale *= math.sqrt(0.95 * target / last_size)
+        candidate = _scaled(image, scale)
+        if max(candidate.size) < _MIN_SIDE:
+            return None
+        result = encode(candidate)
+        if len(result) <= target:
+            return candidate, result
+        last_size = len(result)
+    return None
+
+
+def fit_jpeg(image: Image.Image, target: int, icc: bytes | None = None) -> bytes | None:
+    """Encode an opaque image as the best JPEG within `target` bytes, or None if impossible.
+
+    Full resolution with the highest quality that fits; only when the quality floor does
+    not fit is the resolution lowered (predicted from the floor's bytes per pixel) and the
+    quality searched again.
+    """
+    if image.mode not in {"RGB", "L"}:
+        image = image.convert("RGB")
+    direct, floor_size = _search_quality(image, target, icc)
+    if direct is not None:
+        return direct
+
+    def floor_encode(candidate: Image.Image) -> bytes:
+        return _encode_jpeg(candidate, QUALITY_FLOOR, icc)
+
+    shrunk = _shrink_until(image, target, floor_encode, floor_size)
+    if shrunk is None:
+        return None
+    small, floor_bytes = shrunk
+    return _search_quality(small, target, icc)[0] or floor_bytes
+
+
+def _fit_palette_png(image: Image.Image, target: int, icc: bytes | None) -> bytes | None:
+    """A 256-colour PNG (alpha kept) within `target`, lowering resolution only as needed."""
+    rgba = image.convert("RGBA")
+
+    def encode(candidate: Image.Image) -> bytes:
+        quantized = candidate.quantize(256, method=Image.Quantize.FASTOCTREE)
+        return _encode_png(quantized, icc)
+
+    shrunk = _shrink_until(rgba, target, encode)
+    return None if shrunk is None else shrunk[1]
+
+
+def _fit_image(data: bytes, mime: str, label: str, target: int) -> tuple[bytes, str] | None:
+    """Re-encode one JPEG/PNG within `target` bytes: (data, mime), or None if impossible."""
+    image = _decode(data, mime, label)
+    icc = image.info.get("icc_profile")
+    icc = icc if isinstance(icc, bytes) and len(icc) <= 65_536 else None
+    upright = _upright(image)
+    if mime == "image/png":
+        if _has_alpha(upright) or upright.mode in {"P", "1"}:
+            lossless = _encode_png(upright, icc) if len(data) <= 2 * target else None
+            if lossless is not None and len(lossless) <= target:
+                return lossless, "image/png"
+            fitted = _fit_palette_png(upright, target, icc)
+            return None if fitted is None else (fitted, "image/png")
+        if len(data) <= 2 * target:
+            lossless = _encode_png(upright, icc)
+            if len(lossless) <= target:
+                return lossless, "image/png"
+    if upright.mode in {"RGBA", "LA", "PA"}:
+        upright = upright.convert("RGB")  # opaque alpha channel: nothing lost
+    jpeg = fit_jpeg(upright, target, icc)
+    return None if jpeg is None else (jpeg, "image/jpeg")
+
+
+# --------------------------------------------------------------------------- the message
+
+
+@dataclass(slots=True)
+class _Item:
+    name: str
+    data: bytes
+    mime: str
+    pixels: int  # 0 for files we never re-encode
+    fitted: bool = False
+
+
+def _check_one(index: int, raw_name: str, data: bytes, allowed: Sequence[str]) -> _Item:
+    name = safe_name(raw_name)
+    label = f"File {index + 1} ({name!r})"
+    if not data:
+        raise BadInput(f"{label} is empty (0 bytes): attach the file again.")
+    try:
+        mime = filetypes.check_type(data, allowed)
+    except GlosmsdError as exc:
+        raise BadInput(f"{label}: {exc.message}", data=exc.data) from exc
+    pixels = 0
+    if mime in _OPENERS:
+        image = _open_image(data, mime, label)
+        if mime in FITTABLE_TYPES:
+            pixels = image.width * image.height
+        # Validate the whole file now so a truncated picture is refused, not sent. JPEG
+        # decodes at 1/8 scale: the entropy decoder still reads every byte.
+        if mime == "image/jpeg":
+            image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
+        _load(image, mime, label)
+    return _Item(name=name, data=data, mime=mime, pixels=pixels)
+
+
+def _allocate_and_fit(items: list[_Item], budget: int) -> None:
+    """Share `budget` among the fittable images of `items` and fit them in place."""
+    fixed = sum(len(item.data) for item in items if not item.pixels)
+    pool = budget - fixed
+    pending = [item for item in items if item.pixels]
+    # Water-filling: an image smaller than its share keeps its bytes and frees the rest.
+    changed = True
+    while changed and pending:
+        changed = False
+        weight = sum(item.pixels for item in pending)
+        for item in list(pending):
+            if len(item.data) <= pool * item.pixels / weight:
+                pending.remove(item)
+                pool -= len(item.data)
+                changed = True
+    for position, item in enumerate(pending):
+        weight = sum(other.pixels for other in pending[position:])
+        target = math.floor(max(pool, 0) * item.pixels / weight)
+        label = f"File {items.index(item) + 1} ({item.name!r})"
+        result = _fit_image(item.data, item.mime, label, target) if target > 0 else None
+        if result is not None:
+            item.data, new_mime = result
+            if new_mime != item.mime:
+                item.name = _with_extension(item.name, _EXTENSIONS[new_mime])
+            item.mime = new_mime
+            item.fitted = True
+        pool -= len(item.data)
+
+
+def prepare_attachments(items: Sequence[tuple[str, bytes]], limits: rules.Limits) -> Prepared:
+    """Check, fit and pick the files of one message, in the user's order.
+
+    Raises `BadInput` naming the file for an empty, unsupported, damaged or oversized
+    (pixel count) file: one bad file refuses the send, the user fixes it and retries.
+    Files that are fine but do not fit (count or bytes) are dropped, not refused.
+    """
+    checked = [
+        _check_one(index, name, data, tuple(limits.mms_types))
+        for index, (name, data) in enumerate(items)
+    ]
+    originals = [len(item.data) for item in checked]
+    candidates = checked[: limits.mms_max_files]
+    if sum(len(item.data) for item in candidates) > limits.mms_max_bytes:
+        _allocate_and_fit(candidates, limits.mms_max_bytes)
+    pick = rules.pick_files([len(item.data) for item in checked], limits)
+    kept = tuple(
+        Attachment(
+            name=checked[i].name,
+            data=checked[i].data,
+            mime=checked[i].mime,
+            size=len(checked[i].data),
+            fitted=checked[i].fitted,
+            original_size=originals[i],
+        )
+        for i in pick.kept
+    )
+    kept_before = [sum(1 for k in pick.kept if k < i) for i in range(len(checked))]
+    dropped = tuple(
+        Dropped(
+            name=checked[i].name,
+            reason=(
+                f"more than {limits.mms_max_files} files"
+                if kept_before[i] >= limits.mms_max_files
+                else f"over the {limits.mms_max_bytes // 1024} KB limit for the files "
+                "of one message"
+            ),
+        )
+        for i in pick.dropped
+    )
+    message = (pick.message or rules.MAX_FILES_MESSAGE) if dropped else None
+    return Prepared(kept=kept, dropped=dropped, message=message)
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def thumbnail(data: bytes, size: int) -> bytes:
+    """A PNG no larger than `size` x `size` pixels of a supported image, upright, no metadata."""
+    if not 1 <= size <= _MAX_THUMBNAIL:
+        raise BadInput(f"Thumbnail size must be 1..{_MAX_THUMBNAIL} pixels, not {size}.")
+    if not data:
+        raise BadInput("The picture is empty (0 bytes).")
+    mime = filetypes.sniff(data)
+    if mime not in _OPENERS:
+        raise BadInput(f"Cannot make a thumbnail of {mime or 'an unknown file type'}.")
+    image = _decode(data, mime, "The picture", draft=(size, size))
+    image = _upright(image)
+    image = image.convert("RGBA" if _has_alpha(image) else "RGB")
+    image.thumbnail((size, size), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+_KINDS = (
+    ("image/", "Picture", "pictures"),
+    ("audio/", "Audio", "audio files"),
+    ("video/", "Video", "videos"),
+    ("text/vcard", "Contact", "contacts"),
+    ("text/x-vcard", "Contact", "contacts"),
+    ("application/pdf", "PDF document", "PDF documents"),
+    ("text/plain", "Text file", "text files"),
+)
+
+
+def _kind(mime: str) -> tuple[str, str]:
+    for prefix, one, many in _KINDS:
+        if mime.startswith(prefix):
+            return one, many
+    return "File", "files"
+
+
+def describe(mimes: Sequence[str]) -> str:
+    """A short label for a message's files: "Picture", "3 pictures", "2 files", ..."""
+    if not mimes:
+        return "No files"
+    kinds = {_kind(mime) for mime in mimes}
+    if len(mimes) == 1:
+        return _kind(mimes[0])[0]
+    if len(kinds) == 1:
+        return f"{len(mimes)} {next(iter(kinds))[1]}"
+    return f"{len(mimes)} files"

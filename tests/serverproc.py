@@ -36,6 +36,7 @@ from typing import Any, Self
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from glosmsd.errors import error_from_rpc
 from glosmsd.server.db import Store
@@ -259,11 +260,15 @@ class Client:
                     self._pending.pop(obj["id"]).set_result(obj)
                 else:
                     self.stray.put_nowait(obj)
-        except Exception as exc:  # the connection ended: fail whoever waits
+        except ConnectionClosed as exc:  # the connection ended: fail whoever waits
             for fut in self._pending.values():
                 if not fut.done():
                     fut.set_exception(exc)
-            raise
+
+    async def closed(self, timeout: float = 15.0) -> int | None:
+        """Wait until the server closes the connection; its close code."""
+        await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+        return self.ws.close_code
 
     async def request(
         self, method: str, params: Any = None, timeout: float = 15.0

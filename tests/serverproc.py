@@ -1,8 +1,14 @@
 """The reference server as a real process, for any test that needs a server.
 
-Usage in a test module::
+Usage in a test module (or put the fixture in conftest.py, or add
+`pytest_plugins = ["tests.serverproc"]` to the root conftest to get `server` everywhere)::
 
-    from tests.serverproc import Client, ServerProcess, server  # noqa: F401  (fixture)
+    from tests.serverproc import Client, ServerProcess, running_server
+
+    @pytest.fixture
+    def server(tmp_path: Path) -> Iterator[ServerProcess]:
+        with running_server(tmp_path) as srv:
+            yield srv
 
     async def test_x(server: ServerProcess) -> None:
         token = server.add_extension("1001", "Ann Lee", number="+15550001001")
@@ -197,15 +203,22 @@ class ServerProcess:
             self._spawn(0)
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A fresh server with the `test` carrier; stopped (and checked) after the test."""
-    srv = ServerProcess.start(tmp_path)
+@contextlib.contextmanager
+def running_server(tmp_path: Path, carrier: str = "test", *extra: str) -> Iterator[ServerProcess]:
+    """A server for the length of a `with`; it must stop cleanly (exit 0) at the end."""
+    srv = ServerProcess.start(tmp_path, carrier, *extra)
     try:
         yield srv
     finally:
         code = srv.stop()
         assert code == 0, f"server exited with {code}: {srv.log()}"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A fresh server with the `test` carrier (register with `pytest_plugins`, see above)."""
+    with running_server(tmp_path) as srv:
+        yield srv
 
 
 class Client:
@@ -290,7 +303,7 @@ class Client:
             raise error_from_rpc(reply["error"])
         return reply["result"]
 
-    async def raw(self, frame: str | bytes, timeout: float = 15.0) -> dict[str, Any] | list[Any]:
+    async def raw(self, frame: str | bytes, timeout: float = 15.0) -> Any:
         """Send any frame; returns the next reply that no `request` is waiting for."""
         await self.ws.send(frame)
         return await asyncio.wait_for(self.stray.get(), timeout)

@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,16 @@ from glosmsd.errors import (
     RpcError,
     Unsupported,
 )
-from tests.serverproc import Client, ServerProcess, server  # noqa: F401
+from tests.serverproc import Client, ServerProcess, running_server
 
 ANN, BO, CY, DEE = "+15550001001", "+15550001001", "+15550001001", "+15550001004"
 BOB = "+15557654321"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    with running_server(tmp_path) as srv:
+        yield srv
 
 
 def png(size: int = 8, color: tuple[int, int, int] = (200, 10, 10)) -> bytes:
@@ -46,13 +53,16 @@ async def test_two_extensions_text_each_other(server: ServerProcess) -> None:
         await ann.sync_live()
         await dee.sync_live()
         sent = await ann.call("send", client_id="a1", to=DEE, text="Lunch?")
-        assert sent["state"] == "sent" and sent["direction"] == "out"
+        assert sent["state"] == "sent"
+        assert sent["direction"] == "out"
         got = await dee.wait_event("message", direction="in")
         assert got["message"]["text"] == "Lunch?"
-        assert got["message"]["remote"] == ANN and got["message"]["sender"] is None
+        assert got["message"]["remote"] == ANN
+        assert got["message"]["sender"] is None
         await dee.call("send", client_id="d1", to=ANN, text="Sure 🍕")
         back = await ann.wait_event("message", direction="in")
-        assert back["message"]["text"] == "Sure 🍕" and back["message"]["number"] == ANN
+        assert back["message"]["text"] == "Sure 🍕"
+        assert back["message"]["number"] == ANN
 
 
 async def test_shared_number_all_see_all_with_sender_headers(server: ServerProcess) -> None:
@@ -121,7 +131,8 @@ async def test_offline_device_catches_up_exactly(server: ServerProcess) -> None:
         with server.store() as st:
             st.receive(BOB, ANN, "after")
         live = await laptop.next_event()
-        assert live["seq"] > seqs[-1] and live["message"]["text"] == "after"
+        assert live["seq"] > seqs[-1]
+        assert live["message"]["text"] == "after"
         assert laptop.events.empty()
 
 
@@ -164,7 +175,8 @@ async def test_hostile_frames_get_clear_errors_and_others_keep_being_served(
         reply = await bad.raw(b"\x00\x01binary")
         assert reply["error"]["code"] == -32002
         reply = await bad.raw('{"jsonrpc":"2.0","id":"x","method":"sync","params":{"cursor":0}}')
-        assert reply["error"]["code"] == -32002 and "hello" in reply["error"]["message"]
+        assert reply["error"]["code"] == -32002
+        assert "hello" in reply["error"]["message"]
         reply = await bad.raw("[]")
         assert reply["error"]["code"] == -32600
         with pytest.raises(ProtocolError, match="not supported"):
@@ -213,7 +225,7 @@ async def test_no_number_and_mms_off_are_clear_errors(server: ServerProcess) -> 
     t_ann = server.add_extension("1001", "Ann Lee", ANN)
     async with await Client.connect(server.url, t_eve) as eve:
         assert eve.hello["numbers"] == []
-        with pytest.raises(NoSmsNumber, match="No SMS number assigned.*extension 1005"):
+        with pytest.raises(NoSmsNumber, match=r"No SMS number assigned.*extension 1005"):
             await eve.call("send", client_id="e1", to=BOB, text="hi")
     async with await Client.connect(server.url, t_ann) as ann:
         up = await ann.call("upload", data=base64.b64encode(png()).decode(), name="a.png")
@@ -230,7 +242,8 @@ async def test_no_number_and_mms_off_are_clear_errors(server: ServerProcess) -> 
                 files=[{"sha256": up["sha256"], "name": "a.png"}],
             )
         res = server.admin_run("settings", "set", "mms_enabled", "maybe")
-        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+        assert res.returncode == 2
+        assert len(res.stderr.strip().splitlines()) == 1
 
 
 async def test_files_types_paths_and_download_permissions(server: ServerProcess) -> None:
@@ -250,7 +263,7 @@ async def test_files_types_paths_and_download_permissions(server: ServerProcess)
         stored = list((server.db.parent / "server.db.files").rglob("*"))
         assert all(p.resolve().is_relative_to(server.db.parent.resolve()) for p in stored)
         assert not (server.db.parent.parent / "etc").exists()
-        with pytest.raises(BadInput, match="not supported|type"):
+        with pytest.raises(BadInput, match=r"not supported|type"):
             await ann.call(
                 "upload", data=base64.b64encode(b"MZ\x90\x00" * 50).decode(), name="x.exe"
             )
@@ -272,13 +285,15 @@ async def test_files_types_paths_and_download_permissions(server: ServerProcess)
         )
         assert msg["files"][0]["name"] == "cat.png"
         got = await dee.call("download", sha256=up["sha256"], offset=4, length=10)
-        assert base64.b64decode(got["data"]) == data[4:14] and got["size"] == len(data)
+        assert base64.b64decode(got["data"]) == data[4:14]
+        assert got["size"] == len(data)
         with pytest.raises(NotFound):
             await cy.call("download", sha256=up["sha256"])
         av = server.admin_run(
             "add-extension", "1003", "--name", "Cy Park", "--avatar", str(Path(__file__))
         )
-        assert av.returncode == 2 and "image" in av.stderr
+        assert av.returncode == 2
+        assert "image" in av.stderr
 
 
 async def test_carrier_fail_and_message_state(server: ServerProcess) -> None:
@@ -289,7 +304,8 @@ async def test_carrier_fail_and_message_state(server: ServerProcess) -> None:
         msg = await ann.call("send", client_id="f", to=BOB, text="hi")
         assert msg["state"] == "sending"
         ev = await ann.wait_event("message_state", id=msg["id"])
-        assert ev["state"] == "failed" and ev["reason"] == "Number blocked by carrier"
+        assert ev["state"] == "failed"
+        assert ev["reason"] == "Number blocked by carrier"
 
 
 async def test_restart_keeps_everything_and_stale_cursor_gets_snapshot(tmp_path: Path) -> None:
@@ -306,7 +322,8 @@ async def test_restart_keeps_everything_and_stale_cursor_gets_snapshot(tmp_path:
         assert srv.port == port
         async with await Client.connect(srv.url, token) as ann:
             again = await ann.call("send", client_id="k", to=BOB, text="keep me")
-            assert again["id"] == first["id"] and again["state"] == "sent"
+            assert again["id"] == first["id"]
+            assert again["state"] == "sent"
             events = await ann.sync_live(0)
             assert events[0]["message"]["text"] == "keep me"
         with srv.store() as st:
@@ -315,7 +332,8 @@ async def test_restart_keeps_everything_and_stale_cursor_gets_snapshot(tmp_path:
         srv.restart()  # prunes at start, so the horizon is certain
         async with await Client.connect(srv.url, token) as ann:
             batch = await ann.call("sync", cursor=1)
-            assert batch["reset"] is True and not batch["more"]
+            assert batch["reset"] is True
+            assert not batch["more"]
             texts = [e["message"]["text"] for e in batch["events"] if e["kind"] == "message"]
             assert texts == ["keep me", *(f"n{i}" for i in range(40))]
             reads = [e for e in batch["events"] if e["kind"] == "read"]

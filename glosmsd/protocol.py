@@ -137,9 +137,12 @@ class Backoff:
 class Keepalive:
     """How a silent peer is noticed.
 
-    A ping goes out every `interval`; a pong that has not come back `interval` later
-    ends the connection. Worst case, a peer that froze just after a pong is noticed
-    `2 * interval` later, which is the bound the link promises (`dead_after`).
+    A ping goes out `interval` after the last pong; a pong missing `ping_timeout` later
+    fails the connection, and the close then waits at most `close_timeout` for a peer
+    that will never answer. Worst case, a peer that froze just after a pong is noticed
+    interval + ping_timeout + close_timeout = `2 * interval` later (`dead_after`), the
+    bound the link promises. (A ping timeout of a whole interval would add the close wait
+    on top: measured 2.9 intervals with websockets 17.)
     """
 
     interval: float = DEFAULT_PING_INTERVAL
@@ -150,7 +153,11 @@ class Keepalive:
 
     @property
     def ping_timeout(self) -> float:
-        return self.interval
+        return 0.75 * self.interval
+
+    @property
+    def close_timeout(self) -> float:
+        return 0.25 * self.interval
 
     @property
     def dead_after(self) -> float:

@@ -109,7 +109,8 @@ def test_backoff_always_between_bounds(seed: int, n: int, jitter: Any) -> None:
 
 def test_keepalive_bound_is_two_intervals() -> None:
     k = Keepalive(0.5)
-    assert (k.ping_timeout, k.dead_after) == (0.5, 1.0)
+    assert (k.ping_timeout, k.close_timeout, k.dead_after) == (0.375, 0.125, 1.0)
+    assert k.interval + k.ping_timeout + k.close_timeout == k.dead_after
     assert not k.is_dead(10.0, 11.0)
     assert k.is_dead(10.0, 11.01)
     assert Keepalive().interval == 20.0

@@ -234,3 +234,55 @@ def test_exit_codes_are_the_documented_numbers() -> None:
         cli.EXIT_REFUSED,
     ) == (0, 1, 2, 3, 4)
     assert [c.name for c in cli.COMMANDS] == ["count"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "stdin", "code", "out", "err"),
+    [
+        (["count", "--json", "-"], b"{x}", 0, '"units": 5', ""),
+        (["count", "-"], b"ok\xc3", 2, "", "not valid UTF-8 (byte 0xc3 at offset 2)"),
+        (["count", "--bytes", "9", "x"], b"", 2, "", "--bytes needs --files"),
+        (["count", "--files", "x1", "x"], b"", 2, "", "expected a whole number, not 'x1'"),
+        (["count", "--", "-starts with a dash"], b"", 0, "19 characters", ""),
+    ],
+)
+def test_main_in_process(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    stdin: bytes,
+    code: int,
+    out: str,
+    err: str,
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    assert cli.main(argv) == code
+    captured = capsys.readouterr()
+    assert out in captured.out
+    assert err in captured.err
+    assert (captured.out == "") == (code != 0)
+
+
+def test_closed_stdin_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", None)
+    assert cli.main(["count", "-"]) == cli.EXIT_USAGE
+    assert "standard input is closed" in capsys.readouterr().err
+
+
+def test_a_reader_that_leaves_is_not_a_traceback() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "glosmsd.cli", "count", "hi"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == cli.EXIT_FAIL
+    assert proc.stderr == b""

@@ -86,6 +86,13 @@ def test_sniff_real_content(data: bytes, mime: str) -> None:
     assert check_type(data, DEFAULT_MMS_TYPES) == mime
 
 
+def test_types_outside_the_default_list_are_still_named() -> None:
+    assert sniff(b"#!AMR-WB\n" + bytes([0x24]) + _random(1, 31)) == "audio/amr-wb"
+    assert sniff(_ftyp(b"3g2a", b"3g2a")) == "video/3gpp2"
+    assert sniff(_ftyp(b"heic", b"mif1", b"heic")) == "image/heic"
+    assert sniff(_ftyp(b"XYZ1", b"abcd")) is None
+
+
 def test_apng_counts_as_png() -> None:
     out = io.BytesIO()
     frames = [Image.new("RGB", (4, 4), c) for c in ("red", "blue")]
@@ -129,6 +136,7 @@ def test_a_text_file_named_jpg_is_text() -> None:
         _random(7),
         _random(8, 16),
         b"\xff\xfe" + "UTF-16 text".encode("utf-16-le"),
+        b"\xef\xbb\xbf",  # a BOM and nothing else
     ],
 )
 def test_unknown_content_is_none_and_refused(data: bytes) -> None:

@@ -101,6 +101,22 @@ def phone_digits(user_text: str) -> str | None:
     return found if len(found) >= MIN_NUMBER_DIGITS else None
 
 
+def phone_needles(user_text: str) -> list[str]:
+    """Digit strings to look for in stored numbers when `user_text` looks like a number.
+
+    A number typed with "+" starts with a country code of 1 to 3 digits that a contact
+    saved in national form lacks, so "+1 (555) 765-43" looks for "155576543" and also
+    "55576543", "5576543", "576543" (never fewer than `MIN_NUMBER_DIGITS` digits).
+    """
+    found = phone_digits(user_text)
+    if found is None:
+        return []
+    needles = [found]
+    if user_text.strip().startswith("+"):
+        needles += [found[cut:] for cut in (1, 2, 3) if len(found) - cut >= MIN_NUMBER_DIGITS]
+    return needles
+
+
 def phone_tail(number: str) -> str:
     """The part of a number two spellings of it share: its last 10 digits.
 

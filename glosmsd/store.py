@@ -62,7 +62,7 @@ from typing import Any, Final, ParamSpec, TypeGuard, TypeVar
 
 from glosmsd.errors import BadInput, NotFound, SchemaTooNew, StoreError
 from glosmsd.hub import Event
-from glosmsd.search import digits_of, fts_query, phone_digits, phone_tail, terms
+from glosmsd.search import digits_of, fts_query, phone_needles, phone_tail, terms
 
 log = logging.getLogger(__name__)
 
@@ -1399,14 +1399,14 @@ class Store:
 
     def _find_conversations(self, text: str, limit: int) -> list[ConversationRow]:
         words = [w.casefold() for w in terms(text)]
-        digits = phone_digits(text)
-        if not words and digits is None:
+        needles = phone_needles(text)
+        if not words and not needles:
             return []
         clauses: list[str] = []
         params: list[Any] = []
-        if digits is not None:
+        for needle in needles:
             clauses.append("instr(c.remote_digits, ?) > 0")
-            params.append(digits)
+            params.append(needle)
         if words:
             # Every word must be in the contact name or the number.
             per_word = " AND ".join(
@@ -1443,13 +1443,12 @@ class Store:
 
     def _find_contacts(self, text: str, limit: int) -> list[ContactRow]:
         ids: list[int] = []
-        digits = phone_digits(text)
-        if digits is not None:
+        for needle in phone_needles(text):
             ids += [
                 r[0]
                 for r in self._conn.execute(
                     "SELECT id FROM contacts WHERE instr(digits, ?) > 0 ORDER BY name, id LIMIT ?",
-                    (digits, limit),
+                    (needle, limit),
                 )
             ]
         query = fts_query(text)

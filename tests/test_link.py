@@ -18,7 +18,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from glosmsd.errors import BadInput, LinkClosed, NotFound
+from glosmsd.errors import BadInput, LinkClosed, LocalProtocolError, NotFound
 from glosmsd.link import Link
 from glosmsd.protocol import AUTH_FAILED_LINE, LinkStatus, State
 from tests.serverproc import ServerProcess, running_server
@@ -256,6 +256,8 @@ class Peer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[Headers] = field(default_factory=list)
     reject: int = 0
+    hello: list[dict[str, Any]] = field(default_factory=list)
+    silent: frozenset[str] = frozenset()
 
     def check(self, conn: ServerConnection, request: Request) -> Response | None:
         self.headers.append(request.headers)
@@ -270,6 +272,12 @@ class Peer:
         async for frame in ws:
             req = json.loads(frame)
             self.requests.append(req)
+            reply: dict[str, Any] = {"jsonrpc": "2.0", "id": req.get("id")}
+            if req.get("method") in self.silent:
+                continue
+            if req.get("method") == "hello" and self.hello:
+                await ws.send(json.dumps(reply | self.hello.pop(0)))
+                continue
             if req.get("method") == "hello":
                 result: Any = {"protocol": 1, "numbers": [], "settings": {}}
             elif req.get("method") == "sync":
@@ -345,7 +353,7 @@ async def test_hostile_frames_are_ignored() -> None:
         assert rec.events[0]["message"]["text"] == "good"
         assert rec.state() is State.LIVE
         assert await link.call("ping", {"a": 1}) == {"echo": {"a": 1}}
-        with pytest.raises(Exception, match="not JSON"):
+        with pytest.raises(LocalProtocolError, match="not JSON"):
             await link.call("x", {"bad": float("nan")})
     assert p.connections == 1
     # The server's call got a method-not-found answer.
@@ -379,3 +387,46 @@ async def test_http_error_other_than_401_backs_off_and_retries() -> None:
         await rec.until(lambda: rec.state() is State.LIVE)
         assert link.connect_attempts == 3
         assert any(s.detail == "server answered HTTP 503" for s in rec.statuses)
+
+
+async def test_refused_or_unusable_hello_backs_off_then_recovers() -> None:
+    p = Peer(
+        [{"events": [], "cursor": 0}],
+        hello=[
+            {"error": {"code": -32002, "message": "protocol 1 not spoken", "data": {}}},
+            {"error": {"code": -32603, "message": "Internal error"}},
+            {"result": {"protocol": 2}},
+        ],
+    )
+    rec = Recorder()
+    async with peer(p) as url, running(url, "t", rec, backoff_min=0.05) as link:
+        await rec.until(lambda: rec.state() is State.LIVE)
+        assert link.connect_attempts == 4
+    details = [s.detail for s in rec.statuses if s.state is State.BACKOFF]
+    assert details == [
+        "hello refused by the server: protocol 1 not spoken",
+        "hello failed: Internal error",
+        "bad hello from the server: server speaks protocol 2, we speak 1",
+    ]
+
+
+async def test_set_token_reconnects_with_the_new_token() -> None:
+    p = Peer([{"events": [], "cursor": 0}, {"events": [], "cursor": 0}])
+    rec = Recorder()
+    async with peer(p) as url, running(url, "old", rec) as link:
+        await rec.until(lambda: rec.state() is State.LIVE)
+        link.set_token("new")
+        await rec.until(lambda: link.connect_attempts == 2 and rec.state() is State.LIVE)
+        with pytest.raises(LocalProtocolError, match="already running"):
+            await link.run()
+    assert [h["Authorization"] for h in p.headers] == ["Bearer old", "Bearer new"]
+
+
+async def test_call_without_answer_times_out_as_link_closed() -> None:
+    p = Peer([{"events": [], "cursor": 0}], silent=frozenset({"slow"}))
+    rec = Recorder()
+    async with peer(p) as url, running(url, "t", rec) as link:
+        await rec.until(lambda: rec.state() is State.LIVE)
+        with pytest.raises(LinkClosed, match=r"did not answer slow within 0\.2 s"):
+            await link.call("slow", {}, timeout=0.2)
+        assert rec.state() is State.LIVE

@@ -153,6 +153,7 @@ class Link:
         self._ids = rpc.IdSource()
         self._pending: dict[rpc.RequestId, asyncio.Future[rpc.Reply]] = {}
         self._ws: ClientConnection | None = None
+        self._opening: asyncio.Future[ClientConnection] | None = None
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._kick = asyncio.Event()
         self._stopping = False
@@ -202,6 +203,8 @@ class Link:
         """End the link and wait for `run()` to return."""
         self._stopping = True
         self._kick.set()
+        if self._opening is not None:
+            self._opening.cancel()
         ws = self._ws
         if ws is not None:
             await ws.close()
@@ -272,8 +275,8 @@ class Link:
             "X-Glosmsd-Device": self.device_id,
         }
         extra: dict[str, Any] = {} if self._ssl is None else {"ssl": self._ssl}
-        try:
-            ws = await connect(
+        opening = asyncio.ensure_future(
+            connect(
                 self.url,
                 additional_headers=headers,
                 user_agent_header=f"glosmsd/{__version__}",
@@ -285,6 +288,15 @@ class Link:
                 open_timeout=self.keepalive.call_timeout,
                 **extra,
             )
+        )
+        self._opening = opening
+        try:
+            ws = await opening
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._stopping and task is not None and not task.cancelling():
+                return self._core.stop(self._clock())  # stop() gave up on the handshake
+            raise
         except InvalidStatus as exc:
             if exc.response.status_code == 401:
                 log.error("link: the server refused the token (HTTP 401)")  # noqa: TRY400
@@ -293,6 +305,8 @@ class Link:
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI, ValueError) as exc:
             # ValueError: websockets rejects some malformed URLs that way.
             return self._core.closed(self._clock(), _describe(exc))
+        finally:
+            self._opening = None
         self._ws = ws
         self._events = asyncio.Queue()
         reader = asyncio.create_task(self._read(ws), name="glosmsd-link-reader")

@@ -430,3 +430,23 @@ async def test_call_without_answer_times_out_as_link_closed() -> None:
         with pytest.raises(LinkClosed, match=r"did not answer slow within 0\.2 s"):
             await link.call("slow", {}, timeout=0.2)
         assert rec.state() is State.LIVE
+
+
+async def test_stop_during_a_hanging_handshake_returns_promptly() -> None:
+    async def black_hole(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accept, never answer the upgrade
+        writer.close()
+
+    hole = await asyncio.start_server(black_hole, "127.0.0.1", 0)
+    port = hole.sockets[0].getsockname()[1]
+    rec = Recorder()
+    try:
+        async with running(f"ws://127.0.0.1:{port}/v1", "t", rec) as link:
+            await rec.until(lambda: rec.state() is State.CONNECTING)
+            started = time.monotonic()
+            await asyncio.wait_for(link.stop(), 5)
+            assert time.monotonic() - started < 2
+    finally:
+        hole.close()
+        await hole.wait_closed()
+    assert rec.state() is State.DISCONNECTED

@@ -1,15 +1,182 @@
-"""`glosmsd` command line (placeholder until the daemon lands)."""
+"""`glosmsd`: start the daemon (or the demo), with a clear line for every start-up problem.
+
+Parses the command line, sets up logging (the log file in the state dir, and stderr),
+builds the `Config`, and runs `Daemon`. With `--demo` it first starts the embedded
+reference server (`glosmsd.demo`). Without a display it says once that it runs headless.
+It must not hold any use case.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
+import logging
+import logging.handlers
+import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from glosmsd import __version__
+from glosmsd.errors import GlosmsdError
+
+log = logging.getLogger("glosmsd")
+
+HEADLESS_LINE = (
+    "glosmsd: no display found, running headless without the tray icon "
+    "(use `glosms status` and `glosms watch` to see what the tray would show)."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="glosmsd",
+        description="glosmsd: the desktop SMS/MMS daemon (tray, notifications, local socket).",
+    )
+    p.add_argument("--version", action="version", version=f"glosmsd {__version__}")
+    p.add_argument("--config", type=Path, help="config file (default: the user's config.toml)")
+    p.add_argument("--server", help="server URL, e.g. wss://sms.example.com/v1")
+    p.add_argument("--token-file", type=Path, help="file holding the login token (chmod 600)")
+    p.add_argument("--device-id", help="a stable name for this device")
+    p.add_argument("--ping-interval", type=float, help="keepalive seconds (default 20)")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="allow ws:// to a host other than loopback",
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="start an embedded reference server with a demo account and use it",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="take over from a glosmsd already running for this user",
+    )
+    p.add_argument("--headless", action="store_true", help="run without the tray icon")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log on stderr")
+    return p
+
+
+def setup_logging(log_file: Path, verbose: int) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fh = logging.handlers.RotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=2)
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(fh)
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.INFO if verbose else logging.WARNING)
+    err.setFormatter(logging.Formatter("glosmsd: %(message)s"))
+    root.addHandler(err)
+    for noisy in ("websockets", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def has_display() -> bool:
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    from glosmsd.config import Config, load_device_id
+    from glosmsd.daemon import Daemon
+    from glosmsd.demo import DEMO_EXT, DemoPlaces, EmbeddedServer, ensure_seeded
+    from glosmsd.paths import Paths
+
+    base = Paths.default()
+    places = DemoPlaces.under(base.data_dir)
+    first_run = not places.server_db.exists()
+    token = await ensure_seeded(places)
+    server = EmbeddedServer(places)
+    url = await server.start()
+    data = places.root / "desktop"
+    paths = dataclasses.replace(
+        base,
+        data_dir=data,
+        db_path=data / "glosmsd.sqlite3",
+        files_dir=data / "files",
+        device_id_file=data / "device_id",
+    )
+    paths.ensure_dirs()
+    prefs = {"notify": True, "sound": True, "sms_enabled": True}
+    config = Config(
+        server=url,
+        token=token,
+        device_id=load_device_id(paths.device_id_file),
+        paths=paths,
+        ping_interval=args.ping_interval or 20.0,
+        prefs=prefs,
+    )
+
+    async def welcome(daemon: Daemon) -> None:
+        svc = daemon.service
+        assert svc is not None
+        for _ in range(200):
+            if svc.account.number:
+                break
+            await asyncio.sleep(0.05)
+        print(
+            f"glosmsd demo: extension {DEMO_EXT} ({svc.account.name}), SMS number "
+            f"{svc.account.number}, server {url}\n"
+            f"  try: .venv/bin/glosms status | .venv/bin/glosms ls | "
+            f'.venv/bin/glosms send "Bob Roe" --pick 1 "Hello"\n'
+            "  stop with Ctrl+C",
+            flush=True,
+        )
+        await asyncio.sleep(2)
+        text = (
+            "Welcome to the glosmsd demo! Text me back and I will answer."
+            if first_run
+            else "Welcome back to the glosmsd demo."
+        )
+        await server.inject("+15557654321", svc.account.number or "+15550001001", text)
+
+    daemon = Daemon(config, replace=args.replace, on_ready=welcome)
+    try:
+        await daemon.run()
+    finally:
+        await server.stop()
+    return 0
+
+
+async def run_daemon(args: argparse.Namespace) -> int:
+    from glosmsd.config import Config
+    from glosmsd.daemon import Daemon
+
+    config = Config.load(
+        args.config,
+        {
+            "server": args.server,
+            "token_file": str(args.token_file) if args.token_file else None,
+            "device_id": args.device_id,
+            "ping_interval": args.ping_interval,
+            "insecure": args.insecure,
+        },
+    )
+    await Daemon(config, replace=args.replace).run()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="glosmsd", description="glosmsd desktop SMS/MMS daemon")
-    parser.add_argument("--version", action="version", version=f"glosmsd {__version__}")
-    parser.parse_args(argv)
-    return 0
+    args = build_parser().parse_args(argv)
+    from glosmsd.paths import Paths
+
+    setup_logging(Paths.default().log_file, args.verbose)
+    if args.headless or not has_display():
+        print(HEADLESS_LINE, file=sys.stderr, flush=True)
+    try:
+        return asyncio.run(run_demo(args) if args.demo else run_daemon(args))
+    except GlosmsdError as exc:
+        print(f"glosmsd: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

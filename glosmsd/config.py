@@ -11,7 +11,7 @@ gives it)::
 
     [prefs]                                  # defaults; the store keeps the user's changes
     notify = false                           # "Notify me when I receive a new SMS message"
-    sound = false                            # "New SMS Message Received" sound
+    sound = true                             # "New SMS Message Received" sound
     sms_enabled = true                       # "Enable the SMS messaging on Desktop"
 
 Secrets: a file that holds the token (the token file, or `config.toml` when it has
@@ -52,7 +52,7 @@ SERVER_EXAMPLE: Final = "wss://sms.example.com/v1"
 #: Preferences and their defaults (F12, F14): notifications are off until the user opts in.
 PREF_DEFAULTS: Final[Mapping[str, bool]] = {
     "notify": False,
-    "sound": False,
+    "sound": True,
     "sms_enabled": True,
 }
 

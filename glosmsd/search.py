@@ -60,6 +60,11 @@ def terms(user_text: str) -> list[str]:
     return found[:MAX_TERMS]
 
 
+def fold(text: str) -> str:
+    """`text` for case-insensitive matching: NFC-normalised and case-folded ("Zoë" -> "zoë")."""
+    return unicodedata.normalize("NFC", text).casefold()
+
+
 def _quote(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 

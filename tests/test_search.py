@@ -13,6 +13,7 @@ from glosmsd.search import (
     MAX_TERM_CHARS,
     MAX_TERMS,
     digits_of,
+    fold,
     fts_query,
     phone_digits,
     phone_needles,
@@ -89,6 +90,12 @@ def test_limits() -> None:
     many = " ".join(f"w{i}" for i in range(100))
     assert len(terms(many)) == MAX_TERMS
     assert terms("x" * 1000) == ["x" * MAX_TERM_CHARS]
+
+
+def test_fold() -> None:
+    assert fold("ÉMILE Zoë") == "émile zoë"
+    assert fold("Stra\u00dfe") == "strasse"
+    assert fold("e\u0301") == "é"
 
 
 def test_digits() -> None:

@@ -467,6 +467,13 @@ def test_search_contacts_conversations_messages(store: Store) -> None:
     assert [m.server_id for m in store.search("555 01").messages] == [2]
     assert [c.name for c in store.find_contacts("")] == ["Bob Stone", "Café Owner"]
     assert [c.name for c in store.find_contacts("555999")] == ["Café Owner"]
+    # Case folding beyond ASCII, in conversation names as in contacts.
+    store.replace_contacts(
+        [{"id": 3, "name": "ÉMILE Zoë", "numbers": [{"label": "", "number": CAROL}]}]
+    )
+    assert [c.remote for c in store.search("émile").conversations] == [CAROL]
+    assert [c.remote for c in store.search("zoË").conversations] == [CAROL]
+    assert [c.name for c in store.search("emile").contacts] == ["ÉMILE Zoë"]
     # Contacts replaced: names follow.
     store.replace_contacts([])
     bob = store.conversation_by_remote(OWN, BOB)
@@ -661,3 +668,32 @@ async def test_async_store_open_error(db_path: Path) -> None:
     db_path.write_bytes(b"garbage" * 200)
     with pytest.raises(StoreError):
         await AsyncStore.open(db_path)
+
+
+def test_fts_index_stays_in_step_with_messages(store: Store, db_path: Path) -> None:
+    store.apply_sync([mev(i, msg(i, f"word{i} common")) for i in range(1, 30)], 29)
+    local = store.enqueue_send("e1", OWN, BOB, "local text")
+    store.outbox_done("e1", msg(40, "server edited text", direction="out", client_id="e1"))
+    store.apply_sync([ev(41, "delete_message", id=3)], 41)
+    store.apply_sync([ev(42, "delete_conversation", number=OWN, remote=BOB, up_to=10)], 42)
+    failed = store.enqueue_send("e2", OWN, CAROL, "will fail")
+    store.outbox_failed("e2", "no")
+    store.resend(failed.id, "e3")
+    store.apply_sync(
+        [
+            mev(50, msg(2, "snapshot")),
+            mev(50, msg(40, "server edited text", direction="out", client_id="e1")),
+        ],
+        50,
+        reset=True,
+    )
+    conn = sqlite3.connect(db_path)
+    try:
+        # FTS5 compares its index with the content table and raises on any difference.
+        conn.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
+    finally:
+        conn.close()
+    assert [m.id for m in store.search("server edited").messages] == [local.id]
+    assert store.search("local").messages == ()
+    assert [m.text for m in store.search("common").messages] == []
+    assert [m.client_id for m in store.search("will fail").messages] == ["e3"]

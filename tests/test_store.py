@@ -697,3 +697,74 @@ def test_fts_index_stays_in_step_with_messages(store: Store, db_path: Path) -> N
     assert store.search("local").messages == ()
     assert [m.text for m in store.search("common").messages] == []
     assert [m.client_id for m in store.search("will fail").messages] == ["e3"]
+
+
+REMOTES = (BOB, CAROL, "+15553334444")
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("in"), st.integers(0, 2)),
+        st.tuples(st.just("out"), st.integers(0, 2)),
+        st.tuples(st.just("read"), st.integers(0, 2), st.integers(0, 30)),
+        st.tuples(st.just("del_msg"), st.integers(1, 30)),
+        st.tuples(st.just("del_conv"), st.integers(0, 2), st.integers(0, 30)),
+        st.tuples(st.just("local_read"), st.one_of(st.none(), st.integers(0, 2))),
+        st.tuples(st.just("local_del"), st.integers(1, 40)),
+        st.tuples(st.just("reset"), st.integers(0, 30)),
+    ),
+    max_size=25,
+)
+
+
+@given(OPS)
+def test_unread_bookkeeping_matches_a_full_count(ops: list[tuple[Any, ...]]) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        s = Store.open(Path(d) / "u.db")
+        try:
+            sent: list[dict[str, Any]] = []
+            events: list[LocalEvent] = []
+            s.on_events = events.extend
+            for seq, op in enumerate(ops, start=1):
+                events.clear()
+                kind = op[0]
+                if kind in ("in", "out"):
+                    m = msg(seq, direction=kind, remote=REMOTES[op[1]])
+                    sent.append(m)
+                    s.apply_sync([mev(seq, m)], seq)
+                elif kind == "read":
+                    s.apply_sync(
+                        [ev(seq, "read", number=OWN, remote=REMOTES[op[1]], up_to=op[2])], seq
+                    )
+                elif kind == "del_msg":
+                    s.apply_sync([ev(seq, "delete_message", id=op[1])], seq)
+                elif kind == "del_conv":
+                    s.apply_sync(
+                        [
+                            ev(
+                                seq,
+                                "delete_conversation",
+                                number=OWN,
+                                remote=REMOTES[op[1]],
+                                up_to=op[2],
+                            )
+                        ],
+                        seq,
+                    )
+                elif kind == "local_read":
+                    conv = None if op[1] is None else s.conversation_by_remote(OWN, REMOTES[op[1]])
+                    if op[1] is None or conv is not None:
+                        s.mark_read_local(None if conv is None else conv.id)
+                elif kind == "local_del":
+                    if s.message(op[1]) is not None:
+                        s.delete_message_local(op[1])
+                else:
+                    keep = [m for m in sent if m["id"] <= op[1]]
+                    s.apply_sync([mev(seq, m) for m in keep], seq, reset=True)
+                full = s._unread_map()
+                assert s._unread_cache in (None, full)
+                for e in events:
+                    if e.kind == "unread":
+                        assert {c["id"]: c["count"] for c in e.data["conversations"]} == full
+                        assert e.data["total"] == sum(full.values())
+            assert s.unread().total == sum(s._unread_map().values())
+        finally:
+            s.close()

@@ -6,7 +6,9 @@ connection reads lines through a bounded `LineFramer`, answers calls in order, a
 `subscribe` to the daemon's events: first a replay of what it missed (from the store's
 event log), then live events, never doubled, never out of order. Every outgoing line goes
 through a bounded per-connection queue, so a client that stops reading is dropped with a
-logged reason and never slows the daemon or other clients.
+logged reason and never slows the daemon or other clients. A method whose handler takes a
+`progress` keyword (export, download) reports how far it got as `progress` notifications
+to the calling connection, when that connection asked for them in `hello`.
 
 Use cases live in the service layer; this module only moves JSON. It must never touch the
 store or the server link directly.
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 IPC_PROTOCOL: Final = 1
 OUT_QUEUE: Final = 1000
 READ_CHUNK: Final = 64 * 1024
+#: What `hello` announces; only ever extended (additive changes).
+CAPABILITIES: Final = ("batch", "notifications", "subscribe", "replay", "progress")
 
 Replay = Callable[[int, int], Awaitable[tuple[list[Event], bool]]]
 """replay(after_id, up_to_id) -> (events after `after_id` up to `up_to_id`, gap)."""
@@ -65,6 +69,7 @@ class Connection:
     pump: asyncio.Task[None] | None = None
     after_reply: list[Callable[[], None]] = field(default_factory=list)
     dropped: str | None = None
+    wants_progress: bool = False
 
     def is_open(self) -> bool:
         return self.dropped is None
@@ -126,6 +131,7 @@ class IpcServer:
         self._inode: int | None = None
         self._conns: set[Connection] = set()
         self._counter = 0
+        self._takes_progress: dict[str, bool] = {}
         self._register_builtins()
 
     # ------------------------------------------------------------------ lifecycle
@@ -241,6 +247,9 @@ class IpcServer:
     async def _call(self, req: rpc.Request) -> dict[str, Any] | None:
         try:
             method, kwargs = self.table.bind(req)
+            conn = _CONN.get()
+            if conn.wants_progress and req.id is not None and self._reports_progress(method):
+                kwargs["progress"] = _progress_sender(conn, req.id)
             result = method.handler(**kwargs)
             if inspect.isawaitable(result):
                 result = await result
@@ -250,6 +259,16 @@ class IpcServer:
             log.exception("ipc method %s failed", req.method)
             return rpc.reply_for(req, error=exc)
         return rpc.reply_for(req, result)
+
+    def _reports_progress(self, method: rpc.Method) -> bool:
+        known = self._takes_progress.get(method.name)
+        if known is None:
+            try:
+                params = inspect.signature(method.handler).parameters
+            except (TypeError, ValueError):
+                params = {}  # type: ignore[assignment]
+            known = self._takes_progress[method.name] = "progress" in params
+        return known
 
     async def _write_loop(self, conn: Connection, writer: asyncio.StreamWriter) -> None:
         try:
@@ -287,6 +306,13 @@ class IpcServer:
                         required=False,
                         description="Client name and version, for the log.",
                     ),
+                    rpc.Param(
+                        "progress",
+                        {"type": "boolean"},
+                        required=False,
+                        description="Send `progress` notifications (id, done, total) while "
+                        "a long call of this connection (export, download) runs.",
+                    ),
                 ),
                 "Optional first call: protocol and daemon versions, capabilities.",
             )
@@ -321,14 +347,20 @@ class IpcServer:
             )
         )
 
-    def _m_hello(self, protocol: int = IPC_PROTOCOL, client: str = "") -> dict[str, Any]:
+    def _m_hello(
+        self, protocol: int = IPC_PROTOCOL, client: str = "", progress: bool = False
+    ) -> dict[str, Any]:
         if protocol > IPC_PROTOCOL:
             log.info(
                 "ipc client %s speaks protocol %d; we speak %d", client, protocol, IPC_PROTOCOL
             )
+        _CONN.get().wants_progress = progress
         info = {
             "protocol": IPC_PROTOCOL,
             "daemon": f"glosmsd/{__version__}",
+            "capabilities": list(CAPABILITIES),
+            "max_line": self.max_line,
+            "queue": OUT_QUEUE,
             "methods": [m.name for m in self.table],
         }
         info.update(self._hello())
@@ -337,7 +369,8 @@ class IpcServer:
     async def _m_subscribe(self, since: int | None = None) -> dict[str, Any]:
         conn = _CONN.get()
         if conn.subscription is not None:
-            return {"subscribed": True, "last_id": await self._last_event_id(), "replayed": 0}
+            last = await self._last_event_id()
+            return {"subscribed": True, "last_id": last, "replayed": 0, "gap": False}
         # Subscribe to live events BEFORE reading the replay, so nothing falls in between;
         # the pump drops live events the replay already covered.
         sub = self.hub.subscribe(f"ipc {conn.name}")
@@ -347,6 +380,10 @@ class IpcServer:
         gap = False
         if since is not None and since < last:
             backlog, gap = await self._replay(since, last)
+        elif since is not None and since > last:
+            # An id this daemon never gave out (another database, or a reset store):
+            # the client's view is stale and it must reload.
+            gap = True
         ready = asyncio.Event()
         conn.after_reply.append(ready.set)
         conn.pump = asyncio.create_task(self._pump(conn, sub, backlog, last, ready))
@@ -392,6 +429,15 @@ class IpcServer:
             raise RpcError(INVALID_REQUEST, "This daemon cannot be stopped over the socket.")
         asyncio.get_running_loop().call_soon(self._on_quit)
         return {"quitting": True}
+
+
+def _progress_sender(conn: Connection, req_id: rpc.RequestId) -> Callable[[int, int], None]:
+    def report(done: int, total: int) -> None:
+        conn.send(
+            rpc.encode(rpc.notification("progress", {"id": req_id, "done": done, "total": total}))
+        )
+
+    return report
 
 
 # ---------------------------------------------------------------------- socket file

@@ -1,8 +1,9 @@
 """A small blocking client for the daemon's socket, for the CLI and the popup.
 
 Standard library only (socket, json) so `glosms` starts fast: no asyncio, no websockets,
-no Pillow. It sends one call at a time and collects `event` notifications that arrive
-in between, for `glosms watch`.
+no Pillow. It sends one call at a time, collects `event` notifications that arrive in
+between (for `glosms watch`), and hands `progress` notifications of the running call to
+the caller (for progress bars).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import os
 import socket
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -26,6 +27,12 @@ class DaemonNotRunning(LinkClosed):
     """Nothing answers on the socket."""
 
     kind = "daemon-not-running"
+
+
+class SocketUnusable(LinkClosed):
+    """Something is at the socket path, but this user may not use it."""
+
+    kind = "socket-unusable"
 
 
 def default_socket_path() -> Path:
@@ -62,6 +69,15 @@ class Client:
                 f"glosmsd is not running (nothing at {self.path}). Start it with `glosmsd &` "
                 "or `make demo`, or set GLOSMSD_SOCKET if it listens elsewhere."
             ) from exc
+        except PermissionError as exc:
+            sock.close()
+            raise SocketUnusable(
+                f"Permission denied on {self.path}: that glosmsd belongs to another user. "
+                "Run glosms as that user, or set GLOSMSD_SOCKET to your own daemon's socket."
+            ) from exc
+        except OSError as exc:
+            sock.close()
+            raise SocketUnusable(f"Cannot connect to glosmsd at {self.path}: {exc}") from exc
         self._sock = sock
         return self
 
@@ -81,8 +97,18 @@ class Client:
     ) -> None:
         self.close()
 
-    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        """Call a method and return its result, or raise the daemon's error class."""
+    def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Any:
+        """Call a method and return its result, or raise the daemon's error class.
+
+        `on_progress(done, total)` hears the call's `progress` notifications (the
+        connection must have said `hello` with `progress: true`).
+        """
         req_id = self._ids()
         self._send(rpc.request(method, params, req_id))
         while True:
@@ -91,8 +117,14 @@ class Client:
                 if msg.id == req_id or msg.id is None:
                     return msg.unwrap()
                 continue
-            if msg.method == "event" and isinstance(msg.params, dict):
+            if not isinstance(msg.params, dict):
+                continue
+            if msg.method == "event":
                 self._events.append(msg.params)
+            elif msg.method == "progress" and on_progress is not None:
+                p = msg.params
+                if p.get("id") == req_id:
+                    on_progress(int(p.get("done") or 0), int(p.get("total") or 0))
 
     def events(self) -> Iterator[dict[str, Any]]:
         """Yield `event` notifications (after `call("subscribe", ...)`), forever."""

@@ -4,7 +4,8 @@ Creates `SMS` in the folder the user picked (`SMS (2)`, `SMS (3)`, ... when take
 writes into an existing folder), one readable UTF-8 text file per conversation (date,
 direction, sender, text, file names) and the MMS files beside them. Files not downloaded
 yet are fetched when the server is reachable, else listed as not downloaded. Progress is
-logged as `export` events, so a client watching the event stream can show a bar.
+logged as `export` events, so a client watching the event stream can show a bar, and
+reported to `progress(done, total)` per conversation when the caller passes one.
 
 It reads through the service and writes only inside the new folder.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +83,9 @@ def write_conversation(folder: Path, conv: ExportedConversation, own_name: str) 
     return path
 
 
-async def export_history(service: Service, parent: Path) -> dict[str, Any]:
+async def export_history(
+    service: Service, parent: Path, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
     folder = await asyncio.to_thread(make_folder, parent)
     own_name = service.account.name or "me"
     conversations = files = missing = 0
@@ -108,6 +112,8 @@ async def export_history(service: Service, parent: Path) -> dict[str, Any]:
                 else:
                     await asyncio.to_thread(save_unique, folder, f.name, data)
                     files += 1
+        if progress is not None:
+            progress(conversations, total)
         if conversations % step == 0:
             await service.store.append_event(
                 "export", {"folder": str(folder), "done": conversations, "total": total}

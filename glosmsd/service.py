@@ -141,6 +141,8 @@ class Service:
         self._link: ServerLink | None = None
         self.sender = Sender(self, rng or random.Random())
         self._downloads: dict[str, asyncio.Task[None]] = {}
+        # Who wants to hear how far a download got: sha256 -> callbacks(done, size).
+        self._fetch_watchers: dict[str, list[Callable[[int, int], None]]] = {}
         self._download_slots = asyncio.Semaphore(2)
         self._chores: set[asyncio.Task[Any]] = set()
         self._flush_lock = asyncio.Lock()
@@ -541,6 +543,8 @@ class Service:
                 raise BadInput("The server sent a malformed file chunk.") from exc
             chunks.append(chunk)
             offset += len(chunk)
+            for watcher in self._fetch_watchers.get(sha256, ()):
+                watcher(offset, size)
             if offset >= size or not chunk:
                 break
         data = b"".join(chunks)
@@ -548,7 +552,12 @@ class Service:
             raise BadInput("The downloaded file does not match its checksum; try again.")
         return data
 
-    async def download(self, id: int, file: int | None = None) -> dict[str, Any]:
+    async def download(
+        self,
+        id: int,
+        file: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, Any]:
         message = await self.store.message(id)
         if message is None:
             raise NotFound(f"No message {id}.")
@@ -562,22 +571,43 @@ class Service:
                 )
             chosen = [chosen[file]]
         out = []
+        total = sum(f.size or 0 for _i, f in chosen)
+        finished = 0
         for _i, f in chosen:
             if not f.sha256:
                 continue
-            task = self._downloads.get(f.sha256) or self._start_download(f.sha256, f.name)
-            await task
+            watcher = None
+            if progress is not None:
+                base = finished
+
+                def watcher(done: int, _size: int, base: int = base) -> None:
+                    progress(base + done, total)
+
+                self._fetch_watchers.setdefault(f.sha256, []).append(watcher)
+            try:
+                task = self._downloads.get(f.sha256) or self._start_download(f.sha256, f.name)
+                await task
+            finally:
+                if watcher is not None:
+                    self._fetch_watchers[f.sha256].remove(watcher)
+                    if not self._fetch_watchers[f.sha256]:
+                        del self._fetch_watchers[f.sha256]
+            finished += f.size or 0
+            if progress is not None:
+                progress(finished, total)
             path, state = await self.store.file_state(f.sha256)
             out.append({"name": f.name, "path": path, "state": state, "size": f.size})
         return {"files": out}
 
-    async def export(self, dir: str) -> dict[str, Any]:
+    async def export(
+        self, dir: str, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, Any]:
         from glosmsd.export import export_history
 
         if not await self.store.has_history():
             raise NotFound("There is no SMS history to export yet.")
         target = await asyncio.to_thread(os.path.expanduser, dir)
-        result: dict[str, Any] = await export_history(self, Path(target))
+        result: dict[str, Any] = await export_history(self, Path(target), progress)
         return result
 
     # ------------------------------------------------------------------ prefs, emoji, count

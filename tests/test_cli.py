@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from glosmsd import __version__, cli
-from glosmsd.errors import BadInput, GlosmsdError, LimitExceeded, NoSmsNumber, RpcError
+from glosmsd.errors import (
+    BadInput,
+    GlosmsdError,
+    LimitExceeded,
+    LinkClosed,
+    NoSmsNumber,
+    NotFound,
+    RpcError,
+)
 from glosmsd.ipc_client import DaemonNotRunning
 from glosmsd.rules import count_text
 
@@ -220,6 +228,9 @@ def test_describe(text: str, files: int, size: int, line: str) -> None:
         (LimitExceeded("x"), cli.EXIT_REFUSED),
         (NoSmsNumber("x"), cli.EXIT_REFUSED),
         (RpcError(-32601, "x"), cli.EXIT_REFUSED),
+        (RpcError(-32602, "x"), cli.EXIT_USAGE),
+        (NotFound("x"), cli.EXIT_USAGE),
+        (LinkClosed("x"), cli.EXIT_FAIL),
         (DaemonNotRunning("x"), cli.EXIT_NO_DAEMON),
     ],
 )
@@ -235,7 +246,24 @@ def test_exit_codes_are_the_documented_numbers() -> None:
         cli.EXIT_NO_DAEMON,
         cli.EXIT_REFUSED,
     ) == (0, 1, 2, 3, 4)
-    assert [c.name for c in cli.COMMANDS] == ["count"]
+    assert [c.name for c in cli.COMMANDS] == [
+        "status",
+        "number",
+        "ls",
+        "read",
+        "send",
+        "resend",
+        "delete",
+        "mark-read",
+        "search",
+        "contacts",
+        "download",
+        "export",
+        "watch",
+        "prefs",
+        "count",
+        "compose",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,11 @@ Newline-delimited JSON-RPC 2.0 over a Unix socket that only its user can reach (
 connection reads lines through a bounded `LineFramer`, answers calls in order, and may
 `subscribe` to the daemon's events: first a replay of what it missed (from the store's
 event log), then live events, never doubled, never out of order. Every outgoing line goes
-through a bounded per-connection queue, so a client that stops reading is dropped with a
-logged reason and never slows the daemon or other clients. A method whose handler takes a
-`progress` keyword (export, download) reports how far it got as `progress` notifications
-to the calling connection, when that connection asked for them in `hello`.
+through a bounded per-connection queue: replies wait for room (a client that does not read
+its replies only stalls its own requests), events do not (a subscriber that stops reading
+is dropped with a logged reason), so no client slows the daemon or the other clients. A
+method whose handler takes a `progress` keyword (export, download) reports how far it got
+as `progress` notifications to the calling connection, when it asked for them in `hello`.
 
 Use cases live in the service layer; this module only moves JSON. It must never touch the
 store or the server link directly.
@@ -82,6 +83,12 @@ class Connection:
             self.out.put_nowait(data)
         except asyncio.QueueFull:
             self.drop(f"{OUT_QUEUE} lines unread (it stopped reading)")
+
+    async def reply(self, data: bytes) -> None:
+        """Queue a reply, waiting for room: a client that does not read its replies only
+        stops its own requests being read (back-pressure), like a full pipe."""
+        if not self.dropped:
+            await self.out.put(data)
 
     def drop(self, reason: str) -> None:
         if self.dropped:
@@ -225,7 +232,7 @@ class IpcServer:
                         "instead of inline data, or split the batch.",
                         data={"limit": item.limit},
                     )
-                    conn.send(rpc.encode(rpc.error_reply(None, err.to_rpc())))
+                    await conn.reply(rpc.encode(rpc.error_reply(None, err.to_rpc())))
                     continue
                 await self._process(conn, item)
 
@@ -239,7 +246,7 @@ class IpcServer:
                 replies.append(await self._call(item))
         out = rpc.assemble(parsed, replies)
         if out is not None:
-            conn.send(out)
+            await conn.reply(out)
         callbacks, conn.after_reply = conn.after_reply, []
         for cb in callbacks:
             cb()

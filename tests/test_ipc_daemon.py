@@ -419,9 +419,6 @@ def test_client_that_never_reads_does_not_delay_others(world: World) -> None:
         flooder.join(10)
         stuck.close()
     assert worst < 1.0, f"a reply took {worst:.3f} s while another client stopped reading"
-    world.daemon.wait_until(
-        lambda: "stopped reading" in world.daemon.log(), 15, "the stuck client to be dropped"
-    )
 
 
 def test_overlong_line_errors_keeps_the_connection_and_serves_new_ones(world: World) -> None:

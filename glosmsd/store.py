@@ -84,6 +84,8 @@ EVENT_KINDS: Final = (
     "unread",
     "reset",
     "link",
+    "prefs",
+    "export",
 )
 
 # Each entry is one migration: schema version N is reached by running MIGRATIONS[N-1].

@@ -25,6 +25,16 @@ How the budget is shared (`prepare_attachments`):
 4. `rules.pick_files` then decides, on the sizes after fitting and in the user's order,
    which files are kept; the rest are listed in `Prepared.dropped` with the message.
 
+Metadata (`strip_metadata`): every image that goes out as it is loses what it says about
+the user (EXIF with GPS and the camera, XMP, IPTC, comments, text chunks, embedded
+thumbnails and anything after the image's end), losslessly: the pixels are not touched.
+JPEG keeps its tables, the ICC profile, the Adobe colour-transform segment and, when the
+picture is not upright as stored, a fresh EXIF block holding only the Orientation tag (so
+it still shows the right way up without a lossy re-encode). PNG keeps its critical and
+colour chunks (an `eXIf` orientation other than 1 is applied instead, by a lossless PNG
+re-encode); WebP drops its EXIF and XMP chunks; GIF its comments and non-animation
+application blocks. A structure the walker cannot follow is re-encoded instead.
+
 How one image is fitted (`_fit_image`):
 
 - EXIF orientation is applied, then the pixels are re-encoded from scratch: no EXIF (GPS),
@@ -79,6 +89,7 @@ __all__ = [
     "fit_jpeg",
     "prepare_attachments",
     "safe_name",
+    "strip_metadata",
     "thumbnail",
 ]
 
@@ -391,6 +402,231 @@ def _fit_image(data: bytes, mime: str, label: str, target: int) -> tuple[bytes, 
     return None if jpeg is None else (jpeg, "image/jpeg")
 
 
+# --------------------------------------------------------------------------- metadata
+
+#: JPEG markers without a length field (TEM, RSTn); SOI and EOI are handled apart.
+_JPEG_BARE = frozenset({0x01, *range(0xD0, 0xD8)})
+#: PNG ancillary chunks that only describe how to show the pixels.
+_PNG_KEEP = frozenset(
+    {b"iCCP", b"sRGB", b"gAMA", b"cHRM", b"sBIT", b"pHYs", b"tRNS", b"bKGD", b"hIST"}
+    | {b"cICP", b"mDCv", b"cLLi", b"acTL", b"fcTL", b"fdAT"}
+)
+_GIF_KEEP_APPS = (b"NETSCAPE2.0", b"ANIMEXTS1.0")
+
+
+class _UnparsableError(Exception):
+    """The walker cannot follow this file's structure; re-encode instead."""
+
+
+def _jpeg_orientation(data: bytes) -> int:
+    try:
+        with JpegImagePlugin.JpegImageFile(io.BytesIO(data)) as image:
+            value = image.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block only means "as stored"
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _strip_jpeg(data: bytes) -> bytes:
+    if data[:2] != b"\xff\xd8":
+        raise _UnparsableError("no SOI")
+    out = [b"\xff\xd8"]
+    orientation = _jpeg_orientation(data)
+    pos, n = 2, len(data)
+    header_done = False
+    while True:
+        if pos >= n or data[pos] != 0xFF:
+            raise _UnparsableError(f"no marker at {pos}")
+        while pos < n and data[pos] == 0xFF:  # fill bytes
+            pos += 1
+        if pos >= n:
+            raise _UnparsableError("truncated marker")
+        marker = data[pos]
+        pos += 1
+        if marker == 0xD9:  # EOI: whatever follows (trailers, MPF pictures) is dropped
+            out.append(b"\xff\xd9")
+            return b"".join(out)
+        if marker in _JPEG_BARE:
+            out.append(bytes((0xFF, marker)))
+            continue
+        if pos + 2 > n:
+            raise _UnparsableError("truncated length")
+        length = int.from_bytes(data[pos : pos + 2], "big")
+        if length < 2 or pos + length > n:
+            raise _UnparsableError("bad segment length")
+        payload = data[pos + 2 : pos + length]
+        end = pos + length
+        if not header_done and marker not in (0xE0,):
+            header_done = True
+            if orientation != 1:
+                exif = Image.Exif()
+                exif[0x0112] = orientation
+                block = exif.tobytes()
+                out.append(b"\xff\xe1" + (len(block) + 2).to_bytes(2, "big") + block)
+        keep: bytes | None
+        if marker == 0xE0:
+            # JFIF without its thumbnail; other APP0 kinds (JFXX thumbnails) go.
+            keep = payload[:12] + b"\x00\x00" if payload.startswith(b"JFIF\x00") else None
+        elif marker == 0xE2:
+            keep = payload if payload.startswith(b"ICC_PROFILE\x00") else None
+        elif marker == 0xEE:
+            keep = payload if payload.startswith(b"Adobe") else None
+        elif 0xE0 <= marker <= 0xEF or marker == 0xFE:
+            keep = None  # EXIF, XMP, IPTC, maker notes, comments
+        else:
+            keep = payload
+        if keep is not None:
+            out.append(bytes((0xFF, marker)) + (len(keep) + 2).to_bytes(2, "big") + keep)
+        pos = end
+        if marker == 0xDA:  # SOS: entropy-coded data runs to the next real marker
+            start = pos
+            while True:
+                ff = data.find(b"\xff", pos)
+                if ff < 0 or ff + 1 >= n:
+                    raise _UnparsableError("scan without an end")
+                nxt = data[ff + 1]
+                if nxt == 0x00 or nxt in _JPEG_BARE or nxt == 0xFF:
+                    pos = ff + 2 if nxt != 0xFF else ff + 1
+                    continue
+                out.append(data[start:ff])
+                pos = ff
+                break
+
+
+def _png_orientation(chunk: bytes) -> int:
+    try:
+        exif = Image.Exif()
+        exif.load(chunk)
+        value = exif.get(0x0112, 1)
+    except Exception:
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _strip_png(data: bytes) -> bytes:
+    signature = b"\x89PNG\r\n\x1a\n"
+    if not data.startswith(signature):
+        raise _UnparsableError("no PNG signature")
+    out = [signature]
+    pos, n = len(signature), len(data)
+    while pos + 12 <= n:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > n:
+            raise _UnparsableError("truncated chunk")
+        if kind == b"eXIf" and _png_orientation(data[pos + 8 : end - 4]) != 1:
+            raise _UnparsableError("orientation to apply")
+        if kind[:1].isupper() or kind in _PNG_KEEP:
+            out.append(data[pos:end])
+        pos = end
+        if kind == b"IEND":
+            return b"".join(out)
+    raise _UnparsableError("no IEND")
+
+
+def _strip_webp(data: bytes) -> bytes:
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise _UnparsableError("not RIFF/WEBP")
+    chunks: list[bytes] = []
+    pos, n = 12, min(len(data), 8 + int.from_bytes(data[4:8], "little"))
+    while pos + 8 <= n:
+        kind = data[pos : pos + 4]
+        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        end = pos + 8 + size + (size & 1)
+        if pos + 8 + size > n:
+            raise _UnparsableError("truncated chunk")
+        chunk = data[pos : min(end, n)]
+        if kind == b"VP8X" and size >= 10:
+            flags = chunk[8] & ~0x0C  # no EXIF, no XMP
+            chunk = chunk[:8] + bytes((flags,)) + chunk[9:]
+        if kind not in (b"EXIF", b"XMP "):
+            chunks.append(chunk + (b"\x00" if len(chunk) & 1 else b""))
+        pos = end
+    body = b"WEBP" + b"".join(chunks)
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+def _gif_sub_blocks(data: bytes, pos: int) -> int:
+    """The position after a run of GIF data sub-blocks starting at `pos`."""
+    while True:
+        if pos >= len(data):
+            raise _UnparsableError("truncated sub-blocks")
+        size = data[pos]
+        pos += 1 + size
+        if size == 0:
+            return pos
+
+
+def _strip_gif(data: bytes) -> bytes:
+    if data[:3] != b"GIF" or len(data) < 13:
+        raise _UnparsableError("not GIF")
+    flags = data[10]
+    pos = 13 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0)
+    out = [data[:pos]]
+    n = len(data)
+    while pos < n:
+        block = data[pos]
+        if block == 0x3B:
+            out.append(b"\x3b")
+            return b"".join(out)
+        if block == 0x2C:
+            if pos + 10 > n:
+                raise _UnparsableError("truncated image descriptor")
+            local = data[pos + 9]
+            start = pos
+            pos += 10 + (3 * 2 ** ((local & 7) + 1) if local & 0x80 else 0)
+            pos = _gif_sub_blocks(data, pos + 1)  # +1: LZW minimum code size
+            out.append(data[start:pos])
+        elif block == 0x21:
+            if pos + 2 > n:
+                raise _UnparsableError("truncated extension")
+            label = data[pos + 1]
+            start = pos
+            pos = _gif_sub_blocks(data, pos + 2)
+            app = data[start + 3 : start + 14] if label == 0xFF else b""
+            if label in {0xF9, 0x01} or app in _GIF_KEEP_APPS:
+                out.append(data[start:pos])
+        else:
+            raise _UnparsableError(f"unknown GIF block {block:#x}")
+    raise _UnparsableError("no GIF trailer")
+
+
+_STRIPPERS: dict[str, Callable[[bytes], bytes]] = {
+    "image/jpeg": _strip_jpeg,
+    "image/png": _strip_png,
+    "image/webp": _strip_webp,
+    "image/gif": _strip_gif,
+}
+
+
+def strip_metadata(data: bytes, mime: str, label: str = "The picture") -> bytes:
+    """`data` without metadata (see the module docstring); other types come back as they are.
+
+    Lossless where the structure allows; a JPEG or PNG the walker cannot follow is
+    re-encoded (JPEG at `QUALITY_CEILING`, PNG losslessly), upright. Raises `BadInput`
+    for another image type it cannot follow.
+    """
+    strip = _STRIPPERS.get(mime)
+    if strip is None:
+        return data
+    try:
+        return strip(data)
+    except (_UnparsableError, IndexError, ValueError) as exc:
+        if mime not in FITTABLE_TYPES:
+            raise BadInput(
+                f"{label}: the {mime} file is damaged (its structure is broken)."
+            ) from exc
+    image = _upright(_decode(data, mime, label))
+    icc = image.info.get("icc_profile")
+    icc = icc if isinstance(icc, bytes) and len(icc) <= 65_536 else None
+    if mime == "image/png":
+        return _encode_png(image, icc)
+    if image.mode not in {"RGB", "L", "CMYK"}:
+        image = image.convert("RGB")
+    return _encode_jpeg(image, QUALITY_CEILING, icc)
+
+
 # --------------------------------------------------------------------------- the message
 
 
@@ -422,6 +658,7 @@ def _check_one(index: int, raw_name: str, data: bytes, allowed: Sequence[str]) -
         if mime == "image/jpeg":
             image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
         _load(image, mime, label)
+        data = strip_metadata(data, mime, label)
     return _Item(name=name, data=data, mime=mime, pixels=pixels)
 
 

@@ -10,7 +10,7 @@ from typing import cast
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from glosmsd import media, rules
 from glosmsd.errors import BadInput
@@ -297,3 +297,117 @@ def test_thumbnail_is_small_upright_png() -> None:
 )
 def test_describe(mimes: list[str], label: str) -> None:
     assert media.describe(mimes) == label
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def _private_exif(orientation: int = 1) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    if orientation != 1:
+        exif[0x0112] = orientation
+    gps = exif.get_ifd(0x8825)
+    gps[1] = "N"
+    gps[2] = (52.0, 31.0, 12.0)
+    return exif
+
+
+XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">SECRET-XMP</x:xmpmeta>'
+
+
+def _pixels(data: bytes) -> bytes:
+    return _decoded(data).convert("RGBA").tobytes()
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_jpeg_that_fits_loses_exif_xmp_comments_and_trailers_but_not_a_pixel(
+    progressive: bool, orientation: int
+) -> None:
+    image = photos.photo_image("chelsea", 320, 240)
+    out = io.BytesIO()
+    image.save(
+        out,
+        "JPEG",
+        quality=90,
+        progressive=progressive,
+        exif=_private_exif(orientation).tobytes(),
+        comment=b"SECRET-COMMENT",
+        xmp=XMP,
+        icc_profile=b"\0" * 128 + b"fake-icc",
+    )
+    original = out.getvalue() + b"TRAILING-SECRET"
+    prepared = media.prepare_attachments([("cat.jpg", original)], _limits())
+    sent = prepared.kept[0].data
+    assert not prepared.kept[0].fitted
+    for secret in (b"PhoneMaker", b"SECRET-COMMENT", b"SECRET-XMP", b"TRAILING-SECRET"):
+        assert secret in original
+        assert secret not in sent
+    assert b"fake-icc" in sent  # the colour profile stays
+    assert _pixels(sent) == _pixels(original)  # lossless: the same scan data
+    with Image.open(io.BytesIO(sent)) as img:
+        exif = img.getexif()
+        assert dict(exif) == ({} if orientation == 1 else {0x0112: orientation})
+
+
+def test_a_png_that_fits_loses_its_text_and_exif_chunks() -> None:
+    image = photos.photo_image("coffee", 200, 150)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "SECRET-TEXT")
+    info.add_itxt("XML:com.adobe.xmp", XMP.decode())
+    out = io.BytesIO()
+    image.save(out, "PNG", pnginfo=info, exif=_private_exif().tobytes())
+    original = out.getvalue()
+    sent = media.prepare_attachments([("a.png", original)], _limits()).kept[0].data
+    for secret in (b"SECRET-TEXT", b"SECRET-XMP", b"PhoneMaker"):
+        assert secret in original
+        assert secret not in sent
+    assert _pixels(sent) == _pixels(original)
+
+
+def test_a_png_with_an_exif_rotation_is_turned_upright_losslessly() -> None:
+    image = photos.photo_image("coffee", 200, 150)
+    out = io.BytesIO()
+    image.save(out, "PNG", exif=_private_exif(6).tobytes())
+    sent = media.strip_metadata(out.getvalue(), "image/png")
+    assert b"PhoneMaker" not in sent
+    upright = _decoded(sent)
+    assert upright.size == (150, 200)
+    assert upright.tobytes() == image.transpose(Image.Transpose.ROTATE_270).tobytes()
+
+
+def test_webp_and_gif_lose_their_metadata() -> None:
+    image = photos.photo_image("rocket", 120, 90)
+    out = io.BytesIO()
+    image.save(out, "WEBP", exif=_private_exif().tobytes(), xmp=XMP, quality=80)
+    webp = out.getvalue()
+    sent = media.strip_metadata(webp, "image/webp")
+    assert b"PhoneMaker" in webp
+    assert b"PhoneMaker" not in sent
+    assert b"SECRET-XMP" not in sent
+    assert _pixels(sent) == _pixels(webp)
+
+    out = io.BytesIO()
+    frames = [image.quantize(64), image.rotate(90).quantize(64)]
+    frames[0].save(
+        out, "GIF", save_all=True, append_images=frames[1:], comment=b"SECRET-GIF", loop=0
+    )
+    gif = out.getvalue()
+    sent = media.strip_metadata(gif, "image/gif")
+    assert b"SECRET-GIF" in gif
+    assert b"SECRET-GIF" not in sent
+    with Image.open(io.BytesIO(sent)) as img:
+        assert getattr(img, "n_frames", 1) == 2  # still animated
+
+
+def test_a_jpeg_the_walker_cannot_follow_is_re_encoded_without_metadata() -> None:
+    out = io.BytesIO()
+    photos.photo_image("chelsea", 64, 48).save(out, "JPEG", exif=_private_exif().tobytes())
+    data = out.getvalue()
+    # Junk between two segments: decoders skip it, the segment walker does not guess.
+    broken = data[:20] + b"\x00\x00" + data[20:]
+    assert _decoded(broken).size == (64, 48)
+    sent = media.strip_metadata(broken, "image/jpeg")
+    assert b"PhoneMaker" not in sent
+    assert _decoded(sent).size == (64, 48)

@@ -241,7 +241,14 @@ class Outbox:
                 self._items[cid] = replace(item, next_at=now)
 
     def next_wakeup(self) -> float | None:
-        """When the earliest waiting item becomes due; None when nothing waits."""
+        """When `take` may next return something; None when nothing waits, or when every
+        slot is in flight (then a `settle` comes first, and the caller waits for it).
+
+        Without the second rule a caller would wake at once for an item that is due but
+        has no slot, and spin until a slot frees up.
+        """
+        if len(self._in_flight) >= self.max_in_flight:
+            return None
         waiting = [i.next_at for c, i in self._items.items() if c not in self._in_flight]
         return min(waiting, default=None)
 

@@ -261,3 +261,13 @@ def test_every_item_is_eventually_attempted_and_finished(
             ob.settle(item.client_id, now, **next(outcomes, {"result": {}}))
     assert len(ob) == 0
     assert attempted == {f"i{k}" for k in range(n)}
+
+
+def test_no_wakeup_while_every_slot_is_in_flight() -> None:
+    """A due item without a free slot must not wake the runner (it would spin)."""
+    ob = box()
+    ob.load(QueuedItem(f"c{k}", k) for k in range(6))
+    assert len(ob.take(0.0)) == MAX_IN_FLIGHT
+    assert ob.next_wakeup() is None
+    ob.settle("c0", 1.0, result={})
+    assert ob.next_wakeup() == 0.0

@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 #: Reading an attachment stops here: far beyond anything that can be fitted into an MMS.
 MAX_SOURCE_FILE: Final = 64 * 1024 * 1024
 DOWNLOAD_CHUNK: Final = 262144
-PENDING_OPS_KEY: Final = "_pending_server_ops"
 PHONE_LIKE: Final = re.compile(r"^\+?[\d\s\-().]{2,30}$")
 
 #: Preferences a user may set: default, type, and what it means.
@@ -452,30 +451,36 @@ class Service:
     # ------------------------------------------------------------------ changes the server hears
 
     async def _tell_server(self, method: str, params: dict[str, Any]) -> None:
-        """Send a read mark or deletion now, or keep it for after the next hello."""
-        try:
-            await self.link.call(method, params)
-        except LinkClosed:
-            ops = list(await self.store.get_pref(PENDING_OPS_KEY, []) or [])
-            ops.append({"method": method, "params": params})
-            await self.store.set_pref(PENDING_OPS_KEY, ops)
-            log.info("offline: %s kept until the server is back", method)
-        except GlosmsdError as exc:
-            log.warning("server refused %s %s: %s", method, params, exc.message)
+        """Send a read mark or deletion now, or keep it (in the store) for after the next
+        hello. While older kept changes wait, a new one queues behind them, so the server
+        hears them in the order the user made them."""
+        if not await self.store.pending_ops(1):
+            try:
+                await self.link.call(method, params)
+            except LinkClosed:
+                pass
+            except GlosmsdError as exc:
+                log.warning("server refused %s %s: %s", method, params, exc.message)
+                return
+            else:
+                return
+        await self.store.add_pending_op(method, params)
+        log.info("offline: %s kept until the server is back", method)
+        if self._link is not None and self._link.status.online:
+            self._spawn(self.flush_pending_ops())
 
     async def flush_pending_ops(self) -> None:
+        """Tell the server the kept changes, oldest first; stop at the first network error."""
         async with self._flush_lock:
-            ops = list(await self.store.get_pref(PENDING_OPS_KEY, []) or [])
-            while ops:
-                op = ops[0]
-                try:
-                    await self.link.call(str(op["method"]), dict(op["params"]))
-                except LinkClosed:
-                    break
-                except GlosmsdError as exc:
-                    log.warning("server refused queued %s: %s", op.get("method"), exc.message)
-                ops.pop(0)
-                await self.store.set_pref(PENDING_OPS_KEY, ops)
+            while ops := await self.store.pending_ops(100):
+                for op_id, method, params in ops:
+                    try:
+                        await self.link.call(method, params)
+                    except LinkClosed:
+                        return
+                    except GlosmsdError as exc:
+                        log.warning("server refused queued %s: %s", method, exc.message)
+                    await self.store.remove_pending_op(op_id)
 
     async def mark_read(self, conversation: int | str | None = None) -> dict[str, Any]:
         cid = None if conversation is None else (await self.resolve_conversation(conversation)).id

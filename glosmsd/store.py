@@ -201,6 +201,23 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         payload TEXT NOT NULL
     );
     """,
+    # 2: changes the server must still hear (read marks, deletions made offline), in
+    # order. They used to live as one JSON list in prefs, where two writers could each
+    # read the list, append, and write it back, losing one of the two.
+    """
+    CREATE TABLE pending_ops (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        method TEXT NOT NULL,
+        params TEXT NOT NULL
+    );
+    INSERT INTO pending_ops (method, params)
+        SELECT j.value ->> 'method', json(j.value -> 'params')
+        FROM prefs p, json_each(p.value) j
+        WHERE p.key = '_pending_server_ops' AND json_valid(p.value)
+            AND j.value ->> 'method' IS NOT NULL
+        ORDER BY j.key;
+    DELETE FROM prefs WHERE key = '_pending_server_ops';
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -1835,6 +1852,30 @@ class Store:
             for r in rows
         ]
 
+    # ------------------------------------------------------------------ pending server ops
+
+    def add_pending_op(self, method: str, params: Mapping[str, Any]) -> int:
+        """Keep a change the server must hear once it is reachable; returns its id."""
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO pending_ops (method, params) VALUES (?, ?)",
+                (method, _dumps(dict(params))),
+            )
+            return int(cur.lastrowid or 0)
+
+    def pending_ops(self, limit: int = 500) -> list[tuple[int, str, dict[str, Any]]]:
+        """The kept changes, oldest first: (id, method, params)."""
+        return [
+            (int(r[0]), str(r[1]), json.loads(r[2]))
+            for r in self._conn.execute(
+                "SELECT id, method, params FROM pending_ops ORDER BY id LIMIT ?", (limit,)
+            )
+        ]
+
+    def remove_pending_op(self, op_id: int) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM pending_ops WHERE id = ?", (op_id,))
+
     # ------------------------------------------------------------------ prefs, emoji
 
     def get_pref(self, key: str, default: Any = None) -> Any:
@@ -2136,6 +2177,15 @@ class AsyncStore:
         self, max_size: int | None = None, limit: int = 50
     ) -> list[FileRow]:
         return await self.call(self._store.pending_downloads, max_size, limit)
+
+    async def add_pending_op(self, method: str, params: Mapping[str, Any]) -> int:
+        return await self.call(self._store.add_pending_op, method, params)
+
+    async def pending_ops(self, limit: int = 500) -> list[tuple[int, str, dict[str, Any]]]:
+        return await self.call(self._store.pending_ops, limit)
+
+    async def remove_pending_op(self, op_id: int) -> None:
+        await self.call(self._store.remove_pending_op, op_id)
 
     async def get_pref(self, key: str, default: Any = None) -> Any:
         return await self.call(self._store.get_pref, key, default)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from glosmsd import store as store_mod
 from glosmsd.errors import BadInput, NotFound, SchemaTooNew, StoreError
-from glosmsd.store import SCHEMA_VERSION, AsyncStore, LocalEvent, Store
+from glosmsd.store import MIGRATIONS, SCHEMA_VERSION, AsyncStore, LocalEvent, Store
 
 OWN = "+15550001001"
 BOB = "+15557654321"
@@ -106,6 +107,33 @@ def test_migrates_from_empty_and_reopens(db_path: Path) -> None:
         assert s.cursor() == 5
         assert s.account() == {"extension": {"ext": "1001"}, "numbers": []}
         assert s.has_history()
+    finally:
+        s.close()
+
+
+def test_pending_ops_keep_their_order_and_move_over_from_the_v1_prefs(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.executescript(MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
+    ops = [
+        {"method": "read", "params": {"number": "+1555", "remote": "+1666", "up_to": 4}},
+        {"method": "delete_message", "params": {"id": 7}},
+    ]
+    conn.execute(
+        "INSERT INTO prefs (key, value) VALUES ('_pending_server_ops', ?)", (json.dumps(ops),)
+    )
+    conn.commit()
+    conn.close()
+    s = Store.open(db_path)
+    try:
+        assert s.schema_version() == SCHEMA_VERSION
+        kept = s.pending_ops()
+        assert [(m, p) for _i, m, p in kept] == [(o["method"], o["params"]) for o in ops]
+        assert "_pending_server_ops" not in s.prefs()
+        new = s.add_pending_op("delete_conversation", {"number": "+1555", "remote": "+1666"})
+        assert [i for i, _m, _p in s.pending_ops()] == [kept[0][0], kept[1][0], new]
+        s.remove_pending_op(kept[0][0])
+        assert [m for _i, m, _p in s.pending_ops()] == ["delete_message", "delete_conversation"]
+        assert len(s.pending_ops(1)) == 1
     finally:
         s.close()
 

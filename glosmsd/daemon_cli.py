@@ -14,14 +14,24 @@ import dataclasses
 import logging
 import logging.handlers
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from glosmsd import __version__
 from glosmsd.errors import GlosmsdError
 
+if TYPE_CHECKING:
+    from glosmsd.daemon import Daemon
+    from glosmsd.desktop import Desktop
+    from glosmsd.tray import Command, Tray
+
 log = logging.getLogger("glosmsd")
+
+Hook = Callable[["Daemon"], Awaitable[None]]
 
 HEADLESS_LINE = (
     "glosmsd: no display found, running headless without the tray icon "
@@ -82,7 +92,58 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-async def run_demo(args: argparse.Namespace) -> int:
+class Session:
+    """What the main thread (tray, signals) and the asyncio thread share: set once, read."""
+
+    def __init__(self, tray: Tray | None) -> None:
+        self.tray = tray
+        self.daemon: Daemon | None = None
+        self.desktop: Desktop | None = None
+        self.stop_asked = False
+
+    def attach(self, daemon: Daemon) -> Daemon:
+        self.daemon = daemon
+        if self.stop_asked:
+            daemon.request_stop()
+        return daemon
+
+    def request_stop(self, *_args: object) -> None:
+        """From a signal handler or the tray thread."""
+        self.stop_asked = True
+        if self.daemon is not None:
+            self.daemon.request_stop()
+
+    def on_tray_command(self, command: Command) -> None:
+        """Runs on the tray's thread: hand the click to the event loop."""
+        if self.desktop is not None:
+            self.desktop.command_threadsafe(command)
+
+    async def run_desktop(self, daemon: Daemon) -> None:
+        """The tray feed and notifications, on the daemon's loop (its `on_ready` hook)."""
+        from glosmsd.desktop import Desktop
+
+        service = daemon.service
+        assert service is not None
+        desktop = Desktop(
+            service,
+            daemon.hub,
+            tray=self.tray,
+            notifier=None,
+            socket_path=daemon.config.paths.socket_path,
+            on_quit=daemon.request_stop,
+        )
+        if os.environ.get("DBUS_SESSION_BUS_ADDRESS") or sys.platform in ("darwin", "win32"):
+            try:
+                from glosmsd.notify import Notifier
+
+                desktop.notifier = Notifier(desktop.on_notification_action)
+            except Exception:
+                log.warning("notifications are not available here", exc_info=True)
+        self.desktop = desktop
+        await desktop.run()
+
+
+async def run_demo(args: argparse.Namespace, session: Session | None = None) -> int:
     from glosmsd.config import Config, load_device_id
     from glosmsd.daemon import Daemon
     from glosmsd.demo import DEMO_EXT, DemoPlaces, EmbeddedServer, ensure_seeded
@@ -136,7 +197,19 @@ async def run_demo(args: argparse.Namespace) -> int:
         )
         await server.inject("+15557654321", svc.account.number or "+15550001001", text)
 
-    daemon = Daemon(config, replace=args.replace, on_ready=welcome)
+    async def ready(daemon: Daemon) -> None:
+        if session is None:
+            await welcome(daemon)
+            return
+        hello = asyncio.create_task(welcome(daemon))
+        try:
+            await session.run_desktop(daemon)
+        finally:
+            hello.cancel()
+
+    daemon = Daemon(config, replace=args.replace, on_ready=ready)
+    if session is not None:
+        session.attach(daemon)
     try:
         await daemon.run()
     finally:
@@ -144,7 +217,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-async def run_daemon(args: argparse.Namespace) -> int:
+async def run_daemon(args: argparse.Namespace, session: Session | None = None) -> int:
     from glosmsd.config import Config
     from glosmsd.daemon import Daemon
 
@@ -158,8 +231,54 @@ async def run_daemon(args: argparse.Namespace) -> int:
             "insecure": args.insecure,
         },
     )
-    await Daemon(config, replace=args.replace).run()
+    daemon = Daemon(
+        config,
+        replace=args.replace,
+        on_ready=session.run_desktop if session is not None else None,
+    )
+    if session is not None:
+        session.attach(daemon)
+    await daemon.run()
     return 0
+
+
+def run_async(args: argparse.Namespace, session: Session | None) -> int:
+    try:
+        return asyncio.run(run_demo(args, session) if args.demo else run_daemon(args, session))
+    except GlosmsdError as exc:
+        print(f"glosmsd: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+def run_with_tray(args: argparse.Namespace, session: Session, tray: Tray) -> int:
+    """The tray on the main thread (pystray wants it), the daemon's loop in a worker."""
+    result: list[int] = []
+
+    def worker() -> None:
+        try:
+            result.append(run_async(args, session))
+        finally:
+            tray.stop()
+
+    thread = threading.Thread(target=worker, name="asyncio")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, session.request_stop)
+    thread.start()
+    try:
+        tray.run()
+    except Exception as exc:
+        print(
+            f"glosmsd: the tray icon cannot be shown ({exc}); running headless.",
+            file=sys.stderr,
+            flush=True,
+        )
+        log.debug("tray failed", exc_info=True)
+    # A Quit from the menu, a signal or a fatal error ends the worker; wait for it.
+    while thread.is_alive():
+        thread.join(0.5)
+    return result[0] if result else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -169,13 +288,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(Paths.default().log_file, args.verbose)
     if args.headless or not has_display():
         print(HEADLESS_LINE, file=sys.stderr, flush=True)
-    try:
-        return asyncio.run(run_demo(args) if args.demo else run_daemon(args))
-    except GlosmsdError as exc:
-        print(f"glosmsd: {exc.message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
+        return run_async(args, Session(None))
+    from glosmsd.tray import Tray
+
+    session = Session(None)
+    tray = Tray(session.on_tray_command)
+    session.tray = tray
+    return run_with_tray(args, session, tray)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,172 @@
+"""Desktop notifications: the only importer of desktop_notifier.
+
+One notification per conversation (`key`): a new one first closes the previous one, so
+they never pile up. Every call to the notification server is bounded by `timeout`: a
+server that accepts the connection and never answers (desktop-notifier then waits
+forever) costs a log line, never a stuck daemon. When the sound is wanted, the
+notification carries the bundled chime as a `sound-file` hint; where the server cannot
+play sounds (no "sound" capability, e.g. dunst) the chime is played here with whatever
+player the system has.
+
+Runs on the daemon's event loop; it never talks to the store, the link or the socket:
+the actions it reports (`open`, `reply`, `read`) go back through `on_action`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+log = logging.getLogger(__name__)
+
+ASSETS: Final = resources.files("glosmsd") / "assets"
+SOUND_FILE: Final = Path(str(ASSETS / "chime.wav"))
+ICON_FILE: Final = Path(str(ASSETS / "glosmsd.png"))
+#: Players tried in order for the chime when the notification server has no sound.
+PLAYERS: Final = (
+    ("pw-play",),
+    ("paplay",),
+    ("aplay", "-q"),
+    ("afplay",),
+    ("ffplay", "-nodisp", "-autoexit", "-loglevel", "quiet"),
+)
+ACTIONS: Final = (("open", "Open"), ("reply", "Reply"), ("read", "Mark as read"))
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One notification: `key` names the conversation it replaces within."""
+
+    key: str
+    title: str
+    body: str
+    sound: bool
+
+
+class Notifier:
+    def __init__(
+        self,
+        on_action: Callable[[str, str, str | None], Any],
+        *,
+        app_name: str = "glosmsd",
+        timeout: float = 5.0,
+    ) -> None:
+        from desktop_notifier import DesktopNotifier, Icon
+
+        self._dn = DesktopNotifier(app_name=app_name, app_icon=Icon(path=ICON_FILE))
+        self.on_action = on_action
+        self.timeout = timeout
+        self._shown: dict[str, str] = {}  # key -> desktop-notifier identifier
+        self._caps: frozenset[Any] | None = None
+        self._player: tuple[str, ...] | None = None
+        self._looked_up = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def _bounded(self, what: str, coro: Any) -> Any:
+        try:
+            return await asyncio.wait_for(coro, self.timeout)
+        except TimeoutError:
+            log.warning("notification server did not answer %s within %.0f s", what, self.timeout)
+        except Exception:
+            log.warning("notification %s failed", what, exc_info=True)
+        return None
+
+    async def capabilities(self) -> frozenset[Any]:
+        if self._caps is None:
+            caps = await self._bounded("capabilities", self._dn.get_capabilities())
+            if caps is None:
+                return frozenset()
+            self._caps = frozenset(caps)
+        return self._caps
+
+    async def show(self, alert: Alert) -> bool:
+        """Show (or replace) the notification for `alert.key`; False if it did not go out."""
+        from desktop_notifier import Button, Capability, ReplyField, Sound
+
+        caps = await self.capabilities()
+        await self.clear(alert.key)
+        key = alert.key
+        buttons = [
+            Button(title, functools.partial(self._act, key, action), identifier=action)
+            for action, title in ACTIONS
+            if not (action == "reply" and Capability.REPLY_FIELD in caps)
+        ]
+        reply = (
+            ReplyField(
+                title="Reply", button_title="Send", on_replied=lambda t: self._act(key, "reply", t)
+            )
+            if Capability.REPLY_FIELD in caps
+            else None
+        )
+        ident = await self._bounded(
+            "send",
+            self._dn.send(
+                alert.title,
+                alert.body,
+                buttons=buttons,
+                reply_field=reply,
+                on_clicked=lambda: self._act(key, "open"),
+                sound=Sound(path=SOUND_FILE) if alert.sound else None,
+            ),
+        )
+        if ident is None:
+            return False
+        self._shown[key] = str(ident)
+        if alert.sound and Capability.SOUND not in caps:
+            self._play_chime()
+        return True
+
+    async def say(self, title: str, body: str) -> None:
+        """A short feedback notification (e.g. "copied"), not tied to a conversation."""
+        await self._bounded("send", self._dn.send(title, body, timeout=3))
+
+    async def clear(self, key: str) -> None:
+        ident = self._shown.pop(key, None)
+        if ident is not None:
+            await self._bounded("clear", self._dn.clear(ident))
+
+    @property
+    def shown(self) -> frozenset[str]:
+        return frozenset(self._shown)
+
+    def _act(self, key: str, action: str, text: str | None = None) -> None:
+        self._shown.pop(key, None)
+        try:
+            self.on_action(key, action, text)
+        except Exception:
+            log.exception("notification action %s failed", action)
+
+    def _play_chime(self) -> None:
+        if not self._looked_up:
+            self._looked_up = True
+            self._player = next((p for p in PLAYERS if shutil.which(p[0])), None)
+            if self._player is None:
+                log.info("no sound player found (pw-play, paplay, aplay): the chime stays silent")
+        if not self._player:
+            return
+        task = asyncio.ensure_future(self._run_player((*self._player, str(SOUND_FILE))))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _run_player(cmd: tuple[str, ...]) -> None:
+        with contextlib.suppress(OSError):
+            proc = await asyncio.create_subprocess_exec(
+                *cmd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()

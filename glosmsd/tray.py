@@ -2,10 +2,11 @@
 
 Threads (STYLE.md section 2): `Tray.run()` owns the main thread (pystray wants it). The
 asyncio side hands it immutable `TrayState` snapshots with `show()`, which only puts the
-snapshot on a queue; a small feeder thread applies the newest one to pystray, so the event
-loop never waits on the tray. Menu clicks come back as `Command` values through the
-`on_command` callback, which the daemon binds to `loop.call_soon_threadsafe`. No lock is
-shared with the event loop.
+snapshot on a queue and writes a byte to a wake-up pipe, so the event loop never waits on
+the tray. On xorg the tray's own loop applies the newest snapshot; on other backends a
+small feeder thread does, through pystray's setters. Menu clicks come back as `Command`
+values through the `on_command` callback, which the daemon binds to
+`loop.call_soon_threadsafe`. No lock is shared with the event loop.
 
 Backends: with a pystray backend that has menus (appindicator, gtk, win32, darwin) the
 menu is a pystray menu. The xorg backend (what plain X11 trays such as trayer get) has no
@@ -19,9 +20,11 @@ never touches the store, the link or the socket.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
+import select
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -205,15 +208,35 @@ class Tray:
         self._ready = threading.Event()
         self._stopping = False
         self.backend = ""
+        # The xorg loop sleeps in select() on the X socket and this pipe: show() wakes it.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
 
     def show(self, state: TrayState) -> None:
         """Hand the tray a new snapshot; never blocks."""
         self._states.put(state)
+        self._wake()
 
     def stop(self) -> None:
         """Leave `run()`; safe from any thread, also before or after run()."""
         self._stopping = True
         self._states.put(None)
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"!")
+
+    def take(self) -> TrayState | None:
+        """The newest snapshot queued (None: stop), or the current one if none is queued."""
+        state: TrayState | None = self._state
+        while not self._states.empty():
+            newer = self._states.get()
+            state = None if newer is None or state is None else newer
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.read(self._wake_r, 4096)
+        return state
 
     @property
     def state(self) -> TrayState:
@@ -247,7 +270,8 @@ class Tray:
         def setup(ic: Any) -> None:
             ic.visible = True
             self._ready.set()
-            feeder.start()
+            if self.backend != "xorg":
+                feeder.start()
 
         if self._stopping:
             return
@@ -286,6 +310,10 @@ class Tray:
             except Exception:
                 log.exception("tray update failed")
 
+    def apply(self, state: TrayState) -> None:
+        """On the xorg thread: show `state` now."""
+        self._apply(state)
+
     def _apply(self, state: TrayState) -> None:
         icon = self._icon
         old, self._state = self._state, state
@@ -297,6 +325,10 @@ class Tray:
             icon.title = state.tooltip
         if self.backend != "xorg":
             icon.update_menu()
+
+    @property
+    def wake_fd(self) -> int:
+        return self._wake_r
 
     def _stop_icon(self) -> None:
         icon = self._icon
@@ -319,6 +351,10 @@ class Tray:
             self._pick(command)
 
 
+def _ignore(_event: Any) -> None:
+    return None
+
+
 def _xorg_icon_class(base: Any) -> Any:
     """pystray's xorg Icon with its 0.19.5 bugs worked around (see the module docstring)."""
     import Xlib.X
@@ -334,9 +370,18 @@ def _xorg_icon_class(base: Any) -> Any:
                 event_mask=Xlib.X.ExposureMask | Xlib.X.StructureNotifyMask | Xlib.X.ButtonPressMask
             )
             self._panel: tuple[int, int, int] | None = None
+            # Late requests for a window that is already gone are expected at shutdown.
+            self._display.set_error_handler(lambda err, *_a: log.debug("tray: X error %s", err))
             env = os.environ.get("GLOSMSD_TRAY_BG", "")
             if env.startswith("#") and len(env) == 7:
                 self._panel = (int(env[1:3], 16), int(env[3:5], 16), int(env[5:7], 16))
+
+        def _run(self) -> None:
+            # Upstream marks itself ready before it records its thread, so the setup
+            # thread's first update can fail on the missing `_thread` (a silent race).
+            self._thread = threading.current_thread()
+            self._mark_ready()
+            self._mainloop()
 
         def _update_icon(self) -> None:
             # Upstream re-docks on every update (the icon jumps and can end up 1 px wide):
@@ -375,6 +420,30 @@ def _xorg_icon_class(base: Any) -> Any:
 
         def _on_button_press(self, event: Any) -> None:
             self.tray.clicked(event.root_x, event.root_y)
+
+        def _mainloop(self) -> None:
+            # Upstream blocks in next_event() and takes updates from other threads through
+            # a request/reply hand-off that could hang for good; here updates arrive on a
+            # pipe and are applied on this thread, and stopping never waits on anyone.
+            display = self._display
+            tray = self.tray
+            try:
+                while True:
+                    while display.pending_events():
+                        event = display.next_event()
+                        if event.type == Xlib.X.DestroyNotify and event.window == self._window:
+                            return
+                        self._message_handlers.get(event.type, _ignore)(event)
+                    ready, _w, _x = select.select([display.fileno(), tray.wake_fd], [], [])
+                    if tray.wake_fd in ready:
+                        state = tray.take()
+                        if state is None:
+                            self.stop_soon()
+                            continue
+                        tray.apply(state)
+                        display.flush()
+            except Exception:
+                log.exception("tray: the X event loop failed")
 
         def stop_soon(self) -> None:
             """Ask the X thread to end without waiting for it (upstream stop() can deadlock)."""

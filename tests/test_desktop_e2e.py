@@ -1,0 +1,144 @@
+"""The desktop loop end to end: a real server, a real daemon with its tray in trayer on
+Xvfb, dunst on a private session bus, xclip, and a second device of the same extension.
+
+Screenshots land in $TMPDIR/glosmsd-shots/ (or $GLOSMSD_SHOTS) to be looked at.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops
+
+from tests.daemonproc import DaemonProcess
+from tests.desktop import DesktopEnv, TrayDaemon, wait_until
+from tests.serverproc import ServerProcess, running_server
+
+pytestmark = pytest.mark.desktop
+
+ANN = "+15550001001"
+BOB = "+15557654321"
+SHOTS = Path(os.environ.get("GLOSMSD_SHOTS", Path(tempfile.gettempdir()) / "glosmsd-shots"))
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Iterator[DesktopEnv]:
+    with DesktopEnv.start(tmp_path / "desk") as d:
+        yield d
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    with running_server(tmp_path) as srv:
+        yield srv
+
+
+def red_pixels(path: Path) -> int:
+    r, g, b = Image.open(path).convert("RGB").split()
+    red = r.point(lambda v: 255 if v > 180 else 0)
+    not_green = g.point(lambda v: 255 if v < 80 else 0)
+    not_blue = b.point(lambda v: 255 if v < 80 else 0)
+    mask = ImageChops.multiply(ImageChops.multiply(red, not_green), not_blue)
+    return int(sum(mask.histogram()[255:]))
+
+
+def notify_count(desk: DesktopEnv) -> int:
+    return desk.notify_calls().count("member=Notify")
+
+
+def test_inbound_badge_notification_menu_mark_read_and_copy(
+    desk: DesktopEnv, server: ServerProcess, tmp_path: Path
+) -> None:
+    token = server.add_extension("1001", "Ann Lee", ANN)
+    server.admin("add-contact", "Bob Roe", "--number", f"mobile={BOB}")
+    other_token = server.admin("token", "1001").strip().split()[-1]
+    with (
+        TrayDaemon.start_on(desk, tmp_path / "ann", server, token) as ann,
+        DaemonProcess.start(tmp_path / "ann-laptop", server, other_token) as laptop,
+    ):
+        ann.wait_online()
+        laptop.wait_online()
+        icon = desk.tray_icon()
+        wait_until(lambda: "no unread" in desk.window_name(icon), 10, "the online tooltip")
+        assert red_pixels(desk.grab(icon, tmp_path / "icon0.png")) == 0
+
+        # Notifications are off by default: the badge rises, nothing pops.
+        before = notify_count(desk)
+        server.admin("inject", "--from", BOB, "--to", ANN, "--text", "first, quietly")
+        wait_until(lambda: "1 unread" in desk.window_name(icon), 10, "the badge to say 1")
+        assert red_pixels(desk.grab(icon, tmp_path / "icon1.png")) > 10
+        wait_until(lambda: laptop.call("status")["unread"] == 1, 10, "the laptop to see it")
+        assert notify_count(desk) == before
+
+        # "Mark all as read" from the menu clears this device and the other one.
+        desk.click(icon)
+        wait_until(lambda: "Bob Roe (1)" in ann.log(), 10, "the menu to show Bob Roe (1)")
+        desk.screenshot(SHOTS / "menu-1-unread.png")
+        desk.key("M")
+        wait_until(lambda: "no unread" in desk.window_name(icon), 10, "the badge to clear")
+        wait_until(lambda: laptop.call("status")["unread"] == 0, 10, "the laptop to clear")
+        assert red_pixels(desk.grab(icon, tmp_path / "icon2.png")) == 0
+
+        # With the pref on, one notification with the chime hint and the three actions.
+        ann.call("prefs_set", key="notify", value=True)
+        server.admin("inject", "--from", BOB, "--to", ANN, "--text", "Lunch at 12?")
+        wait_until(lambda: "1 unread" in desk.window_name(icon), 10, "the badge to say 1 again")
+        wait_until(lambda: desk.displayed() == 1, 10, "dunst to show the notification")
+        calls = desk.notify_calls()
+        assert calls.count("member=Notify") == before + 1
+        for expected in ('"Bob Roe"', '"Lunch at 12?"', '"sound-file"', "chime.wav", '"Open"'):
+            assert expected in calls
+        assert '"Reply"' in calls
+        assert '"Mark as read"' in calls
+        desk.screenshot(SHOTS / "notification.png")
+
+        # A second message replaces the conversation's notification instead of piling up.
+        server.admin("inject", "--from", BOB, "--to", ANN, "--text", "or 1?")
+        wait_until(lambda: "2 unread" in desk.window_name(icon), 10, "the badge to say 2")
+        wait_until(lambda: notify_count(desk) == before + 2, 10, "the second notification")
+        wait_until(lambda: desk.displayed() == 1, 10, "one notification on screen")
+        summaries = [n["summary"] for n in desk.history()]
+        assert "Bob Roe (2)" in summaries
+
+        # The own number goes to the clipboard from the menu, and the tray says so.
+        desk.click(icon)
+        wait_until(lambda: ann.log().count("tray menu:") >= 2, 10, "the menu again")
+        desk.key("y")
+        wait_until(lambda: desk.clipboard() == ANN, 10, "the number on the clipboard")
+        wait_until(lambda: "Copied" in desk.window_name(icon), 10, "the tooltip to say so")
+
+
+def test_screenshots_at_0_3_120_online_and_offline(
+    desk: DesktopEnv, server: ServerProcess, tmp_path: Path
+) -> None:
+    token = server.add_extension("1001", "Ann Lee", ANN)
+    with TrayDaemon.start_on(desk, tmp_path / "ann", server, token) as ann:
+        ann.wait_online()
+        icon = desk.tray_icon()
+        wait_until(lambda: "no unread" in desk.window_name(icon), 10, "the online tooltip")
+        desk.screenshot(SHOTS / "tray-0-online.png")
+        with server.store() as st:
+            for i in range(3):
+                st.receive(BOB, ANN, f"message {i}", [])
+        wait_until(lambda: "3 unread" in desk.window_name(icon), 10, "3 unread")
+        desk.screenshot(SHOTS / "tray-3-online.png")
+        desk.grab(icon, SHOTS / "icon-3-online.png")
+        with server.store() as st:
+            for i in range(117):
+                st.receive("+1555000" + str(2000 + i % 5), ANN, f"bulk {i}", [])
+        wait_until(lambda: "120 unread" in desk.window_name(icon), 20, "120 unread")
+        desk.screenshot(SHOTS / "tray-120-online.png")
+        desk.grab(icon, SHOTS / "icon-120-online.png")
+        started = time.monotonic()
+        server.stop()
+        wait_until(lambda: "Offline" in desk.window_name(icon), 20, "the offline tooltip")
+        name = desk.window_name(icon)
+        assert "reconnecting" in name or "Offline" in name
+        assert time.monotonic() - started < 20
+        desk.screenshot(SHOTS / "tray-120-offline.png")
+        desk.grab(icon, SHOTS / "icon-120-offline.png")

@@ -33,7 +33,7 @@ from glosmsd.ipc_client import Client
 
 HISTORY: Final = 6
 FILES_PER_ROW: Final = 5
-EMOJI_FONT: Final = ("DejaVu Sans", 15)
+EMOJI_FONT: Final[tuple[str, int]] = ("DejaVu Sans", 15)
 THUMB: Final = 40
 #: JPEG and PNG are fitted by the daemon; budget them at what a fitted image usually takes.
 FITTED_IMAGE: Final = 48 * 1024
@@ -473,7 +473,7 @@ class EmojiPicker:
                 frame,
                 text=label,
                 relief="flat",
-                font=EMOJI_FONT if not self.popup.degraded else None,
+                font=EMOJI_FONT if not self.popup.degraded else "TkDefaultFont",
                 width=2 if not self.popup.degraded else 12,
                 command=functools.partial(self.popup.insert_emoji, ch, name),
             )

@@ -1,0 +1,52 @@
+"""When a message pops a notification, what it says, and what the tooltip says (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from glosmsd.desktop import alert_body, look_and_tooltip, wants_alert
+from glosmsd.icon import Look
+
+START = 1_000_000.0
+
+
+def msg(**kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"direction": "in", "at": START + 5, "text": "hi", "files": []}
+    base.update(kw)
+    return base
+
+
+def test_only_new_incoming_messages_with_the_pref_on() -> None:
+    on = {"notify": True, "sms_enabled": True, "started_at": START}
+    assert wants_alert(msg(), **on)
+    assert not wants_alert(msg(), notify=False, sms_enabled=True, started_at=START)
+    assert not wants_alert(msg(), notify=True, sms_enabled=False, started_at=START)
+    assert not wants_alert(msg(direction="out"), **on)  # own, or a sharer's outgoing
+    assert not wants_alert(msg(direction="out", sender={"name": "Cat"}), **on)
+    assert not wants_alert(msg(at=START - 60), **on)  # catch-up from before the start
+    assert not wants_alert(msg(at=None), **on)
+
+
+def test_body_text_files_and_privacy() -> None:
+    assert alert_body(msg(), hide_text=False) == "hi"
+    assert alert_body(msg(), hide_text=True) == "New message"
+    pic = {"mime": "image/jpeg", "name": "a.jpg"}
+    assert alert_body(msg(text="", files=[pic]), hide_text=False) == "Picture"
+    assert alert_body(msg(text="", files=[pic, pic]), hide_text=False) == "2 files"
+    pdf = {"mime": "application/pdf", "name": "x.pdf"}
+    assert alert_body(msg(text="see", files=[pdf]), hide_text=False) == "see\n(File: x.pdf)"
+    long = alert_body(msg(text="x" * 1000), hide_text=False)
+    assert len(long) == 240
+    assert long.endswith("…")
+
+
+def test_look_and_tooltip() -> None:
+    online = {"link": {"online": True, "line": "Online"}, "number": "+1555", "unread": 3}
+    assert look_and_tooltip(online) == (Look.ONLINE, "glosmsd: 3 unread messages")
+    assert look_and_tooltip({**online, "unread": 0})[1] == "glosmsd: no unread messages"
+    offline = {**online, "link": {"online": False, "line": "Offline: reconnecting in 8 s"}}
+    assert look_and_tooltip(offline) == (Look.OFFLINE, "glosmsd: Offline: reconnecting in 8 s")
+    nonum = {**online, "number": None, "extension": {"ext": "1001"}}
+    assert look_and_tooltip(nonum) == (Look.DISABLED, "glosmsd: No SMS number assigned")
+    off = {**online, "sms_enabled": False}
+    assert look_and_tooltip(off)[0] is Look.DISABLED

@@ -28,6 +28,7 @@ from typing import Any, Final, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.protocol import State as WsState
 
 from glosmsd import __version__, rpc
 from glosmsd.errors import LinkClosed, LocalProtocolError, RpcError
@@ -52,6 +53,22 @@ from glosmsd.protocol import (
 )
 
 log = logging.getLogger(__name__)
+
+
+async def close_quietly(ws: ClientConnection) -> None:
+    """Close `ws`; a connection whose transport is already gone counts as closed.
+
+    After the peer closes while a large frame is still buffered, CPython's selector transport
+    can report the connection lost from its write callback without marking it so; websockets'
+    `abort()` then fails with AttributeError on the detached transport. Nothing is left to
+    close at that point, so the link must not die of it.
+    """
+    if ws.state is WsState.CLOSED:
+        return
+    try:
+        await ws.close()
+    except (AttributeError, OSError) as exc:
+        log.debug("link: closing an already broken connection: %r", exc)
 
 _T = TypeVar("_T")
 
@@ -207,7 +224,7 @@ class Link:
             self._opening.cancel()
         ws = self._ws
         if ws is not None:
-            await ws.close()
+            await close_quietly(ws)
         if self._running:
             await self._done.wait()
         self._core.stop(self._clock())
@@ -221,7 +238,7 @@ class Link:
         ws = self._ws
         if ws is not None:
             # The reader ends the session; run() then reconnects with the new token.
-            self._spawn(ws.close())
+            self._spawn(close_quietly(ws))
 
     async def call(
         self,
@@ -316,7 +333,7 @@ class Link:
             reason = end.reason
         finally:
             self._ws = None
-            await ws.close()
+            await close_quietly(ws)
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.desktop import DesktopEnv
 
 settings.register_profile(
     "glosmsd", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200
@@ -26,3 +29,18 @@ def isolated_xdg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     monkeypatch.delenv("GLOSMSD_SOCKET", raising=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def tk_desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DesktopEnv]:
+    """One Xvfb for every Tk window made inside the pytest process.
+
+    Tk keeps its X connection after ``destroy()``; if that X server goes away and another Tk
+    is made in the same process, Xlib's I/O error handler exits the process (pytest dies with
+    status 1 mid-run). So in-process Tk only ever talks to this display, which lives until the
+    session ends.
+    """
+    with DesktopEnv.start(
+        tmp_path_factory.mktemp("tk-desk"), tray=False, notifications=False
+    ) as desk:
+        yield desk

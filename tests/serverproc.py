@@ -45,6 +45,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from glosmsd.errors import error_from_rpc
+from glosmsd.link import close_quietly
 from glosmsd.server.db import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -258,7 +259,7 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        await self.ws.close()
+        await close_quietly(self.ws)
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader

@@ -62,12 +62,6 @@ def test_emoji_categories_and_colour_font_detection() -> None:
 
 
 @pytest.fixture
-def desk(tmp_path: Path) -> Iterator[DesktopEnv]:
-    with DesktopEnv.start(tmp_path / "desk", tray=False, notifications=False) as d:
-        yield d
-
-
-@pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     with running_server(tmp_path) as srv:
         yield srv
@@ -75,7 +69,7 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 @pytest.mark.desktop
 def test_popup_on_a_conversation_counts_attaches_picks_and_sends(
-    desk: DesktopEnv, server: ServerProcess, tmp_path: Path
+    tk_desk: DesktopEnv, server: ServerProcess, tmp_path: Path
 ) -> None:
     token = server.add_extension("1001", "Ann Lee", ANN)
     server.admin(
@@ -85,7 +79,7 @@ def test_popup_on_a_conversation_counts_attaches_picks_and_sends(
     with DaemonProcess.start(tmp_path / "ann", server, token) as ann:
         ann.wait_online()
         wait_until(lambda: ann.call("status")["unread"] == 1, 10, "the message to arrive")
-        root = tk.Tk(screenName=desk.display)
+        root = tk.Tk(screenName=tk_desk.display)
         try:
             popup = Popup(root, ann.client, conversation=BOB, close_on_send=False)
             root.update()
@@ -123,7 +117,7 @@ def test_popup_on_a_conversation_counts_attaches_picks_and_sends(
             assert len(popup.files) == 9
             assert popup.error.get() == ""
             root.update()
-            desk.screenshot(SHOTS / "popup.png")
+            tk_desk.screenshot(SHOTS / "popup.png")
             picker.top.destroy()
             for _ in range(9):
                 popup.remove_file(0)

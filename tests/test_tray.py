@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import tkinter as tk
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -86,16 +84,9 @@ def test_tray_show_never_blocks_and_keeps_the_newest() -> None:
     assert tray.take() is None
 
 
-@pytest.fixture(scope="module")
-def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DesktopEnv]:
-    root: Path = tmp_path_factory.mktemp("desk")
-    with DesktopEnv.start(root, tray=False, notifications=False) as d:
-        yield d
-
-
 @pytest.mark.desktop
-def test_tk_menu_shows_the_entries_and_invokes_commands(desk: DesktopEnv) -> None:
-    root = tk.Tk(screenName=desk.display)
+def test_tk_menu_shows_the_entries_and_invokes_commands(tk_desk: DesktopEnv) -> None:
+    root = tk.Tk(screenName=tk_desk.display)
     try:
         picked: list[Command] = []
         entries = build_menu(state())

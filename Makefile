@@ -44,7 +44,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python -m bench
 
 openrpc: $(RUN_STAMP)
-	$(BIN)/python -m glosmsd.ipc_schema > ipc/openrpc.json
+	$(BIN)/python -m glosmsd.api > ipc/openrpc.json
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage*

@@ -70,6 +70,7 @@ async def close_quietly(ws: ClientConnection) -> None:
     except (AttributeError, OSError) as exc:
         log.debug("link: closing an already broken connection: %r", exc)
 
+
 _T = TypeVar("_T")
 
 MAX_FRAME: Final = 4 * 1024 * 1024

@@ -12,7 +12,9 @@ method = sys.argv[1] if len(sys.argv) > 1 else "status"
 params = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
 with socket.socket(socket.AF_UNIX) as s:
     s.connect(path)
-    s.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode() + b"\n")
+    s.sendall(
+        json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode() + b"\n"
+    )
     reply = json.loads(s.makefile("rb").readline())
 if "error" in reply:
     sys.exit(f"error {reply['error']['code']}: {reply['error']['message']}")

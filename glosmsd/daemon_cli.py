@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="glosmsd",
         description="glosmsd: the desktop SMS/MMS daemon (tray, notifications, local socket).",
+        epilog="other commands: `glosmsd setup` (first run: server, token, autostart) and "
+        "`glosmsd doctor` (what this desktop is missing)",
     )
     p.add_argument("--version", action="version", version=f"glosmsd {__version__}")
     p.add_argument("--config", type=Path, help="config file (default: the user's config.toml)")
@@ -281,7 +283,18 @@ def run_with_tray(args: argparse.Namespace, session: Session, tray: Tray) -> int
     return result[0] if result else 1
 
 
+#: `glosmsd NAME ...` runs these tools instead of the daemon: module `glosmsd.<module>`'s main().
+SUBCOMMANDS = {"setup": "firstrun", "doctor": "doctor"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+
+        tool = importlib.import_module(f"glosmsd.{SUBCOMMANDS[argv[0]]}")
+        code: int = tool.main(argv[1:])
+        return code
     args = build_parser().parse_args(argv)
     from glosmsd.paths import Paths
 

@@ -501,7 +501,11 @@ class Service:
     async def delete_conversation(self, conversation: int | str) -> dict[str, Any]:
         conv = await self.resolve_conversation(conversation)
         ref = await self.store.delete_conversation_local(conv.id)
-        await self._tell_server("delete_conversation", {"number": ref.number, "remote": ref.remote})
+        if ref.up_to is not None:  # what arrived after what this device had is not deleted
+            await self._tell_server(
+                "delete_conversation",
+                {"number": ref.number, "remote": ref.remote, "up_to": ref.up_to},
+            )
         return {"deleted": conv.id}
 
     # ------------------------------------------------------------------ files

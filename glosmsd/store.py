@@ -426,11 +426,14 @@ class ReadMark:
 
 @dataclass(frozen=True, slots=True)
 class ConversationRef:
-    """What to tell the server to delete a conversation: `delete_conversation(number, remote)`."""
+    """What to tell the server to delete a conversation: `delete_conversation(number, remote,
+    up_to)`. `up_to` is the newest server id this device had; None when it had none (then
+    there is nothing on the server the user has seen, so nothing to tell)."""
 
     conversation_id: int
     number: str
     remote: str
+    up_to: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1743,7 +1746,9 @@ class Store:
                 {"conversation_id": conversation_id, "message_ids": ids, "conversation": True},
             )
             self._emit_unread_if_changed(before)
-            return ConversationRef(conversation_id, conv["number"], conv["remote"])
+            return ConversationRef(
+                conversation_id, conv["number"], conv["remote"], None if top is None else int(top)
+            )
 
     # ------------------------------------------------------------------ contacts
 

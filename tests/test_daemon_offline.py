@@ -21,6 +21,7 @@ from tests.serverproc import ServerProcess, running_server
 ANN = "+15550001001"
 BOB = "+15557654321"
 CY = "+15557650000"
+DEE = "+15557651111"
 
 
 def server_messages(srv: ServerProcess, number: str) -> list[dict[str, Any]]:
@@ -56,9 +57,10 @@ def test_offline_work_survives_a_restart_and_reaches_the_server(
         st.receive(BOB, ANN, "bob 2")
         st.receive(CY, ANN, "cy 1")
         st.receive(CY, ANN, "cy 2")
+        st.receive(DEE, ANN, "dee 1")
     with DaemonProcess.start(tmp_path / "desk", server, token, "--ping-interval", "1") as desk:
         desk.wait_online()
-        desk.wait_until(lambda: desk.call("status")["unread"] == 4, 20, "4 unread")
+        desk.wait_until(lambda: desk.call("status")["unread"] == 5, 20, "5 unread")
 
         server.stop()
         desk.wait_until(lambda: not desk.call("status")["link"]["online"], 10, "offline")
@@ -69,7 +71,11 @@ def test_offline_work_survives_a_restart_and_reaches_the_server(
         desk.call("mark_read", conversation=BOB)
         cy_first = next(m for m in messages(desk, CY) if m["text"] == "cy 1")
         desk.call("delete_message", id=cy_first["id"])
+        desk.call("delete_conversation", conversation=DEE)
         assert desk.call("status")["unread"] == 1
+        # Dee writes again while we are offline: deleting what we had must not delete this.
+        with server.store() as st:
+            st.receive(DEE, ANN, "dee 2")
 
         # A crash while offline loses none of it.
         desk.kill()
@@ -86,17 +92,21 @@ def test_offline_work_survives_a_restart_and_reaches_the_server(
         assert [m["text"] for m in server_messages(server, ANN) if m["direction"] == "out"] == [
             "written offline"
         ]
+        desk.wait_until(
+            lambda: [m["text"] for m in messages(desk, DEE)] == ["dee 2"], 20, "Dee's new message"
+        )
+        assert desk.call("status")["unread"] == 2
 
     # A device that was never online before sees the offline read mark and deletion.
     with DaemonProcess.start(tmp_path / "laptop", server, token) as laptop:
         laptop.wait_online()
 
         def same() -> bool:
-            texts = sorted(m["text"] for c in (BOB, CY) for m in messages(laptop, c))
-            return texts == ["bob 1", "bob 2", "cy 2", "written offline"]
+            texts = sorted(m["text"] for c in (BOB, CY, DEE) for m in messages(laptop, c))
+            return texts == ["bob 1", "bob 2", "cy 2", "dee 2", "written offline"]
 
         laptop.wait_until(same, 20, "the laptop to see what the desk did offline")
-        assert laptop.call("status")["unread"] == 1
+        assert laptop.call("status")["unread"] == 2
 
 
 def test_refusals_fail_with_the_reason_and_resend_works(

@@ -460,8 +460,9 @@ class App:
                 (
                     rpc.Param("number", number),
                     rpc.Param("remote", number),
+                    rpc.Param("up_to", {"type": "integer", "minimum": 1}, required=False),
                 ),
-                "Hide a conversation for this extension.",
+                "Hide a conversation for this extension (up to a message id, default all).",
             )
         )
         add(
@@ -557,8 +558,10 @@ class App:
     async def m_delete_message(self, peer: Peer, id: int) -> dict[str, Any]:
         return {"seq": await self.write(Store.delete_message, peer.ext, id)}
 
-    async def m_delete_conversation(self, peer: Peer, number: str, remote: str) -> dict[str, Any]:
-        seq, up_to = await self.write(Store.delete_conversation, peer.ext, number, remote)
+    async def m_delete_conversation(
+        self, peer: Peer, number: str, remote: str, up_to: int | None = None
+    ) -> dict[str, Any]:
+        seq, up_to = await self.write(Store.delete_conversation, peer.ext, number, remote, up_to)
         return {"seq": seq, "up_to": up_to}
 
     async def m_contacts(self, peer: Peer, query: str = "", limit: int = 50) -> list[Any]:

@@ -809,14 +809,22 @@ class Store:
             db.execute("INSERT OR IGNORE INTO hidden_messages VALUES (?, ?)", (ext, message_id))
             return self._event("delete_message", {"id": message_id}, ext=ext)
 
-    def delete_conversation(self, ext: str, number: str, remote: str) -> tuple[int, int]:
+    def delete_conversation(
+        self, ext: str, number: str, remote: str, up_to: int | None = None
+    ) -> tuple[int, int]:
+        """Hide the conversation for `ext` up to message `up_to` (default: its newest).
+
+        A device that deleted while offline sends the newest id it had seen, so messages
+        that arrived in the meantime stay.
+        """
         with self._write() as db:
             self._own_number(ext, number)
-            up_to = db.execute(
+            top = db.execute(
                 "SELECT MAX(id) FROM messages WHERE number = ? AND remote = ?", (number, remote)
             ).fetchone()[0]
-            if up_to is None:
+            if top is None:
                 raise NotFound(f"No conversation between {number} and {remote}.")
+            up_to = top if up_to is None else min(int(up_to), int(top))
             db.execute(
                 "INSERT INTO hidden_conversations VALUES (?, ?, ?, ?) "
                 "ON CONFLICT DO UPDATE SET up_to = MAX(up_to, excluded.up_to)",

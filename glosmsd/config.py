@@ -8,6 +8,7 @@ gives it)::
     # device_id = "laptop"                   # default: generated once, kept in the data dir
     # ping_interval = 20                     # seconds; a dead server is noticed in 2x this
     # insecure = false                       # allow ws:// to a host other than loopback
+    # ca_file = "~/.config/glosmsd/ca.pem"  # trust this CA for wss:// (a private server)
 
     [prefs]                                  # defaults; the store keeps the user's changes
     notify = false                           # "Notify me when I receive a new SMS message"
@@ -36,8 +37,11 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import ssl
 
 from glosmsd.errors import ConfigError
 from glosmsd.paths import Paths
@@ -57,7 +61,16 @@ PREF_DEFAULTS: Final[Mapping[str, bool]] = {
 }
 
 _KEYS: Final = frozenset(
-    {"server", "token", "token_file", "device_id", "ping_interval", "insecure", "prefs"}
+    {
+        "server",
+        "token",
+        "token_file",
+        "device_id",
+        "ping_interval",
+        "insecure",
+        "ca_file",
+        "prefs",
+    }
 )
 
 
@@ -75,6 +88,7 @@ class Config:
     ping_interval: float = 20.0
     token_file: Path | None = None
     insecure: bool = False
+    ca_file: Path | None = None
     prefs: Mapping[str, bool] = field(default_factory=lambda: dict(PREF_DEFAULTS))
     source: Path | None = None
 
@@ -97,7 +111,7 @@ class Config:
         """Read `path` (default: the user's config.toml), apply `overrides`, check all.
 
         `overrides` uses the file's key names (`server`, `token`, `token_file`,
-        `device_id`, `ping_interval`, `insecure`); None values are ignored, so argparse
+        `device_id`, `ping_interval`, `insecure`, `ca_file`); None values are ignored, so argparse
         results can be passed as they are. An explicit `path` must exist; the default one
         may be missing when the overrides say enough.
         """
@@ -153,6 +167,7 @@ def _build(
     token, token_file = _resolve_token(values, at, file)
     ping = _check_ping(values.get("ping_interval", 20.0), at("ping_interval"))
     prefs = _check_prefs(values.get("prefs", {}), at("prefs"))
+    ca_file = _check_ca_file(values.get("ca_file"), at("ca_file"), file)
     device_id = values.get("device_id")
     if device_id is None:
         device_id = load_device_id(paths.device_id_file)
@@ -166,9 +181,43 @@ def _build(
         ping_interval=ping,
         token_file=token_file,
         insecure=insecure,
+        ca_file=ca_file,
         prefs=prefs,
         source=source,
     )
+
+
+def _check_ca_file(value: Any, where: str, file: Path) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | Path) or not str(value).strip():
+        raise ConfigError(f"{where}: 'ca_file' must be the path of a PEM file of CA certificates")
+    path = Path(value).expanduser()
+    if not path.is_absolute() and where == str(file):
+        path = file.parent / path
+    if not path.is_file():
+        raise ConfigError(f"{where}: ca_file {path}: no such file")
+    return path
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    """The TLS settings for a wss:// server: the system's trust store, plus `ca_file`.
+
+    None for ws:// (no TLS) or when the defaults will do.
+    """
+    if config.ca_file is None or not config.server.startswith("wss://"):
+        return None
+    import ssl
+
+    ctx = ssl.create_default_context()
+    try:
+        ctx.load_verify_locations(cafile=str(config.ca_file))
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"ca_file {config.ca_file}: not a PEM file of CA certificates "
+            f"({getattr(exc, 'reason', None) or exc})"
+        ) from None
+    return ctx
 
 
 def _check_server(value: Any, where: str, *, insecure: bool) -> str:

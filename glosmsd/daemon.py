@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from glosmsd import api
-from glosmsd.config import Config
+from glosmsd.config import Config, tls_context
 from glosmsd.hub import Event, Hub
 from glosmsd.ipc import IpcServer
 from glosmsd.link import Link
@@ -63,6 +63,7 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         paths = self.config.paths
+        tls = tls_context(self.config)  # a bad ca_file stops the start with one line
         paths.ensure_dirs()
         store = await AsyncStore.open(paths.db_path, on_events=self._publish)
         service = Service(store, self.hub, files_dir=paths.files_dir)
@@ -83,6 +84,7 @@ class Daemon:
                 apply_batch=service.apply_batch,
                 on_hello=service.on_hello,
                 ping_interval=self.config.ping_interval,
+                ssl_context=tls,
             )
             self.link = link
             service.attach(link)

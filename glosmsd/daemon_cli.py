@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="config file (default: the user's config.toml)")
     p.add_argument("--server", help="server URL, e.g. wss://sms.example.com/v1")
     p.add_argument("--token-file", type=Path, help="file holding the login token (chmod 600)")
+    p.add_argument(
+        "--ca-file", type=Path, help="PEM CA certificates to trust for a wss:// server of your own"
+    )
     p.add_argument("--device-id", help="a stable name for this device")
     p.add_argument("--ping-interval", type=float, help="keepalive seconds (default 20)")
     p.add_argument(
@@ -231,6 +234,7 @@ async def run_daemon(args: argparse.Namespace, session: Session | None = None) -
             "device_id": args.device_id,
             "ping_interval": args.ping_interval,
             "insecure": args.insecure,
+            "ca_file": str(args.ca_file) if args.ca_file else None,
         },
     )
     daemon = Daemon(

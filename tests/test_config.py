@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from glosmsd.config import PREF_DEFAULTS, Config, load_device_id, read_token_file, save_token
+from glosmsd.config import (
+    PREF_DEFAULTS,
+    Config,
+    load_device_id,
+    read_token_file,
+    save_token,
+    tls_context,
+)
 from glosmsd.errors import ConfigError
 from glosmsd.ipc_client import default_socket_path
 from glosmsd.paths import Paths, runtime_dir
@@ -247,3 +254,21 @@ def test_save_token_round_trip(tmp_path: Path) -> None:
     assert read_token_file(path) == "secret-1"
     with pytest.raises(ConfigError, match="one word"):
         save_token(path, "two words")
+
+
+def test_ca_file_is_resolved_next_to_the_config_and_must_exist(tmp_path: Path) -> None:
+    tok = token_file(tmp_path)
+    cfg = write(
+        tmp_path / "conf" / "config.toml",
+        f'server = "{SERVER}"\ntoken_file = "{tok}"\nca_file = "ca.pem"\n',
+    )
+    with pytest.raises(ConfigError, match=r"config.toml: ca_file .*ca.pem: no such file"):
+        Config.load(cfg)
+    write(tmp_path / "conf" / "ca.pem", "-----BEGIN CERTIFICATE-----\n")
+    assert Config.load(cfg).ca_file == tmp_path / "conf" / "ca.pem"
+    with pytest.raises(ConfigError, match="must be the path of a PEM file"):
+        Config.load(cfg, {"ca_file": "  "})
+    plain = Config.load(cfg, {"server": "ws://127.0.0.1:9/v1"})
+    assert tls_context(plain) is None  # no TLS, nothing to trust
+    with pytest.raises(ConfigError, match="not a PEM file of CA certificates"):
+        tls_context(Config.load(cfg))

@@ -501,7 +501,9 @@ def judge_config(c: ConfigSeen) -> Result:
             if "chmod 600" in c.error
             else "Fix the file (README: configuration), or run `glosmsd setup` again."
         )
-        return Result("config", "missing", c.error, _advice("config", how))
+        return Result(
+            "config", "missing", c.error or f"{c.path}: not usable", _advice("config", how)
+        )
     where = c.path if c.exists else "the command line"
     if c.secret_mode is not None and c.secret_mode & 0o077:
         return Result(
@@ -679,9 +681,10 @@ def classify_failure(exc: BaseException) -> tuple[ServerOutcome, str]:
     if isinstance(exc, InvalidURI):
         return "bad-url", str(exc)
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return "tls", f"certificate not trusted: {exc.verify_message or exc.reason or exc}"
+        why = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or exc
+        return "tls", f"certificate not trusted: {why}"
     if isinstance(exc, ssl.SSLError):
-        return "tls", str(exc.reason or exc)
+        return "tls", str(getattr(exc, "reason", None) or exc)
     if isinstance(exc, socket.gaierror):
         return "dns", exc.strerror or str(exc)
     if isinstance(exc, ConnectionRefusedError):

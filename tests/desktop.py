@@ -41,7 +41,7 @@ PROGRAMS = (
     "xclip",
     "xdotool",
 )
-SCREEN = (800, 600)
+SCREEN = (1280, 800)
 
 
 def require_desktop(*extra: str) -> None:

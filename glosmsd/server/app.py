@@ -38,7 +38,7 @@ from websockets.http11 import Request, Response
 from glosmsd import __version__, rpc
 from glosmsd.errors import BadInput, GlosmsdError, ProtocolError
 from glosmsd.server.carrier import Carrier, Inbound, build
-from glosmsd.server.db import E164, MAX_CHUNK, SHA256, CarrierMode, Outbound, Store
+from glosmsd.server.db import E164, MAX_CHUNK, SHA256, CarrierMode, Outbound, Store, SyncBatch
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +69,23 @@ class Config:
 class Bell:
     """Wakes every pusher when the event log may have grown.
 
-    A waiter takes `current()` before it reads the log and waits on that afterwards, so a
-    ring between the read and the wait is never missed.
+    Each pusher registers its own `wake` event, clears it before it reads the log and
+    waits on it afterwards, so a ring between the read and the wait is never missed.
+    (One shared event per ring made every pusher wrap two waits in tasks, every time.)
     """
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
+        self._wakes: set[asyncio.Event] = set()
 
-    def current(self) -> asyncio.Event:
-        return self._event
+    def add(self, wake: asyncio.Event) -> None:
+        self._wakes.add(wake)
+
+    def discard(self, wake: asyncio.Event) -> None:
+        self._wakes.discard(wake)
 
     def ring(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
+        for wake in self._wakes:
+            wake.set()
 
 
 @dataclass(eq=False)
@@ -136,6 +140,7 @@ class App:
         self._throttle = AuthThrottle()
         self._authed: dict[ServerConnection, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._log_reads: dict[tuple[str, int], list[asyncio.Future[SyncBatch]]] = {}
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -154,6 +159,7 @@ class App:
     def _call_store(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._store is None:
             self._store = Store(self.config.db)
+            self._store.defer_checkpoints()  # the watcher checkpoints, off this thread
         return fn(self._store, *args, **kwargs)
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -162,6 +168,38 @@ class App:
             return await self.db(fn, *args, **kwargs)
         finally:
             self.bell.ring()
+
+    async def read_log(self, ext: str, cursor: int) -> SyncBatch:
+        """`Store.sync` for a pusher. The pushers one commit wakes ask in the same loop
+        turn; they share one trip to the store thread (one event to A and B cost two
+        trips, and B's waited behind A's), and equal (ext, cursor) reads share a result."""
+        fut: asyncio.Future[SyncBatch] = asyncio.get_running_loop().create_future()
+        waiting = self._log_reads.setdefault((ext, cursor), [])
+        waiting.append(fut)
+        if len(self._log_reads) == 1 and len(waiting) == 1:
+            # call_soon runs after every pusher woken in this turn has asked.
+            asyncio.get_running_loop().call_soon(self._spawn_log_reads)
+        return await fut
+
+    def _spawn_log_reads(self) -> None:
+        wanted, self._log_reads = self._log_reads, {}
+        self._spawn(self._read_logs(wanted))
+
+    async def _read_logs(
+        self, wanted: dict[tuple[str, int], list[asyncio.Future[SyncBatch]]]
+    ) -> None:
+        try:
+            batches = await self.db(Store.sync_many, list(wanted), PUSH_BATCH)
+        except BaseException as exc:
+            for futs in wanted.values():
+                for fut in futs:
+                    if not fut.done():
+                        fut.set_exception(exc) if isinstance(exc, Exception) else fut.cancel()
+            raise
+        for futs, batch in zip(wanted.values(), batches, strict=True):
+            for fut in futs:
+                if not fut.done():
+                    fut.set_result(batch)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -217,7 +255,8 @@ class App:
         task.add_done_callback(self._tasks.discard)
 
     def _watch(self) -> None:
-        """Notice commits by other processes (the admin CLI) and prune the log."""
+        """Notice commits (the admin CLI's, and our own), prune the log and checkpoint
+        the WAL, so no send waits for a checkpoint's fsyncs."""
         store = Store(self.config.db)
         try:
             seen = store.data_version()
@@ -229,8 +268,9 @@ class App:
                 try:
                     if store.prune(self.config.log_horizon):
                         seen = store.data_version()
+                    store.checkpoint()
                 except GlosmsdError:
-                    log.exception("pruning the event log failed")
+                    log.exception("pruning the event log or checkpointing failed")
                 if self._loop is not None:
                     self._loop.call_soon_threadsafe(self.bell.ring)
         finally:
@@ -345,31 +385,27 @@ class App:
         return await method.handler(peer, **kwargs)
 
     async def _push(self, peer: Peer) -> None:
-        while True:
-            if peer.live is None:
+        self.bell.add(peer.wake)
+        try:
+            while True:
                 await peer.wake.wait()
                 peer.wake.clear()
-                continue
-            ring = self.bell.current()
-            peer.wake.clear()
-            while True:
-                batch = await self.db(Store.sync, peer.ext, peer.live, PUSH_BATCH)
-                if batch.reset:
-                    await peer.ws.close(
-                        CLOSE_BEHIND_HORIZON, "cursor behind the log horizon: sync again"
-                    )
-                    return
-                for event in batch.events:
-                    await peer.send(rpc.encode(rpc.notification("event", event)))
-                peer.live = max(peer.live or 0, batch.cursor)
-                if not batch.more:
-                    break
-            waits = [asyncio.ensure_future(ring.wait()), asyncio.ensure_future(peer.wake.wait())]
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
+                if peer.live is None:
+                    continue
+                while True:
+                    batch = await self.read_log(peer.ext, peer.live)
+                    if batch.reset:
+                        await peer.ws.close(
+                            CLOSE_BEHIND_HORIZON, "cursor behind the log horizon: sync again"
+                        )
+                        return
+                    for event in batch.events:
+                        await peer.send(rpc.encode(rpc.notification("event", event)))
+                    peer.live = max(peer.live or 0, batch.cursor)
+                    if not batch.more:
+                        break
+        finally:
+            self.bell.discard(peer.wake)
 
     # ------------------------------------------------------------------ methods
 

@@ -10,6 +10,12 @@ player the system has.
 
 Runs on the daemon's event loop; it never talks to the store, the link or the socket:
 the actions it reports (`open`, `reply`, `read`) go back through `on_action`.
+
+Once the user acted on a notification it is closed here: servers such as dunst leave that
+to the app, and a "Mark as read" that stays on screen looks like it did not work.
+desktop-notifier forgets a notification's D-Bus id before it reports the action, so its
+`clear()` cannot do this; `_dbus_ids` keeps the id from the send (desktop-notifier 6.x
+internals, read in one place; without them the notification simply stays).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import contextlib
 import functools
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -65,6 +71,7 @@ class Notifier:
         self.on_action = on_action
         self.timeout = timeout
         self._shown: dict[str, str] = {}  # key -> desktop-notifier identifier
+        self._ids: dict[str, int] = {}  # desktop-notifier identifier -> D-Bus id
         self._caps: frozenset[Any] | None = None
         self._player: tuple[str, ...] | None = None
         self._looked_up = False
@@ -120,6 +127,9 @@ class Notifier:
         if ident is None:
             return False
         self._shown[key] = str(ident)
+        dbus_id = self._dbus_ids().get(str(ident))
+        if dbus_id is not None:
+            self._ids[str(ident)] = dbus_id
         if alert.sound and Capability.SOUND not in caps:
             self._play_chime()
         return True
@@ -131,6 +141,7 @@ class Notifier:
     async def clear(self, key: str) -> None:
         ident = self._shown.pop(key, None)
         if ident is not None:
+            self._ids.pop(ident, None)
             await self._bounded("clear", self._dn.clear(ident))
 
     @property
@@ -138,11 +149,32 @@ class Notifier:
         return frozenset(self._shown)
 
     def _act(self, key: str, action: str, text: str | None = None) -> None:
-        self._shown.pop(key, None)
+        ident = self._shown.pop(key, None)
+        dbus_id = self._ids.pop(ident, None) if ident is not None else None
+        if dbus_id is not None:
+            self._spawn(self._close_acted(dbus_id))
         try:
             self.on_action(key, action, text)
         except Exception:
             log.exception("notification action %s failed", action)
+
+    def _dbus_ids(self) -> Mapping[str, int]:
+        """desktop-notifier identifier -> D-Bus id, while desktop-notifier still knows it."""
+        backend = getattr(self._dn, "_backend", None)
+        table = getattr(backend, "_platform_to_interface_notification_identifier", None)
+        inverse = getattr(table, "inverse", None)
+        return inverse if isinstance(inverse, Mapping) else {}
+
+    async def _close_acted(self, dbus_id: int) -> None:
+        interface = getattr(getattr(self._dn, "_backend", None), "interface", None)
+        close = getattr(interface, "call_close_notification", None)
+        if close is not None:
+            await self._bounded("close", close(dbus_id))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _play_chime(self) -> None:
         if not self._looked_up:
@@ -152,9 +184,7 @@ class Notifier:
                 log.info("no sound player found (pw-play, paplay, aplay): the chime stays silent")
         if not self._player:
             return
-        task = asyncio.ensure_future(self._run_player((*self._player, str(SOUND_FILE))))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._run_player((*self._player, str(SOUND_FILE))))
 
     @staticmethod
     async def _run_player(cmd: tuple[str, ...]) -> None:

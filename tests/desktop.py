@@ -2,6 +2,11 @@
 dunst as the notification server, a bus monitor (to see hints and actions, which dunst's
 history leaves out), and xclip for the clipboard.
 
+A notification is acted on through dunst itself, as a person would: a mouse click on it
+(`click_notification`, dunst's default middle click runs the default action) or dunst's
+context menu (`choose_action`), where dunst runs "dmenu" with the actions and invokes the
+line it gets back; the "dmenu" here is a stand-in script that answers with a chosen line.
+
 Usage::
 
     with DesktopEnv.start(tmp_path) as desk:
@@ -84,15 +89,22 @@ DUNSTRC = """
     dmenu = {dmenu}
     sticky_history = true
     history_length = 50
+    # dunst's own defaults, spelled out so a newer dunst cannot change what a click does.
+    mouse_left_click = close_current
+    mouse_middle_click = do_action, close_current
+    mouse_right_click = close_all
 [urgency_normal]
     timeout = 0
 """
 
-#: dunst hands a notification's actions to "dmenu" (one per line) and runs the chosen one:
-#: this stand-in records the list and picks the line named in $GLOSMSD_TEST_PICK_FILE.
+#: dunst hands the actions to "dmenu", one per line as `#Title (summary) [id,key]`, and
+#: invokes the line it reads back. This stand-in records the list (whole, by a rename) and
+#: answers with the first line that contains the text in the pick file (none: no choice).
 DMENU = """#!/bin/sh
-cat > "{actions}"
-cat "{pick}" 2>/dev/null
+pick=$(cat "{pick}" 2>/dev/null)
+cat > "{actions}.part"
+[ -n "$pick" ] && grep -F -m1 -e "$pick" "{actions}.part"
+mv "{actions}.part" "{actions}"
 """
 
 
@@ -243,6 +255,27 @@ class DesktopEnv:
     def displayed(self) -> int:
         out = self.run("dunstctl", "count", "displayed").stdout.strip()
         return int(out or 0)
+
+    def notification_window(self, timeout: float = 10) -> str:
+        ids = wait_until(lambda: self.window_ids("--classname", "Dunst"), timeout, "dunst's window")
+        return ids[0]
+
+    def click_notification(self, button: int = 2) -> None:
+        """Click the top notification with the mouse (dunst: 2 runs its default action)."""
+        x, y, w, _h = self.window_geometry(self.notification_window())
+        self.run("xdotool", "mousemove", str(x + w // 2), str(y + 12), "click", str(button))
+
+    def choose_action(self, title: str, timeout: float = 10) -> list[str]:
+        """Open dunst's context menu and pick the action `title` (of the notifications on
+        screen, the first that has it). Returns the lines dunst offered."""
+        self.actions_file.unlink(missing_ok=True)
+        self.pick_file.write_text(f"#{title} (")
+        try:
+            self.run("dunstctl", "context")
+            wait_until(self.actions_file.exists, timeout, "dunst to offer the actions")
+        finally:
+            self.pick_file.unlink(missing_ok=True)
+        return self.actions_file.read_text().splitlines()
 
     def notify_calls(self) -> str:
         """What went over the bus to the notification server (hints and actions included)."""

@@ -142,3 +142,82 @@ def test_screenshots_at_0_3_120_online_and_offline(
         assert time.monotonic() - started < 20
         desk.screenshot(SHOTS / "tray-120-offline.png")
         desk.grab(icon, SHOTS / "icon-120-offline.png")
+
+
+def server_texts(server: ServerProcess, number: str) -> list[str]:
+    with server.store() as st:
+        return [str(m["text"]) for m in st.messages_of(number)]
+
+
+def popup_window(desk: DesktopEnv, title: str) -> str:
+    ids = wait_until(lambda: desk.window_ids("--name", f"^{title} "), 20, f"a popup on {title}")
+    return ids[0]
+
+
+def type_into(desk: DesktopEnv, wid: str, *keys: str, text: str = "") -> None:
+    """Give the window the keyboard (there is no window manager to do it) and type."""
+    desk.run("xdotool", "windowfocus", "--sync", wid)
+    if text:
+        desk.run("xdotool", "type", "--delay", "20", text)
+    if keys:
+        desk.key(*keys)
+
+
+def test_notification_actions_taken_in_dunst_mark_read_open_and_reply(
+    desk: DesktopEnv, server: ServerProcess, tmp_path: Path
+) -> None:
+    token = server.add_extension("1001", "Ann Lee", ANN)
+    server.admin("add-contact", "Bob Roe", "--number", f"mobile={BOB}")
+    other_token = server.admin("token", "1001").strip().split()[-1]
+    with (
+        TrayDaemon.start_on(desk, tmp_path / "ann", server, token) as ann,
+        DaemonProcess.start(tmp_path / "ann-laptop", server, other_token) as laptop,
+    ):
+        ann.wait_online()
+        laptop.wait_online()
+        ann.call("prefs_set", key="notify", value=True)
+        icon = desk.tray_icon()
+
+        def unread_everywhere(n: int) -> bool:
+            return bool(ann.call("status")["unread"] == n and laptop.call("status")["unread"] == n)
+
+        # "Mark as read" from dunst's context menu: read here, on the server (the laptop
+        # hears it from there), and the notification goes away.
+        server.admin("inject", "--from", BOB, "--to", ANN, "--text", "Lunch at 12?")
+        wait_until(lambda: desk.displayed() == 1, 10, "the notification")
+        wait_until(lambda: unread_everywhere(1), 10, "1 unread on both devices")
+        desk.choose_action("Mark as read")
+        wait_until(lambda: unread_everywhere(0), 10, "read on both devices")
+        wait_until(lambda: desk.displayed() == 0, 10, "the notification to close")
+        wait_until(lambda: "no unread" in desk.window_name(icon), 10, "the badge to clear")
+        assert not desk.window_ids("--name", "^Bob Roe ")  # no popup for that one
+
+        # A click on the notification opens the popup on that conversation, which shows
+        # the message and reads it.
+        server.admin("inject", "--from", BOB, "--to", ANN, "--text", "Are you there?")
+        wait_until(lambda: desk.displayed() == 1, 10, "the second notification")
+        desk.screenshot(SHOTS / "notification-before-click.png")
+        desk.click_notification()
+        wid = popup_window(desk, "Bob Roe")
+        wait_until(lambda: unread_everywhere(0), 10, "the popup to read it")
+        wait_until(lambda: desk.displayed() == 0, 10, "the notification to close")
+        desk.screenshot(SHOTS / "popup-from-notification.png")
+        _x, _y, width, height = desk.window_geometry(wid)
+        assert width >= 300
+        assert height >= 200
+        type_into(desk, wid, "Escape")
+        wait_until(lambda: not desk.window_ids("--name", "^Bob Roe "), 10, "the popup to close")
+
+        # "Reply" (dunst has no inline reply field) opens the popup too; what is typed
+        # there and sent with Ctrl+Enter reaches the server, and the popup closes.
+        server.admin("inject", "--from", BOB, "--to", ANN, "--text", "Shall I wait?")
+        wait_until(lambda: desk.displayed() == 1, 10, "the third notification")
+        desk.choose_action("Reply")
+        wid = popup_window(desk, "Bob Roe")
+        wait_until(lambda: unread_everywhere(0), 10, "the reply popup to read it")
+        type_into(desk, wid, "ctrl+Return", text="On my way")
+        wait_until(lambda: "On my way" in server_texts(server, ANN), 20, "the reply to go out")
+        wait_until(lambda: not desk.window_ids("--name", "^Bob Roe "), 10, "the popup to close")
+        sent = laptop.call("messages", conversation=BOB)["messages"]
+        assert sent[0]["text"] == "On my way"
+        assert sent[0]["direction"] == "out"

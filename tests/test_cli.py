@@ -263,6 +263,7 @@ def test_exit_codes_are_the_documented_numbers() -> None:
         "prefs",
         "count",
         "compose",
+        "completion",
     ]
 
 

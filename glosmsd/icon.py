@@ -19,6 +19,11 @@ from PIL import Image, ImageDraw, ImageFont
 #: Sizes trays ask for (16-48 px, and twice that on HiDPI panels).
 TRAY_SIZES: Final = (16, 22, 24, 32, 48, 64, 96)
 SUPERSAMPLE: Final = 4
+#: At or below this size the badge takes more of the icon (see `_badge_geometry`).
+SMALL_ICON: Final = 24
+MIN_BADGE_FONT: Final = 7
+#: The smallest the count may shrink to so that "99+" still fits a 16 px icon.
+TINY_BADGE_FONT: Final = 6
 BLUE: Final = (30, 136, 229, 255)
 GREY: Final = (128, 134, 140, 255)
 RED: Final = (220, 30, 30, 255)
@@ -30,6 +35,13 @@ FONT_FILES: Final = (
     "Arial Bold.ttf",
     "arialbd.ttf",
     "/System/Library/Fonts/Supplemental/Arial Bold.ttf",
+)
+NARROW_FONT_FILES: Final = (
+    "DejaVuSansCondensed-Bold.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf",
+    "Arial Narrow Bold.ttf",
+    "ARIALNB.TTF",
+    "/System/Library/Fonts/Supplemental/Arial Narrow Bold.ttf",
 )
 
 
@@ -46,9 +58,9 @@ def badge_text(unread: int) -> str | None:
     return str(unread) if unread <= 99 else "99+"
 
 
-@functools.lru_cache(maxsize=16)
-def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    for name in FONT_FILES:
+@functools.lru_cache(maxsize=32)
+def _font(px: int, *, narrow: bool = False) -> Font:
+    for name in (*NARROW_FONT_FILES, *FONT_FILES) if narrow else FONT_FILES:
         try:
             return ImageFont.truetype(name, px)
         except OSError:
@@ -90,22 +102,61 @@ def _bubble(draw: ImageDraw.ImageDraw, s: int, look: Look) -> None:
         draw.line((s * 0.1, s * 0.9, s * 0.9, s * 0.1), fill=RED, width=round(width))
 
 
-def _badge(img: Image.Image, s: int, text: str) -> None:
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+
+def _badge_geometry(size: int, text: str) -> tuple[tuple[float, float, float, float], Font]:
+    """The badge's box (x1, y1, x2, y2) on a `size` icon, and the font of its count.
+
+    Small icons give the badge more of their room: at 16 px a two-digit count needs most
+    of the width to stay legible. A count too wide for the icon ("99+" at 16 px) takes a
+    condensed face first and shrinks only after that.
+    """
+    small = size <= SMALL_ICON
+    if len(text) == 1:
+        height = size * (0.62 if small else 0.56)
+        font_px = round(height * 0.84)
+    else:
+        height = size * (0.6 if small else 0.52)
+        font_px = round(height * (0.8 if small else 0.7))
+    font_px = max(MIN_BADGE_FONT, font_px)
+    pad = max(1.0, height * (0.22 if len(text) == 1 else 0.18))
+    font = _font(font_px)
+    if _text_width(text, font) + 2 * pad > size:
+        pad = 1.0
+        font = _font(font_px, narrow=True)
+        while _text_width(text, font) + 2 * pad > size and font_px > TINY_BADGE_FONT:
+            font_px -= 1
+            font = _font(font_px, narrow=True)
+    width = min(float(size), max(height, _text_width(text, font) + 2 * pad))
+    return (size - width, 0.0, float(size), height), font
+
+
+def _text_width(text: str, font: Font) -> float:
+    left, _top, right, _bottom = font.getbbox(text, anchor="mm")
+    return float(right - left)
+
+
+def _badge_pill(img: Image.Image, box: tuple[float, float, float, float], scale: int) -> None:
+    """The red pill with its white ring, drawn at `scale` times the icon's size."""
     draw = ImageDraw.Draw(img)
-    height = s * (0.56 if len(text) == 1 else 0.52)
-    font = _font(max(6, round(height * (0.78 if len(text) == 1 else 0.66))))
-    left, _top, right, _bottom = draw.textbbox((0, 0), text, font=font)
-    text_w = right - left
-    width = max(height, text_w + height * 0.45)
-    width = min(width, s)
-    x1, y1 = s - width, 0.0
-    ring = max(1.0, s * 0.03)
-    draw.rounded_rectangle((x1, y1, s, y1 + height), height / 2, fill=WHITE)
+    x1, y1, x2, y2 = (v * scale for v in box)
+    height = y2 - y1
+    ring = max(1.0, img.width * 0.03)
+    draw.rounded_rectangle((x1, y1, x2, y2), height / 2, fill=WHITE)
     draw.rounded_rectangle(
-        (x1 + ring, y1 + ring, s - ring, y1 + height - ring), (height - 2 * ring) / 2, fill=RED
+        (x1 + ring, y1 + ring, x2 - ring, y2 - ring), (height - 2 * ring) / 2, fill=RED
     )
-    cx, cy = x1 + width / 2, y1 + height / 2
-    draw.text((cx, cy), text, font=font, fill=WHITE, anchor="mm")
+
+
+def _badge_count(
+    img: Image.Image, box: tuple[float, float, float, float], font: Font, text: str
+) -> None:
+    """The count, drawn at the icon's own size so the font's hinting keeps it crisp (drawn
+    large and shrunk, the digits of a 16-24 px icon blurred into each other)."""
+    x1, y1, x2, y2 = box
+    centre = (round((x1 + x2) / 2), round((y1 + y2) / 2))
+    ImageDraw.Draw(img).text(centre, text, font=font, fill=WHITE, anchor="mm")
 
 
 def draw_icon(size: int, unread: int = 0, look: Look = Look.ONLINE) -> Image.Image:
@@ -116,9 +167,13 @@ def draw_icon(size: int, unread: int = 0, look: Look = Look.ONLINE) -> Image.Ima
     img = Image.new("RGBA", (s, s), (0, 0, 0, 0))
     _bubble(ImageDraw.Draw(img), s, look)
     text = badge_text(unread)
-    if text is not None:
-        _badge(img, s, text)
-    return img.resize((size, size), Image.Resampling.LANCZOS)
+    if text is None:
+        return img.resize((size, size), Image.Resampling.LANCZOS)
+    box, font = _badge_geometry(size, text)
+    _badge_pill(img, box, SUPERSAMPLE)
+    icon = img.resize((size, size), Image.Resampling.LANCZOS)
+    _badge_count(icon, box, font, text)
+    return icon
 
 
 def flatten(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:

@@ -8,11 +8,13 @@ package, the Fedora and Arch names, and what stops working without it). It is te
 tables, without a display. The probing half (`probe_*`, `look`) looks at the real system,
 every probe bounded by a timeout.
 
-The doctor only looks: it writes no file, starts or stops nothing, and says only `hello`
-to the server (and `status` to the daemon). Its server probe opens its own WebSocket
-instead of going through `glosmsd.link`: the link retries forever and folds every failure
-into a status line, while the doctor needs one attempt and the failure's kind (name
-lookup, refused, TLS, token, not a glosmsd server).
+The doctor only looks: it writes no file, stops nothing, and says only `hello` to the
+server (and `status` to the daemon). Asking the notification server who it is may start
+one by D-Bus activation, as the daemon's first notification would.
+
+Its server probe opens its own WebSocket instead of going through `glosmsd.link`: the link
+retries forever and folds every failure into a status line, while the doctor needs one
+attempt and the failure's kind (name lookup, refused, TLS, token, not a glosmsd server).
 """
 
 from __future__ import annotations
@@ -1003,10 +1005,12 @@ def build_parser() -> argparse.ArgumentParser:
         "1 something is missing",
     )
     p.add_argument("--json", action="store_true", help="print a JSON list of the checks")
-    p.add_argument("--config", type=Path, help="config file (default: the user's config.toml)")
-    p.add_argument("--server", help="check this server URL instead of the config's")
-    p.add_argument("--token-file", type=Path, help="use the token in this file")
-    p.add_argument("--ca-file", type=Path, help="trust this CA (PEM) for wss://")
+    p.add_argument(
+        "--config", type=Path, metavar="PATH", help="config file (default: the user's config.toml)"
+    )
+    p.add_argument("--server", metavar="URL", help="check this server URL instead of the config's")
+    p.add_argument("--token-file", type=Path, metavar="FILE", help="use the token in this file")
+    p.add_argument("--ca-file", type=Path, metavar="FILE", help="trust this CA (PEM) for wss://")
     p.add_argument(
         "--timeout",
         type=float,

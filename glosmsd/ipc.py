@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 IPC_PROTOCOL: Final = 1
 OUT_QUEUE: Final = 1000
 READ_CHUNK: Final = 64 * 1024
+WRITE_BATCH: Final = 256
 #: What `hello` announces; only ever extended (additive changes).
 CAPABILITIES: Final = ("batch", "notifications", "subscribe", "replay", "progress")
 
@@ -280,11 +281,20 @@ class IpcServer:
     async def _write_loop(self, conn: Connection, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                data = await conn.out.get()
-                if data is None:
+                # Everything already queued goes out in one write: a pipelining client
+                # otherwise cost a send() and a drain per reply.
+                item = await conn.out.get()
+                batch: list[bytes] = []
+                while item is not None:
+                    batch.append(item)
+                    if conn.out.empty() or len(batch) >= WRITE_BATCH:
+                        break
+                    item = conn.out.get_nowait()
+                if batch:
+                    writer.write(b"".join(batch))
+                    await writer.drain()
+                if item is None:
                     break
-                writer.write(data)
-                await writer.drain()
         except (ConnectionError, OSError) as exc:
             log.debug("ipc client %s write: %s", conn.name, exc)
         finally:

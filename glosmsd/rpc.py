@@ -478,7 +478,16 @@ def _all_of(checks: tuple[Check, ...]) -> Check:
         return _accept
     if len(checks) == 1:
         return checks[0]
-    return lambda v: all(c(v) for c in checks)
+
+    def check(v: Any) -> bool:
+        # A loop, not all(genexpr): this runs on every call and the generator cost more
+        # than the checks.
+        for c in checks:  # noqa: SIM110
+            if not c(v):
+                return False
+        return True
+
+    return check
 
 
 def _min_length(n: float) -> Check:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -71,13 +72,6 @@ def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
         delay = min(delay * 1.5, 0.2)
 
 
-def _free_display() -> int:
-    for n in range(140, 400):
-        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
-            return n
-    raise RuntimeError("no free X display number")
-
-
 DUNSTRC = """
 [global]
     font = DejaVu Sans 9
@@ -112,7 +106,7 @@ class DesktopEnv:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self.display = f":{_free_display()}"
+        self.display = ""  # Xvfb picks a free one (-displayfd) and says which
         self.procs: list[subprocess.Popen[bytes]] = []
         self.bus = ""
         self.monitor_log = root / "dbus-monitor.log"
@@ -149,10 +143,7 @@ class DesktopEnv:
         return proc
 
     def _start(self, tray: bool, notifications: bool) -> None:
-        w, h = SCREEN
-        self._spawn("Xvfb", self.display, "-screen", "0", f"{w}x{h}x24", "-nolisten", "tcp")
-        sock = Path(f"/tmp/.X11-unix/X{self.display[1:]}")
-        wait_until(sock.exists, 10, "Xvfb")
+        self._start_x()
         wait_until(lambda: self.run("xdpyinfo", check=False).returncode == 0, 10, "X to answer")
         if tray:
             self._spawn(
@@ -187,6 +178,45 @@ class DesktopEnv:
                     stdout=out,
                 )  # fmt: skip
             wait_until(lambda: self.monitor_log.stat().st_size > 0, 10, "dbus-monitor")
+
+    def _start_x(self) -> None:
+        """Xvfb on a display it picks itself: choosing a free number here raced other test
+        runs on the machine (two Xvfb on one number, and a tray host docked into the other
+        run's screen)."""
+        w, h = SCREEN
+        ready, told = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [
+                    "Xvfb",
+                    "-displayfd",
+                    str(told),
+                    "-screen",
+                    "0",
+                    f"{w}x{h}x24",
+                    "-nolisten",
+                    "tcp",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(told,),
+            )
+        finally:
+            os.close(told)
+        self.procs.append(proc)
+        with os.fdopen(ready, "rb") as pipe:
+            said = b""
+            deadline = time.monotonic() + 10
+            while not said.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([pipe], [], [], left)[0]:
+                    raise TimeoutError("timed out after 10 s waiting for Xvfb")
+                chunk = os.read(pipe.fileno(), 16)
+                if not chunk:
+                    raise RuntimeError(f"Xvfb exited with {proc.wait(5)} before it was ready")
+                said += chunk
+        self.display = f":{int(said)}"
 
     def _tray_owner(self) -> bool:
         return bool(self.window_ids("--classname", "trayer"))

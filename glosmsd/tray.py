@@ -174,8 +174,21 @@ def build_tk_menu(
     return menu
 
 
-def post_tk_menu(entries: tuple[MenuEntry, ...], x: int, y: int) -> Command | None:
-    """Show the menu at (x, y) and wait until it closes; what was chosen, if anything."""
+def menu_position(
+    icon: tuple[int, int, int, int], menu: tuple[int, int], screen: tuple[int, int]
+) -> tuple[int, int]:
+    """Where the menu's top-left goes for a tray icon at (x, y, w, h): under the icon (a
+    top panel), or above it when there is no room below (a bottom panel), never over it."""
+    x, y, _w, h = icon
+    mw, mh = menu
+    sw, sh = screen
+    top = y + h if y + h + mh <= sh or y - mh < 0 else y - mh
+    return max(0, min(x, sw - mw)), max(0, min(top, sh - mh))
+
+
+def post_tk_menu(entries: tuple[MenuEntry, ...], icon: tuple[int, int, int, int]) -> Command | None:
+    """Show the menu by the icon at (x, y, w, h) and wait until it closes; what was
+    chosen, if anything."""
     import tkinter as tk
 
     chosen: list[Command] = []
@@ -186,8 +199,16 @@ def post_tk_menu(entries: tuple[MenuEntry, ...], x: int, y: int) -> Command | No
         log.info("tray menu: %s", " | ".join(menu_labels(entries)))
         menu.bind("<Unmap>", lambda _e: root.after_idle(root.quit))
         root.after(120_000, root.quit)  # never hold the tray longer than this
+        menu.update_idletasks()
+        x, y = menu_position(
+            icon,
+            (menu.winfo_reqwidth(), menu.winfo_reqheight()),
+            (root.winfo_screenwidth(), root.winfo_screenheight()),
+        )
         menu.tk_popup(x, y)
-        menu.focus_set()
+        # Keys go to the menu even when the pointer is not over it (it opens beside the
+        # icon; without a window manager X sends keys to the window under the pointer).
+        menu.focus_force()
         root.mainloop()
     finally:
         root.destroy()
@@ -341,9 +362,10 @@ class Tray:
 
     # -- called on the xorg thread
 
-    def clicked(self, x: int, y: int) -> None:
+    def clicked(self, icon: tuple[int, int, int, int]) -> None:
+        """The icon at (x, y, w, h) on the screen was clicked: show the menu by it."""
         try:
-            command = post_tk_menu(build_menu(self._state), x, y)
+            command = post_tk_menu(build_menu(self._state), icon)
         except Exception:
             log.exception("the tray menu could not be shown")
             return
@@ -419,7 +441,17 @@ def _xorg_icon_class(base: Any) -> Any:
                 return DEFAULT_PANEL
 
         def _on_button_press(self, event: Any) -> None:
-            self.tray.clicked(event.root_x, event.root_y)
+            self.tray.clicked(self._screen_rect(event))
+
+        def _screen_rect(self, event: Any) -> tuple[int, int, int, int]:
+            """The icon's rectangle on the screen (the click point if X cannot say)."""
+            try:
+                geo = self._window.get_geometry()
+                root = self._display.screen().root
+                at = root.translate_coords(self._window, 0, 0)
+                return int(at.x), int(at.y), int(geo.width), int(geo.height)
+            except Exception:
+                return int(event.root_x), int(event.root_y), 1, 1
 
         def _mainloop(self) -> None:
             # Upstream blocks in next_event() and takes updates from other threads through

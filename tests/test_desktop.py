@@ -1,4 +1,5 @@
-"""When a message pops a notification, what it says, and what the tooltip says (pure)."""
+"""When a message pops a notification, what it says, what the tooltip says, and where the
+tray menu opens by the icon (pure)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from glosmsd.desktop import alert_body, look_and_tooltip, wants_alert
 from glosmsd.icon import Look
+from glosmsd.tray import menu_position
 
 START = 1_000_000.0
 
@@ -17,7 +19,7 @@ def msg(**kw: Any) -> dict[str, Any]:
 
 
 def test_only_new_incoming_messages_with_the_pref_on() -> None:
-    on = {"notify": True, "sms_enabled": True, "started_at": START}
+    on: dict[str, Any] = {"notify": True, "sms_enabled": True, "started_at": START}
     assert wants_alert(msg(), **on)
     assert not wants_alert(msg(), notify=False, sms_enabled=True, started_at=START)
     assert not wants_alert(msg(), notify=True, sms_enabled=False, started_at=START)
@@ -50,3 +52,15 @@ def test_look_and_tooltip() -> None:
     assert look_and_tooltip(nonum) == (Look.DISABLED, "glosmsd: No SMS number assigned")
     off = {**online, "sms_enabled": False}
     assert look_and_tooltip(off)[0] is Look.DISABLED
+
+
+def test_the_tray_menu_opens_beside_the_icon_never_over_it() -> None:
+    screen = (1280, 800)
+    # A top panel: under the icon, pulled left to stay on the screen.
+    assert menu_position((1255, 1, 24, 30), (363, 251), screen) == (917, 31)
+    # A bottom panel: above the icon.
+    assert menu_position((1255, 770, 24, 30), (363, 251), screen) == (917, 519)
+    # A left panel in the middle: under it while it fits.
+    assert menu_position((0, 300, 24, 24), (363, 251), screen) == (0, 324)
+    # Room neither below nor above: as low as it fits on the screen.
+    assert menu_position((10, 100, 24, 24), (300, 700), (800, 720)) == (10, 20)

@@ -78,6 +78,9 @@ def test_inbound_badge_notification_menu_mark_read_and_copy(
         # "Mark all as read" from the menu clears this device and the other one.
         desk.click(icon)
         wait_until(lambda: "Bob Roe (1)" in ann.log(), 10, "the menu to show Bob Roe (1)")
+        menu = wait_until(lambda: desk.window_ids("--onlyvisible", "--class", "^Menu$"), 10, "menu")
+        _ix, icon_y, _iw, icon_h = desk.window_geometry(icon)
+        assert desk.window_geometry(menu[0])[1] >= icon_y + icon_h  # under the icon, not on it
         desk.screenshot(SHOTS / "menu-1-unread.png")
         desk.key("M")
         wait_until(lambda: "no unread" in desk.window_name(icon), 10, "the badge to clear")

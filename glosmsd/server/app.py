@@ -105,6 +105,23 @@ class Peer:
             await self.ws.send(data, text=True)
 
 
+def _write_then_read(
+    store: Store,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    wanted: list[tuple[str, int]],
+) -> tuple[T, list[SyncBatch] | None]:
+    """On the store thread: `fn`, then the live pushers' next reads (see `App.write`)."""
+    result = fn(store, *args, **kwargs)
+    try:
+        return result, store.sync_many(wanted, PUSH_BATCH) if wanted else None
+    except Exception:
+        # The write is committed; its caller must not see this. The pushers read again.
+        log.exception("reading the log after a write failed")
+        return result, None
+
+
 class AuthThrottle:
     """Per-address failure counts: the third failure and later wait longer each time."""
 
@@ -141,6 +158,10 @@ class App:
         self._authed: dict[ServerConnection, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._log_reads: dict[tuple[str, int], list[asyncio.Future[SyncBatch]]] = {}
+        self._pushing: set[Peer] = set()
+        # What each live pusher's next read returns, read right after the last write on
+        # the same trip to the store thread; valid until the next ring (see `write`).
+        self._prefetched: dict[tuple[str, int], SyncBatch] = {}
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -163,16 +184,39 @@ class App:
         return fn(self._store, *args, **kwargs)
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A store call that may add events: pushers are woken after it."""
+        """A store call that may add events: pushers are woken after it.
+
+        The reads the woken pushers will make are done on the same trip to the store
+        thread, right after the write, so an event costs one trip, not two. They are kept
+        until the next ring only: every commit rings after it is made (ours here, other
+        processes' from the watcher), so a kept read is never older than the last ring,
+        and a pusher that used one is woken again by any later commit.
+        """
+        wanted = sorted({(p.ext, p.live) for p in self._pushing if p.live is not None})
+        prefetched: dict[tuple[str, int], SyncBatch] = {}
         try:
-            return await self.db(fn, *args, **kwargs)
+            done: tuple[T, list[SyncBatch] | None] = await self.db(
+                _write_then_read, fn, args, kwargs, wanted
+            )
+            result, batches = done
+            if batches is not None:
+                prefetched = dict(zip(wanted, batches, strict=True))
+            return result
         finally:
-            self.bell.ring()
+            self.ring(prefetched)
+
+    def ring(self, prefetched: dict[tuple[str, int], SyncBatch] | None = None) -> None:
+        """The log may have grown: drop reads made before, wake every pusher."""
+        self._prefetched = prefetched or {}
+        self.bell.ring()
 
     async def read_log(self, ext: str, cursor: int) -> SyncBatch:
         """`Store.sync` for a pusher. The pushers one commit wakes ask in the same loop
         turn; they share one trip to the store thread (one event to A and B cost two
         trips, and B's waited behind A's), and equal (ext, cursor) reads share a result."""
+        batch = self._prefetched.get((ext, cursor))
+        if batch is not None:
+            return batch
         fut: asyncio.Future[SyncBatch] = asyncio.get_running_loop().create_future()
         waiting = self._log_reads.setdefault((ext, cursor), [])
         waiting.append(fut)
@@ -272,7 +316,7 @@ class App:
                 except GlosmsdError:
                     log.exception("pruning the event log or checkpointing failed")
                 if self._loop is not None:
-                    self._loop.call_soon_threadsafe(self.bell.ring)
+                    self._loop.call_soon_threadsafe(self.ring)
         finally:
             store.close()
 
@@ -386,6 +430,7 @@ class App:
 
     async def _push(self, peer: Peer) -> None:
         self.bell.add(peer.wake)
+        self._pushing.add(peer)
         try:
             while True:
                 await peer.wake.wait()
@@ -406,6 +451,7 @@ class App:
                         break
         finally:
             self.bell.discard(peer.wake)
+            self._pushing.discard(peer)
 
     # ------------------------------------------------------------------ methods
 

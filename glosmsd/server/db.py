@@ -644,11 +644,27 @@ class Store:
             ).lastrowid
             or 0
         )
-        self.conn.executemany(
-            "INSERT INTO message_files (message_id, pos, sha256, name) VALUES (?, ?, ?, ?)",
-            [(mid, i, f.sha256, f.name) for i, f in enumerate(files)],
-        )
-        msg = self.message(mid)
+        if files:
+            self.conn.executemany(
+                "INSERT INTO message_files (message_id, pos, sha256, name) VALUES (?, ?, ?, ?)",
+                [(mid, i, f.sha256, f.name) for i, f in enumerate(files)],
+            )
+        # What `message(mid)` would read back (`_render`), built from what was just
+        # written: reading it back cost two or three queries a message.
+        msg = {
+            "id": mid,
+            "client_id": client_id,
+            "number": number,
+            "remote": remote,
+            "direction": direction,
+            "text": text,
+            "state": state,
+            "reason": None,
+            "at": at,
+            # As stored (a blob first stored by another path keeps its first type).
+            "files": self._files_of(mid) if files else [],
+            "sender": self._person(sender_ext) if direction == "out" else None,
+        }
         self._event("message", {"message": msg}, number=number, at=at)
         return msg
 

@@ -132,13 +132,15 @@ class DesktopEnv:
         return env
 
     def _spawn(self, *cmd: str, stdout: Any = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, **self.env},
-        )
+        """Start a helper; its stderr goes to `<root>/<program>.log` to read when it fails."""
+        with open(self.root / f"{Path(cmd[0]).name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=log,
+                env={**os.environ, **self.env},
+            )
         self.procs.append(proc)
         return proc
 
@@ -186,22 +188,15 @@ class DesktopEnv:
         w, h = SCREEN
         ready, told = os.pipe()
         try:
-            proc = subprocess.Popen(
-                [
-                    "Xvfb",
-                    "-displayfd",
-                    str(told),
-                    "-screen",
-                    "0",
-                    f"{w}x{h}x24",
-                    "-nolisten",
-                    "tcp",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                pass_fds=(told,),
-            )
+            with open(self.root / "Xvfb.log", "ab") as log:
+                proc = subprocess.Popen(
+                    ["Xvfb", "-displayfd", str(told), "-screen", "0", f"{w}x{h}x24",
+                     "-nolisten", "tcp", "-noreset"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    pass_fds=(told,),
+                )  # fmt: skip
         finally:
             os.close(told)
         self.procs.append(proc)

@@ -7,6 +7,10 @@ Screenshots land in $TMPDIR/glosmsd-shots/ (or $GLOSMSD_SHOTS) to be looked at.
 from __future__ import annotations
 
 import os
+import re
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,7 +21,7 @@ from PIL import Image, ImageChops
 
 from tests.daemonproc import DaemonProcess
 from tests.desktop import DesktopEnv, TrayDaemon, wait_until
-from tests.serverproc import ServerProcess, running_server
+from tests.serverproc import ROOT, ServerProcess, running_server
 
 pytestmark = pytest.mark.desktop
 
@@ -224,3 +228,56 @@ def test_notification_actions_taken_in_dunst_mark_read_open_and_reply(
         sent = laptop.call("messages", conversation=BOB)["messages"]
         assert sent[0]["text"] == "On my way"
         assert sent[0]["direction"] == "out"
+
+
+@pytest.mark.timeout(90)
+def test_make_demo_on_the_desktop_badge_notification_and_a_reply_from_it(
+    desk: DesktopEnv, tmp_path: Path
+) -> None:
+    """What `make demo` shows a person: the tray icon with the unread count and the welcome
+    notification within seconds; Reply on it opens the popup; the echo answers."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GLOSMSD_SOCKET", "WAYLAND_DISPLAY")}
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        env[var] = str(tmp_path / var.lower())
+    (tmp_path / "run").mkdir(mode=0o700)
+    env.update(desk.env, XDG_RUNTIME_DIR=str(tmp_path / "run"), PYTHONPATH=str(ROOT))
+    log_path = tmp_path / "demo.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "glosmsd.daemon_cli", "--demo"],
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        icon = desk.tray_icon(30)
+
+        def unread() -> int:
+            assert proc.poll() is None, log_path.read_text()
+            found = re.search(r"(\d+) unread", desk.window_name(icon))
+            return int(found.group(1)) if found else 0
+
+        wait_until(unread, 30, "the demo's unread count on the tray")
+        assert red_pixels(desk.grab(icon, tmp_path / "demo-icon.png")) > 10
+        wait_until(lambda: desk.displayed() == 1, 30, "the welcome notification")
+        assert "Welcome to the glosmsd demo" in desk.notify_calls()
+        desk.screenshot(SHOTS / "demo.png")
+
+        desk.choose_action("Reply")
+        wid = popup_window(desk, "Bob Roe")
+        type_into(desk, wid, "ctrl+Return", text="Hello from the desktop")
+        wait_until(lambda: not desk.window_ids("--name", "^Bob Roe "), 20, "the popup to close")
+        echo = 'You wrote: "Hello from the desktop"'
+        wait_until(lambda: echo in desk.notify_calls(), 30, "the echo's notification")
+        wait_until(lambda: desk.displayed() == 1, 10, "the echo on screen")
+        desk.screenshot(SHOTS / "demo-echo.png")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert code == 0, log_path.read_text()

@@ -38,7 +38,7 @@ from pathlib import Path
 
 MARKER = re.compile(r"<!--\s*readme-test:\s*([\w-]+)(?:\s+([\w-]+))?\s*-->")
 FENCE = re.compile(r"^```([\w-]*)\s*$")
-MODES = ("daemon", "desktop", "session", "starts")
+MODES = ("daemon", "desktop", "firstrun", "session", "starts")
 RUN_TIMEOUT = 30.0
 WAIT_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
@@ -242,16 +242,23 @@ class Shell:
     """Examples run one after the other in `cwd` with `env`, as a user would type them.
 
     `exact`: compare output as it is, without `normalize` (for stateless commands).
+    `ports`: README port -> real port, for a server the test started (others get free ports).
     """
 
     def __init__(
-        self, cwd: Path, env: Mapping[str, str], places: Mapping[str, str], *, exact: bool = False
+        self,
+        cwd: Path,
+        env: Mapping[str, str],
+        places: Mapping[str, str],
+        *,
+        exact: bool = False,
+        ports: Mapping[str, int] | None = None,
     ) -> None:
         self.cwd = cwd
         self.exact = exact
         self.env = dict(env)
         self.places = dict(places)
-        self.ports: dict[str, int] = {}
+        self.ports: dict[str, int] = dict(ports or {})
         self.running: list[Background] = []
 
     # -- the command as run

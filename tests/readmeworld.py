@@ -30,6 +30,8 @@ ANN = "+15550001001"
 BOB = "+15557654321"
 #: What `glosmsd --demo` says first (glosmsd.daemon_cli.run_demo), from Bob Roe's mobile.
 WELCOME = "Welcome to the glosmsd demo! Text me back and I will answer."
+#: The port the README shows for the server (glosmsd-server's default).
+SHOWN_PORT = "8765"
 #: Where the README says the runtime directory is (a systemd login's XDG_RUNTIME_DIR).
 RUNTIME_SHOWN = "/run/user/1000"
 #: Variables of the machine running the tests that would leak into a user's session.
@@ -129,14 +131,25 @@ class UserDaemon(DaemonProcess):
 
 @dataclass(frozen=True, slots=True)
 class World:
+    """What the README's commands run against; `ports` maps the README's 8765 to the server's."""
+
     server: ServerProcess
-    daemon: UserDaemon
+    daemon: UserDaemon | None
     env: dict[str, str]
     places: dict[str, str]
+    ports: dict[str, int]
+
+
+def _seeded_server(stack: contextlib.ExitStack, tmp_path: Path) -> tuple[ServerProcess, str]:
+    srv = stack.enter_context(running_server(tmp_path))
+    token = srv.admin("seed-demo").strip().splitlines()[-1]
+    srv.admin("inject", "--from", BOB, "--to", ANN, "--text", WELCOME)
+    return srv, token
 
 
 @contextlib.contextmanager
 def demo_world(tmp_path: Path, *, desktop: bool = False) -> Iterator[World]:
+    """The demo company's server and Ann Lee's running daemon (headless, or with its tray)."""
     with contextlib.ExitStack() as stack:
         desktop_env: dict[str, str] = {}
         places: dict[str, str] = {}
@@ -146,12 +159,30 @@ def demo_world(tmp_path: Path, *, desktop: bool = False) -> Iterator[World]:
             desk = stack.enter_context(DesktopEnv.start(tmp_path / "desktop"))
             desktop_env = desk.env
             places[f"display {desk.display} "] = "display :0 "
-        srv = stack.enter_context(running_server(tmp_path))
-        token = srv.admin("seed-demo").strip().splitlines()[-1]
-        srv.admin("inject", "--from", BOB, "--to", ANN, "--text", WELCOME)
+        srv, token = _seeded_server(stack, tmp_path)
         home = tmp_path / "home"
         daemon = UserDaemon.start_user(home, srv, token, desktop_env)
         stack.enter_context(daemon)
         daemon.wait_caught_up()
         places.update(user_places(home))
-        yield World(srv, daemon, daemon.env, places)
+        yield World(srv, daemon, daemon.env, places, {SHOWN_PORT: srv.port})
+
+
+@contextlib.contextmanager
+def firstrun_world(tmp_path: Path) -> Iterator[World]:
+    """The demo company's server, and Ann Lee before her first run of glosmsd.
+
+    Her home has no glosmsd files and nothing runs for her; the token her administrator
+    sent (`admin token 1001`) is in `~/Downloads/sms-token.txt`, readable by all as a
+    download is.
+    """
+    with contextlib.ExitStack() as stack:
+        srv, _ = _seeded_server(stack, tmp_path)
+        home = tmp_path / "home"
+        downloads = home / "Downloads"
+        downloads.mkdir(parents=True)
+        token_file = downloads / "sms-token.txt"
+        token_file.write_text(srv.admin("token", "1001"))
+        token_file.chmod(0o644)
+        env = user_env(home, Path(sys.executable).parent)
+        yield World(srv, None, env, user_places(home), {SHOWN_PORT: srv.port})

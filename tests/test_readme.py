@@ -14,12 +14,17 @@ the HTML comment right before it (tests/readmeshell.py has the details):
   (`seed-demo`, as `glosmsd --demo` does, plus its welcome text) and a real headless
   daemon reading `~/.config/glosmsd/config.toml` (tests/readmeworld.py). The commands
   run from the repository root in that user's environment (HOME, XDG_RUNTIME_DIR,
-  GLOSMSD_SOCKET), one block per server and daemon.
+  GLOSMSD_SOCKET), one block per server and daemon. The README's server port, 8765,
+  stands for that server's port, in commands too.
 - `<!-- readme-test: desktop -->`: the same on a private desktop (Xvfb, trayer, dunst,
   xclip) with the daemon's tray; skipped, with the reason, where those are missing.
+- `<!-- readme-test: firstrun -->`: the same server, but a user who never ran glosmsd:
+  no config, nothing running, and the token the administrator sent in
+  `~/Downloads/sms-token.txt`. All firstrun blocks run in order as one test (setup
+  writes the config that later blocks use).
 - `<!-- readme-test: session NAME -->` and `<!-- readme-test: starts NAME -->`: the
-  blocks with the same NAME run in README order as one test, in a new empty directory
-  that is also the user's HOME parent (`~` is its `home/`), nothing else running. Admin
+  blocks with the same NAME run in README order as one test, in a new empty home
+  directory (the working directory, as in a new terminal), nothing else running. Admin
   commands create `server.db` there for real; `command &` starts a server or daemon in
   the background until the session ends; in a `starts` block each command runs until
   stopped (`glosmsd --demo`, `glosmsd-server ... --listen 127.0.0.1:8765`): the test
@@ -49,7 +54,7 @@ from pathlib import Path
 import pytest
 
 from tests.readmeshell import MODES, Block, Example, Shell, matches, normalize, parse
-from tests.readmeworld import demo_world, user_env, user_places
+from tests.readmeworld import World, demo_world, firstrun_world, user_env, user_places
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -192,23 +197,32 @@ DAEMON = _console("daemon")
 DESKTOP = _console("desktop")
 
 
+def _shell(world: World) -> Shell:
+    return Shell(ROOT, world.env, world.places, ports=world.ports)
+
+
 @pytest.mark.parametrize("block", DAEMON, ids=[b.id for b in DAEMON])
 def test_readme_daemon_block(block: Block, tmp_path: Path) -> None:
     with demo_world(tmp_path) as world:
-        _run_blocks(Shell(ROOT, world.env, world.places), [block])
+        _run_blocks(_shell(world), [block])
 
 
 @pytest.mark.desktop
 @pytest.mark.parametrize("block", DESKTOP, ids=[b.id for b in DESKTOP])
 def test_readme_desktop_block(block: Block, tmp_path: Path) -> None:
     with demo_world(tmp_path, desktop=True) as world:
-        _run_blocks(Shell(ROOT, world.env, world.places), [block])
+        _run_blocks(_shell(world), [block])
+
+
+def test_readme_first_run(tmp_path: Path) -> None:
+    """The first-run blocks, in order, for one user who has never run glosmsd."""
+    with firstrun_world(tmp_path) as world:
+        _run_blocks(_shell(world), _console("firstrun"))
 
 
 @pytest.mark.parametrize("name", sorted(SESSIONS), ids=sorted(SESSIONS))
 def test_readme_session(name: str, tmp_path: Path) -> None:
-    """Blocks sharing a session run in order in one directory, as one user's terminal."""
+    """Blocks sharing a session run in order in the user's home, as in one terminal."""
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
-    shell = Shell(tmp_path, user_env(home, BIN), user_places(home))
-    _run_blocks(shell, SESSIONS[name])
+    _run_blocks(Shell(home, user_env(home, BIN), user_places(home)), SESSIONS[name])

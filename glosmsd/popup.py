@@ -247,7 +247,7 @@ class Calls:
     idle popup runs no timer.
     """
 
-    def __init__(self, root: tk.Misc, *, workers: int = CALL_WORKERS) -> None:
+    def __init__(self, root: tk.Tk, *, workers: int = CALL_WORKERS) -> None:
         self.root = root
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="popup-call")
         self._waiting: list[tuple[Future[Any], Done, Failed]] = []
@@ -276,11 +276,15 @@ class Calls:
             if self._closed:
                 return
             exc = future.exception()
-            if exc is None:
-                done(future.result())
-            else:
-                failed(as_error(exc))
-        if self._waiting and not self._closed:
+            try:
+                if exc is None:
+                    done(future.result())
+                else:
+                    failed(as_error(exc))
+            except Exception as err:  # one broken answer must not strand the others
+                self.root.report_callback_exception(type(err), err, err.__traceback__)
+        # A callback above may have submitted (and so scheduled) already: one timer only.
+        if self._waiting and not self._closed and self._timer is None:
             self._timer = self.root.after(POLL_MS, self._poll)
 
     def close(self) -> None:

@@ -267,6 +267,8 @@ def test_a_slow_send_never_blocks_the_window_and_closing_does_not_lose_it(
         try:
             popup = Popup(root, ann.client, to=BOB, close_on_send=False)
             pump_until(root, lambda: popup.calls.in_flight == 0, 10, "the popup to load")
+            root.update()
+            assert not root.tk.call("after", "info")  # idle: no polling timer left running
             popup.text.insert("1.0", "the photo, sent while the daemon is stopped")
             popup.add_files([photo])
             root.update()

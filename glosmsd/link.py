@@ -438,6 +438,12 @@ class Link:
                 ) from None
         finally:
             self._pending.pop(req_id, None)
+            # The reader may have failed `fut` while we were still sending (and then the send
+            # failed too): mark that exception seen, or asyncio logs it as never retrieved.
+            if fut.done() and not fut.cancelled():
+                fut.exception()
+            else:
+                fut.cancel()
 
     def _fail_pending(self, error: LinkClosed) -> None:
         for fut in self._pending.values():

@@ -318,15 +318,23 @@ class Shell:
         )
         return Background(example, proc)
 
+    def _printed(self, bg: Background, pattern: re.Pattern[str]) -> bool:
+        """Have the lines shown been printed, as its first lines (more may follow)?"""
+        lines = bg.lines_so_far().splitlines(keepends=True)
+        return any(
+            pattern.fullmatch(normalize("".join(lines[:n]), self.places))
+            for n in range(len(lines) + 1)
+        )
+
     def _wait_for_lines(self, bg: Background) -> None:
         pattern = pattern_of(bg.example.expected)
         deadline = time.monotonic() + WAIT_TIMEOUT
         while True:
-            if pattern.fullmatch(normalize(bg.lines_so_far(), self.places)):
+            if self._printed(bg, pattern):
                 return
             if bg.proc.poll() is not None:
                 time.sleep(0.1)  # let the reader take the last words
-                if pattern.fullmatch(normalize(bg.lines_so_far(), self.places)):
+                if self._printed(bg, pattern):
                     return
                 why = f"it exited with {bg.proc.returncode} before printing that"
                 raise self._fail(bg.example, why, bg.output())

@@ -40,8 +40,10 @@ pytest: $(TEST_STAMP)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest ran no tests: failing" >&2; exit 1; fi; exit $$rc
 
+# One report: every figure next to its floor, table printed, bench/results.json written
+# (about 5 minutes; BENCH_ARGS=--quick for a smoke run, --only ipc,cli for a subset).
 bench: $(TEST_STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench.report $(BENCH_ARGS)
 
 openrpc: $(RUN_STAMP)
 	$(BIN)/python -m glosmsd.api > ipc/openrpc.json

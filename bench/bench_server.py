@@ -1,7 +1,10 @@
 """Benchmark of the reference server on loopback, each figure next to a floor from the same run.
 
 - messages/s: extension A sends to extension B (hosted number: direct delivery) and waits
-  for B's pushed event, one at a time; floor: a bare websockets echo round trip.
+  for B's pushed event, one at a time; floor: a bare websockets echo round trip with a
+  message-sized frame, the echo server in its own process like the real server (a
+  kernel wake-up each way; an echo in the client's own process, also reported, skips
+  them and did ~1.8x the round trips here).
 - catch-up events/s: a device syncs N events from cursor 0 in batches of 500; floor:
   inserting the same number of rows into SQLite in one batched transaction.
 
@@ -15,6 +18,8 @@ import asyncio
 import json
 import random
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,29 +36,65 @@ CATCH_UP = 20000
 ECHO_ROUNDS = 2000
 
 
+ECHO_SERVER = r"""
+import asyncio
+from websockets.asyncio.server import serve
+async def echo(ws):
+    async for frame in ws:
+        await ws.send(frame)
+async def main():
+    async with serve(echo, "127.0.0.1", 0, compression=None) as srv:
+        print(next(iter(srv.sockets)).getsockname()[1], flush=True)
+        await asyncio.Future()
+asyncio.run(main())
+"""
+PAYLOAD = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "send",
+        "params": {"client_id": "x" * 16, "to": "+15550001004", "text": "y" * 60},
+    }
+)
+
+
+async def _echo_rate(port: int, rounds: int) -> float:
+    async with connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
+        for _ in range(min(100, rounds)):  # warm up
+            await ws.send(PAYLOAD)
+            await ws.recv()
+        t0 = time.perf_counter()
+        for _ in range(rounds):
+            await ws.send(PAYLOAD)
+            await ws.recv()
+        return rounds / (time.perf_counter() - t0)
+
+
 async def echo_floor(rounds: int) -> float:
-    """Round trips per second of a bare websocket echo with a message-sized JSON text."""
+    """Round trips per second of a bare websocket echo server in its own process."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        return await _echo_rate(port, rounds)
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+async def echo_in_process(rounds: int) -> float:
+    """The same echo served by this process's own loop (no kernel wake-up between them)."""
 
     async def echo(ws: ServerConnection) -> None:
         async for frame in ws:
             await ws.send(frame)
 
     async with serve(echo, "127.0.0.1", 0, compression=None) as srv:
-        port = next(iter(srv.sockets)).getsockname()[1]
-        async with connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
-            payload = json.dumps(
-                {
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "send",
-                    "params": {"client_id": "x" * 16, "to": "+15550001004", "text": "y" * 60},
-                }
-            )
-            t0 = time.perf_counter()
-            for _ in range(rounds):
-                await ws.send(payload)
-                await ws.recv()
-            return rounds / (time.perf_counter() - t0)
+        return await _echo_rate(next(iter(srv.sockets)).getsockname()[1], rounds)
 
 
 def insert_floor(rows: int, tmp: Path) -> float:
@@ -104,10 +145,12 @@ async def measure(tmp: Path) -> dict[str, Any]:
     finally:
         srv.stop()
     echo = await echo_floor(ECHO_ROUNDS)
+    echo_here = await echo_in_process(ECHO_ROUNDS)
     floor = insert_floor(len(events), tmp)
     return {
         "messages_per_s": msg_rate,
         "echo_round_trips_per_s": echo,
+        "echo_in_process_round_trips_per_s": echo_here,
         "messages_vs_echo": msg_rate / echo,
         "catch_up_events_per_s": catch_rate,
         "catch_up_events": len(events),
@@ -123,6 +166,7 @@ def run() -> dict[str, Any]:
     print(
         f"  floor: bare websocket echo round trip: {result['echo_round_trips_per_s']:8.0f} /s"
         f"   ratio {result['messages_vs_echo']:.3f}"
+        f"   (echo in this process: {result['echo_in_process_round_trips_per_s']:.0f} /s)"
     )
     print(
         f"catch-up sync ({result['catch_up_events']} events):  "

@@ -378,16 +378,18 @@ def _run_number(args: argparse.Namespace) -> int:
 
 
 def _copy(text: str) -> None:
-    try:
-        import pyperclip
+    from glosmsd import clip
 
-        pyperclip.copy(text)
-    except Exception as exc:  # pyperclip raises its own class, or OSError from the tool
+    try:
+        clip.copy(text, detach=True)  # `$(glosms number --copy)` must not wait for xclip
+    except clip.ClipboardUnavailable:
         raise CliError(
-            "cannot copy: no clipboard tool found (install xclip or xsel, or wl-clipboard "
-            f"on Wayland): {_one_line(str(exc), 120)}",
+            "cannot copy: no clipboard tool found: install xclip or xsel (X11), "
+            "or wl-clipboard (Wayland)",
             EXIT_FAIL,
         ) from None
+    except OSError as exc:
+        raise CliError(f"cannot copy: {_one_line(str(exc), 160)}", EXIT_FAIL) from None
 
 
 # --------------------------------------------------------------------------- ls, read

@@ -14,6 +14,8 @@ gives it)::
     notify = false                           # "Notify me when I receive a new SMS message"
     sound = true                             # "New SMS Message Received" sound
     sms_enabled = true                       # "Enable the SMS messaging on Desktop"
+    hide_text = false                        # hide message text in notifications
+    auto_download = true                     # fetch incoming files under the MMS limit
 
 Secrets: a file that holds the token (the token file, or `config.toml` when it has
 `token`) is refused when other users can read or write it ("chmod 600 FILE" says the
@@ -58,6 +60,8 @@ PREF_DEFAULTS: Final[Mapping[str, bool]] = {
     "notify": False,
     "sound": True,
     "sms_enabled": True,
+    "hide_text": False,
+    "auto_download": True,
 }
 
 _KEYS: Final = frozenset(

@@ -272,3 +272,9 @@ def test_ca_file_is_resolved_next_to_the_config_and_must_exist(tmp_path: Path) -
     assert tls_context(plain) is None  # no TLS, nothing to trust
     with pytest.raises(ConfigError, match="not a PEM file of CA certificates"):
         tls_context(Config.load(cfg))
+
+
+def test_every_preference_can_have_a_default_in_the_config() -> None:
+    from glosmsd.service import PREFS
+
+    assert PREF_DEFAULTS == {key: spec[0] for key, spec in PREFS.items()}

@@ -106,7 +106,7 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     self._loop.add_signal_handler(sig, self.request_stop)
-            log.info("glosmsd running: socket %s, server %s", paths.socket_path, self.config.server)
+            log.info("running: socket %s, server %s", paths.socket_path, self.config.server)
             essential = list(tasks)
             if self.on_ready is not None:
                 result = self.on_ready(self)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import logging.handlers
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -37,6 +39,20 @@ HEADLESS_LINE = (
     "glosmsd: no display found, running headless without the tray icon "
     "(use `glosms status` and `glosms watch` to see what the tray would show)."
 )
+
+
+def glosms_command() -> str:
+    """How the user runs `glosms` from here: its name when PATH finds this installation's,
+    else its path (`.venv/bin/glosms` in a checkout after `make demo`)."""
+    here = Path(sys.executable).parent / "glosms"
+    found = shutil.which("glosms")
+    if found is not None and Path(found).resolve() == here.resolve():
+        return "glosms"
+    if not here.exists():
+        return "glosms"
+    with contextlib.suppress(ValueError):
+        return str(here.relative_to(Path.cwd()))
+    return str(here)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,6 +196,7 @@ async def run_demo(args: argparse.Namespace, session: Session | None = None) -> 
     )
 
     async def welcome(daemon: Daemon) -> None:
+        g = glosms_command()
         svc = daemon.service
         assert svc is not None
         for _ in range(200):
@@ -189,8 +206,8 @@ async def run_demo(args: argparse.Namespace, session: Session | None = None) -> 
         print(
             f"glosmsd demo: extension {DEMO_EXT} ({svc.account.name}), SMS number "
             f"{svc.account.number}, server {url}\n"
-            f"  try: .venv/bin/glosms status | .venv/bin/glosms ls | "
-            f'.venv/bin/glosms send "Bob Roe" --pick 1 "Hello"\n'
+            f"  try: {g} status | {g} ls | "
+            f'{g} send "Bob Roe" --pick 1 "Hello"\n'
             "  stop with Ctrl+C",
             flush=True,
         )

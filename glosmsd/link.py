@@ -160,6 +160,7 @@ class Link:
         self._apply_batch = apply_batch
         self._on_hello = on_hello
         self._ssl = ssl_context
+        self._last_line = ""
         self._clock = clock
         self.keepalive = Keepalive(ping_interval)
         self._core = LinkCore(
@@ -279,7 +280,10 @@ class Link:
         status = self._core.status_changed()
         if status is None:
             return
-        log.info("link: %s", status.describe(self._clock()))
+        line = status.describe(self._clock())
+        if line != self._last_line:  # connecting and saying hello read the same to a user
+            log.info("link: %s", line)
+            self._last_line = line
         try:
             self._on_status(status)
         except Exception:

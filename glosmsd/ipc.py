@@ -219,6 +219,7 @@ class IpcServer:
 
     async def _read_loop(self, conn: Connection, reader: asyncio.StreamReader) -> None:
         framer = rpc.LineFramer(self.max_line)
+        handled = 0
         while conn.is_open():
             data = await reader.read(READ_CHUNK)
             if not data:
@@ -236,6 +237,9 @@ class IpcServer:
                     await conn.reply(rpc.encode(rpc.error_reply(None, err.to_rpc())))
                     continue
                 await self._process(conn, item)
+                handled += 1
+                if handled % 16 == 0:  # one pipelining client must not starve the others
+                    await asyncio.sleep(0)
 
     async def _process(self, conn: Connection, line: bytes) -> None:
         parsed = rpc.parse(line)

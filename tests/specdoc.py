@@ -7,19 +7,29 @@ notification the daemon sent, pretty-printed over as many lines as it needs. The
 and compares what comes back: the same keys everywhere, the same values except the
 `VOLATILE` ones (times, paths, random ids). `python -m tests.specdoc` rewrites the
 replies in the doc from a real run, so the doc shows real output.
+
+`Shapes` holds replies to the OpenRPC document (`glosmsd.api`): each result must match
+its method's result schema and each notification the schema of its params, both in the
+doc and in what a real daemon sends. Only tests check this, never the daemon itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import socket
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from jsonschema import Draft7Validator, ValidationError
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
 
 SPEC = Path(__file__).resolve().parents[1] / "ipc" / "SPEC.md"
 BLOCK = re.compile(r"```json-rpc\n(.*?)```", re.S)
@@ -80,8 +90,8 @@ def run(socket_path: Path, example: Example, *, events: int = 0, linger: float =
         if linger:
             s.settimeout(linger)
             with contextlib.suppress(TimeoutError):
-                while line := reader.readline():
-                    got.append(json.loads(line))
+                while extra := reader.readline():
+                    got.append(json.loads(extra))
         reader.close()
     return got
 
@@ -108,6 +118,86 @@ def shape_diff(doc: Any, real: Any, where: str = "$") -> list[str]:
     return [] if doc == real else [f"{where}: {doc!r} != {real!r}"]
 
 
+#: Where `Shapes` files the OpenRPC document, so `#/components/schemas/...` refs resolve.
+DOC_URI = "urn:glosmsd:openrpc"
+
+
+class Shapes:
+    """The reply shapes of an OpenRPC document as validators: each method's result and
+    each notification's params (`x-notifications`), in OpenRPC's dialect (draft-07)."""
+
+    def __init__(self, doc: Mapping[str, Any]) -> None:
+        resource = Resource.from_contents(doc, default_specification=DRAFT7)
+        registry: Registry[Any] = Registry().with_resource(DOC_URI, resource)
+
+        def at(pointer: str) -> Draft7Validator:
+            return Draft7Validator({"$ref": f"{DOC_URI}#{pointer}"}, registry=registry)
+
+        self.results = {
+            m["name"]: at(f"/methods/{i}/result/schema") for i, m in enumerate(doc["methods"])
+        }
+        self.notifications = {
+            n["name"]: at(f"/x-notifications/{i}/params/schema")
+            for i, n in enumerate(doc.get("x-notifications", ()))
+        }
+
+    def result_problems(self, method: str, result: Any) -> list[str]:
+        validator = self.results.get(method)
+        if validator is None:
+            return [f"{method}: not a method of the OpenRPC document"]
+        return [_problem(f"{method} result", e) for e in validator.iter_errors(result)]
+
+    def params_problems(self, notification: str, params: Any) -> list[str]:
+        validator = self.notifications.get(notification)
+        if validator is None:
+            return [f"{notification}: a notification the OpenRPC document does not list"]
+        return [_problem(f"{notification} params", e) for e in validator.iter_errors(params)]
+
+    def exchange_problems(self, requests: Sequence[str], messages: Sequence[Any]) -> list[str]:
+        """Shape problems in what a daemon sent for these request lines: each result
+        against the result schema of the method its id asked for, each notification
+        against the schema of its params. Errors have no result schema to match."""
+        asked: dict[str, str] = {}
+        for line in requests:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            for item in obj if isinstance(obj, list) else [obj]:
+                if isinstance(item, dict) and "id" in item and isinstance(item.get("method"), str):
+                    asked[json.dumps(item["id"])] = item["method"]
+        problems: list[str] = []
+        for msg in messages:
+            for item in msg if isinstance(msg, list) else [msg]:
+                if not isinstance(item, dict):
+                    problems.append(f"not a JSON-RPC object: {item!r}")
+                elif "method" in item:
+                    problems += self.params_problems(item["method"], item.get("params"))
+                elif "result" in item:
+                    method = asked.get(json.dumps(item.get("id")))
+                    if method is None:
+                        problems.append(f"a result for an id nobody asked: {item!r}")
+                    else:
+                        problems += self.result_problems(method, item["result"])
+        return problems
+
+
+def _problem(what: str, err: ValidationError) -> str:
+    message = err.message
+    if len(message) > 300:
+        message = message[:300] + "..."
+    return f"{what} at {err.json_path}: {message}"
+
+
+@functools.cache
+def shapes() -> Shapes:
+    """The shapes of the document the daemon serves (`glosmsd.api`; the checked-in
+    `ipc/openrpc.json` must equal it, see tests/test_spec.py)."""
+    from glosmsd import api
+
+    return Shapes(api.openrpc(api.full_table()))
+
+
 def render(text: str, results: list[list[Any]]) -> str:
     blocks = iter(results)
 
@@ -131,6 +221,18 @@ def main() -> int:
     examples = parse(text)
     with tempfile.TemporaryDirectory() as tmp, running_world(Path(tmp)) as world:
         results = [run(world.daemon.socket, ex, linger=0.5) for ex in examples]
+    # The doc never shows a reply its own OpenRPC document says cannot happen.
+    problems = [
+        p
+        for ex, got in zip(examples, results, strict=True)
+        for p in shapes().exchange_problems(ex.requests, got)
+    ]
+    if problems:
+        print(
+            "\n".join(["replies off their documented shape; SPEC.md left as it was:", *problems]),
+            file=sys.stderr,
+        )
+        return 1
     SPEC.write_text(render(text, results))
     print(f"rewrote {len(results)} examples in {SPEC}", file=sys.stderr)
     return 0

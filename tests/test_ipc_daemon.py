@@ -1,7 +1,10 @@
 """The socket of a real daemon (real server behind it): every method, replay, fuzz, abuse.
 
 One world (server + Ann's daemon, see tests/ipcworld.py) serves the whole module; tests
-that change things run last or touch only what they created.
+that change things run last or touch only what they created. Every result and every
+notification the tests receive must match its schema in the OpenRPC document
+(tests/specdoc.py `Shapes`): the calls here go through `call`, `Raw` or `CheckedClient`,
+which check each one as it arrives.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from glosmsd.errors import BadInput, NotFound, RpcError
 from glosmsd.ipc_client import Client
 from glosmsd.store import EVENT_KINDS
 from tests.ipcworld import ANN, BIG_FILE, BOB_MOBILE, CY, World, running_world
+from tests.specdoc import shapes
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +38,39 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield w
 
 
+def shaped(method: str, result: Any) -> Any:
+    """`result`, after checking it has the shape the OpenRPC document gives `method`."""
+    problems = shapes().result_problems(method, result)
+    assert not problems, problems
+    return result
+
+
+def shaped_params(notification: str, params: Any) -> Any:
+    problems = shapes().params_problems(notification, params)
+    assert not problems, problems
+    return params
+
+
+class CheckedClient(Client):
+    """The CLI's client, holding every result and event to its documented shape."""
+
+    def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Any:
+        return shaped(method, super().call(method, params, on_progress=on_progress))
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        for ev in super().events():
+            yield shaped_params("event", ev)
+
+
 class Raw:
-    """A raw socket: send lines, read lines, with a deadline."""
+    """A raw socket: send lines, read lines, with a deadline. Notifications and the
+    results of `call` are checked against their documented shapes."""
 
     def __init__(self, path: Path, timeout: float = 15.0) -> None:
         self.sock = socket.socket(socket.AF_UNIX)
@@ -53,13 +88,18 @@ class Raw:
                 raise EOFError("daemon closed the connection")
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+        msg = json.loads(line)
+        if isinstance(msg, dict) and "method" in msg and "id" not in msg:
+            shaped_params(msg["method"], msg.get("params"))
+        return msg
 
     def call(self, method: str, params: Any = None, rid: Any = 1) -> Any:
         self.send(rpc.encode(rpc.request(method, params, rid)))
         while True:
             msg = self.line()
             if isinstance(msg, dict) and msg.get("id") == rid and "method" not in msg:
+                if "result" in msg:
+                    shaped(method, msg["result"])
                 return msg
 
     def close(self) -> None:
@@ -67,7 +107,7 @@ class Raw:
 
 
 def call(world: World, method: str, **params: Any) -> Any:
-    return world.daemon.call(method, **params)
+    return shaped(method, world.daemon.call(method, **params))
 
 
 def error_of(world: World, method: str, params: Any) -> dict[str, Any]:
@@ -208,6 +248,7 @@ def test_download_reports_progress(world: World) -> None:
                 break
     finally:
         raw.close()
+    shaped("download", msg["result"])
     assert msg["result"]["files"][0]["state"] == "done"
     assert Path(msg["result"]["files"][0]["path"]).read_bytes() == BIG_FILE
     assert len(seen) >= 3
@@ -216,7 +257,7 @@ def test_download_reports_progress(world: World) -> None:
 
 
 def test_send_idempotent_resend_and_state_events(world: World) -> None:
-    with Client(world.daemon.socket) as c:
+    with CheckedClient(world.daemon.socket) as c:
         sub = c.call("subscribe", {})
         assert sub["subscribed"] is True
         first = c.call("send", {"to": CY, "text": "once", "client_id": "tests-once"})["message"]
@@ -229,7 +270,7 @@ def test_send_idempotent_resend_and_state_events(world: World) -> None:
                 break
     world.server.admin("carrier-mode", "fail", "--reason", "Carrier said no")
     try:
-        with Client(world.daemon.socket) as c:
+        with CheckedClient(world.daemon.socket) as c:
             c.call("subscribe", {})
             bad = c.call("send", {"to": CY, "text": "will fail"})["message"]
             for ev in c.events():
@@ -260,10 +301,10 @@ def test_gap_flag_for_an_id_from_elsewhere(world: World) -> None:
 
 
 def test_reconnect_with_since_gets_exactly_what_a_live_subscriber_saw(world: World) -> None:
-    with Client(world.daemon.socket) as c:
+    with CheckedClient(world.daemon.socket) as c:
         last_seen = int(c.call("subscribe", {})["last_id"])
     live: list[dict[str, Any]] = []
-    watcher = Client(world.daemon.socket, timeout=30).connect()
+    watcher = CheckedClient(world.daemon.socket, timeout=30).connect()
     watcher.call("subscribe", {})
     with world.server.store() as st_:
         for i in range(50):
@@ -272,7 +313,7 @@ def test_reconnect_with_since_gets_exactly_what_a_live_subscriber_saw(world: Wor
     marker_text = "burst 49"
 
     def saw_last(ev: dict[str, Any]) -> bool:
-        return ev["kind"] == "message" and ev["data"]["message"]["text"] == marker_text
+        return bool(ev["kind"] == "message" and ev["data"]["message"]["text"] == marker_text)
 
     for ev in watcher.events():
         live.append(ev)
@@ -286,7 +327,7 @@ def test_reconnect_with_since_gets_exactly_what_a_live_subscriber_saw(world: Wor
     watcher.close()
     assert len(live) >= 100
     replayed: list[dict[str, Any]] = []
-    with Client(world.daemon.socket) as c:
+    with CheckedClient(world.daemon.socket) as c:
         res = c.call("subscribe", {"since": last_seen})
         assert res["gap"] is False
         assert res["replayed"] >= len(live)
@@ -351,6 +392,20 @@ raw_line = (
 )
 
 
+def methods_by_id(lines: list[bytes]) -> dict[str, str]:
+    """The method each request id in `lines` asked for, for ids used only once."""
+    asked: dict[str, list[Any]] = {}
+    for line in lines:
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        for item in obj if isinstance(obj, list) else [obj]:
+            if isinstance(item, dict) and "id" in item:
+                asked.setdefault(json.dumps(item["id"]), []).append(item.get("method"))
+    return {rid: m[0] for rid, m in asked.items() if len(m) == 1 and isinstance(m[0], str)}
+
+
 def valid_reply(obj: Any) -> bool:
     if not isinstance(obj, dict) or obj.get("jsonrpc") != "2.0" or "id" not in obj:
         return False
@@ -372,12 +427,18 @@ def test_fuzzed_lines_never_kill_the_daemon_and_replies_are_json_rpc(
     world: World, lines: list[bytes]
 ) -> None:
     raw = Raw(world.daemon.socket)
+    asked = methods_by_id(lines)
     try:
         raw.send(b"\n".join(lines) + b'\n{"jsonrpc":"2.0","id":"end","method":"number"}\n')
         while True:
             msg = raw.line()
             if isinstance(msg, dict) and msg.get("method") in ("event", "progress"):
                 continue
+            # Whatever params got through, a result has its method's documented shape.
+            for item in msg if isinstance(msg, list) else [msg]:
+                method = asked.get(json.dumps(item.get("id"))) if isinstance(item, dict) else None
+                if method is not None and "result" in item:
+                    shaped(method, item["result"])
             if isinstance(msg, list):
                 assert msg, "an empty batch reply must not be sent"
                 assert all(valid_reply(m) for m in msg), msg
@@ -409,7 +470,7 @@ def test_client_that_never_reads_does_not_delay_others(world: World) -> None:
     flooder.start()
     worst = 0.0
     try:
-        with Client(world.daemon.socket, timeout=10) as c:
+        with CheckedClient(world.daemon.socket, timeout=10) as c:
             for _ in range(100):
                 t0 = time.perf_counter()
                 assert c.call("number")["number"] == ANN
@@ -447,6 +508,8 @@ def test_a_batch_and_notifications(world: World) -> None:
         raw.send(json.dumps(batch).encode() + b"\n")
         reply = raw.line()
         assert [r["id"] for r in reply] == [1, 2]
+        shaped("count", reply[0]["result"])
+        shaped("number", reply[1]["result"])
     finally:
         raw.close()
 

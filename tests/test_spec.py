@@ -2,8 +2,10 @@
 
 Every `json-rpc` example in the spec is sent to a daemon seeded like the one that
 generated it (tests/ipcworld.py); replies must have the same keys and the same values
-except times, paths and random ids (tests/specdoc.py). The example clients run as their
-own processes. The checked-in OpenRPC document must equal the generated one.
+except times, paths and random ids (tests/specdoc.py), and both the documented and the
+real replies must match their method's result schema in the OpenRPC document. The example
+clients run as their own processes. The checked-in OpenRPC document must equal the
+generated one.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def test_every_example_in_the_spec_is_what_the_daemon_answers(world: World) -> N
         replies = [m for m in got if not _is_note(m)]
         documented = [m for m in ex.replies if not _is_note(m)]
         problems = specdoc.shape_diff(documented, replies)
+        problems += specdoc.shapes().exchange_problems(ex.requests, ex.replies)
+        problems += specdoc.shapes().exchange_problems(ex.requests, got)
         real_notes = [_without_event_ids(m) for m in got if _is_note(m)]
         for note in notes:
             want = _without_event_ids(note)
@@ -74,6 +78,16 @@ def test_spec_states_the_real_limits() -> None:
 
     for cls in APPLICATION_ERRORS:
         assert re.search(rf"\| {cls.code} \| [^|]*`{cls.kind}`", text), cls
+
+
+def test_spec_says_where_the_reply_shapes_are() -> None:
+    text = specdoc.SPEC.read_text()
+    for where in ("methods[].result.schema", "components.schemas", "x-notifications"):
+        assert f"`{where}`" in text, where
+    doc = json.loads((ROOT / "ipc" / "openrpc.json").read_text())
+    for name in doc["components"]["schemas"]:
+        if not name.startswith("event_"):
+            assert f"`{name}`" in text, f"SPEC.md does not name the shared shape {name}"
 
 
 def test_openrpc_json_is_generated_from_the_table() -> None:

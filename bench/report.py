@@ -228,18 +228,17 @@ def rows_media(r: dict[str, Any]) -> list[Row]:
 def rows_idle(r: dict[str, Any]) -> list[Row]:
     n = r["seconds"]
     cpu, rss = r["cpu_s"], r["rss_mb"]
-    tick = 1 / os.sysconf("SC_CLK_TCK")
     floor_note = (
-        f"floor: an idle asyncio loop (time.sleep: {cpu['floor_sleep']:.2f} s); keepalive "
-        f"ping every 20 s; /proc counts in {tick * 1e3:.0f} ms ticks"
+        f"floor: an idle asyncio loop (time.sleep: {fmt(cpu['floor_sleep'] * 1e3)} ms); keepalive "
+        "ping every 20 s"
     )
     rss_note = f"floor: an idle asyncio loop (time.sleep: {rss['floor_sleep']:.1f} MB)"
     out = [
         row(
             f"idle CPU over {n:.0f} s, headless",
-            cpu["headless"],
-            cpu["floor_asyncio"],
-            "CPU s",
+            cpu["headless"] * 1e3,
+            cpu["floor_asyncio"] * 1e3,
+            "CPU ms",
             floor_note,
         ),
     ]
@@ -248,14 +247,14 @@ def rows_idle(r: dict[str, Any]) -> list[Row]:
         out.append(
             row(
                 f"idle CPU over {n:.0f} s, with tray",
-                cpu["tray"],
-                cpu["floor_asyncio"],
-                "CPU s",
+                cpu["tray"] * 1e3,
+                cpu["floor_asyncio"] * 1e3,
+                "CPU ms",
                 floor_note,
             )
         )
     else:
-        out.append(skipped(f"idle CPU over {n:.0f} s, with tray", "CPU s", need))
+        out.append(skipped(f"idle CPU over {n:.0f} s, with tray", "CPU ms", need))
     out.append(row("RSS, headless", rss["headless"], rss["floor_asyncio"], "MB", rss_note))
     if "tray" in rss:
         out.append(row("RSS, with tray", rss["tray"], rss["floor_asyncio"], "MB", rss_note))
@@ -445,6 +444,15 @@ def fmt(value: float | None) -> str:
     return f"{value:.3f}" if a >= 0.01 or a == 0 else f"{value:.2g}"
 
 
+def fmt_ratio(ratio: float | None) -> str:
+    if ratio is None:
+        return "—"
+    if ratio >= 10:
+        return f"{ratio:.1f}"
+    # Three decimals near 1, where SSIM and close calls live.
+    return f"{ratio:.3f}" if ratio < 1.1 else f"{ratio:.2f}"
+
+
 def table(rows: list[Row], *, notes: bool = True) -> str:
     """The rows as an aligned text table (ratio: times the floor's cost)."""
     head = ["figure", "ours", "floor", "ratio", "unit"] + (["note"] if notes else [])
@@ -453,7 +461,7 @@ def table(rows: list[Row], *, notes: bool = True) -> str:
             r["figure"],
             fmt(r["ours"]),
             fmt(r["floor"]),
-            "—" if r["ratio"] is None else f"{r['ratio']:.2f}",
+            fmt_ratio(r["ratio"]),
             r["unit"],
         ]
         + ([r["note"]] if notes else [])
@@ -480,7 +488,7 @@ def markdown(rows: list[Row]) -> str:
         "|---|--:|--:|--:|---|---|",
     ]
     for r in rows:
-        ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        ratio = fmt_ratio(r["ratio"])
         note = r["note"].replace("|", "\\|")
         cells = [r["figure"], fmt(r["ours"]), fmt(r["floor"]), ratio, r["unit"], note]
         out.append("| " + " | ".join(cells) + " |")

@@ -26,8 +26,8 @@ demo: $(RUN_STAMP)
 test: $(TEST_STAMP) lint typecheck importlint pytest
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check glosmsd tests bench
-	$(BIN)/ruff format --check glosmsd tests bench
+	$(BIN)/ruff check glosmsd tests bench ipc/examples
+	$(BIN)/ruff format --check glosmsd tests bench ipc/examples
 
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy

@@ -34,7 +34,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 def glosms(
     world: World | None, *args: str, stdin: bytes = b"", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+) -> subprocess.CompletedProcess[bytes]:
     base = world.env if world is not None else dict(os.environ)
     return subprocess.run(
         [sys.executable, "-m", "glosmsd.cli", *args],
@@ -43,16 +43,15 @@ def glosms(
         env={**base, "LC_ALL": "C.UTF-8", **(env or {})},
         timeout=60,
         check=False,
-    )  # type: ignore[call-overload, no-any-return]
+    )
 
 
 def ok(world: World, *args: str, stdin: bytes = b"") -> str:
     proc = glosms(world, *args, stdin=stdin)
-    out = proc.stdout.decode() if isinstance(proc.stdout, bytes) else proc.stdout
-    err = proc.stderr.decode() if isinstance(proc.stderr, bytes) else proc.stderr
+    out, err = proc.stdout.decode(), proc.stderr.decode()
     assert proc.returncode == 0, (args, out, err)
     assert "Traceback" not in err
-    return str(out)
+    return out
 
 
 def as_json(world: World, *args: str) -> Any:
@@ -63,10 +62,10 @@ def as_json(world: World, *args: str) -> Any:
 
 def fails(world: World | None, code: int, *args: str, stdin: bytes = b"") -> str:
     proc = glosms(world, *args, stdin=stdin)
-    err = proc.stderr.decode() if isinstance(proc.stderr, bytes) else proc.stderr
+    err = proc.stderr.decode()
     assert proc.returncode == code, (args, proc.stdout, err)
     assert "Traceback" not in err
-    return str(err)
+    return err
 
 
 # --------------------------------------------------------------------------- no daemon

@@ -277,4 +277,4 @@ def test_ca_file_is_resolved_next_to_the_config_and_must_exist(tmp_path: Path) -
 def test_every_preference_can_have_a_default_in_the_config() -> None:
     from glosmsd.service import PREFS
 
-    assert PREF_DEFAULTS == {key: spec[0] for key, spec in PREFS.items()}
+    assert {key: spec[0] for key, spec in PREFS.items()} == PREF_DEFAULTS

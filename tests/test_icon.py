@@ -10,9 +10,14 @@ from PIL import Image
 from glosmsd.icon import TRAY_SIZES, Look, badge_text, draw_icon, flatten
 
 
+def pixels(img: Image.Image) -> list[tuple[int, ...]]:
+    """Every pixel as a tuple of its bands (RGB or RGBA images)."""
+    return [tuple(px) for px in img.get_flattened_data()]  # type: ignore[arg-type]
+
+
 def _red(img: Image.Image) -> int:
     rgb = flatten(img, (255, 255, 255)) if img.mode == "RGBA" else img
-    return sum(1 for r, g, b in rgb.get_flattened_data() if r > 180 and g < 80 and b < 80)
+    return sum(1 for r, g, b in pixels(rgb) if r > 180 and g < 80 and b < 80)
 
 
 def test_badge_text() -> None:
@@ -45,7 +50,7 @@ def test_looks_differ_and_offline_has_no_blue() -> None:
     offline = flatten(draw_icon(48, 0, Look.OFFLINE), (0, 0, 0))
     disabled = flatten(draw_icon(48, 0, Look.DISABLED), (0, 0, 0))
     assert online.tobytes() != offline.tobytes() != disabled.tobytes()
-    blue = sum(1 for r, g, b in offline.get_flattened_data() if b > 180 and r < 80)
+    blue = sum(1 for r, g, b in pixels(offline) if b > 180 and r < 80)
     assert blue == 0
     assert _red(disabled) > 0  # the stroke through it
 
@@ -57,7 +62,7 @@ def test_readable_on_light_and_dark_panels() -> None:
         flat = flatten(img, panel)
         far = sum(
             1
-            for px in flat.get_flattened_data()
+            for px in pixels(flat)
             if sum(abs(a - b) for a, b in zip(px, panel, strict=True)) > 200
         )
         assert far > 24 * 24 // 4

@@ -6,8 +6,9 @@ import os
 import socket
 import sys
 
-runtime = os.environ.get("XDG_RUNTIME_DIR", f"/tmp/glosmsd-{os.getuid()}")
-path = os.environ.get("GLOSMSD_SOCKET") or f"{runtime}/glosmsd/socket"
+run = os.environ.get("XDG_RUNTIME_DIR")
+default = f"{run}/glosmsd/socket" if run else f"/tmp/glosmsd-{os.getuid()}/socket"  # noqa: S108
+path = os.environ.get("GLOSMSD_SOCKET") or default
 method = sys.argv[1] if len(sys.argv) > 1 else "status"
 params = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
 with socket.socket(socket.AF_UNIX) as s:

@@ -41,7 +41,7 @@ pytest: $(TEST_STAMP)
 	if [ $$rc -eq 5 ]; then echo "pytest ran no tests: failing" >&2; exit 1; fi; exit $$rc
 
 # One report: every figure next to its floor, table printed, bench/results.json written
-# (about 5 minutes; BENCH_ARGS=--quick for a smoke run, --only ipc,cli for a subset).
+# (about 3 minutes; BENCH_ARGS=--quick for a smoke run, "--only ipc,cli" for a subset).
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.report $(BENCH_ARGS)
 

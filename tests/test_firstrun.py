@@ -27,7 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from glosmsd import autostart, firstrun
-from glosmsd.config import Config
+from glosmsd.config import PREF_DEFAULTS, Config
 from glosmsd.ipc_client import Client, DaemonNotRunning
 from glosmsd.paths import Paths
 from tests.daemonproc import DaemonProcess
@@ -240,7 +240,7 @@ def test_setup_again_keeps_the_other_settings(server: ServerProcess, home: Path)
     config = Config.load()
     assert (config.server, config.token, config.device_id) == (server.url, token, "laptop")
     assert config.ping_interval == 7.5
-    assert config.prefs == {"notify": True, "sound": False, "sms_enabled": True}
+    assert config.prefs == {**PREF_DEFAULTS, "notify": True, "sound": False}
     assert "old-token" not in old.read_text()
     assert mode(old) == 0o600
 

@@ -238,7 +238,7 @@ class IpcServer:
                     continue
                 await self._process(conn, item)
                 handled += 1
-                if handled % 16 == 0:  # one pipelining client must not starve the others
+                if handled % 64 == 0:  # one pipelining client must not starve the others
                     await asyncio.sleep(0)
 
     async def _process(self, conn: Connection, line: bytes) -> None:

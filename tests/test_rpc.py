@@ -891,3 +891,74 @@ def test_batch_round_trip_keeps_order(calls: list[tuple[str, Any, Any]]) -> None
     parsed = rpc.parse(rpc.encode([rpc.request(m, p, i) for m, p, i in calls]))
     assert parsed.is_batch
     assert parsed.items == tuple(rpc.Request(m, p, i) for m, p, i in calls)
+
+
+# ---------------------------------------------------------------- the fast params check
+
+_leaf_schemas = st.one_of(
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["string", "integer", "number", "boolean", "null"])},
+        optional={
+            "minimum": st.integers(-5, 5),
+            "maximum": st.integers(-5, 5),
+            "minLength": st.integers(0, 4),
+            "maxLength": st.integers(0, 4),
+            "pattern": st.sampled_from(["^[0-9]+$", "a", "^\\+?[0-9]{1,3}$", "^$"]),
+            "description": st.just("annotation"),
+        },
+    ),
+    st.just(True),
+)
+
+
+def _object_schemas(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    names = st.sampled_from(["a", "b", "c"])
+    return st.one_of(
+        st.fixed_dictionaries(
+            {"type": st.just("array"), "items": inner},
+            optional={"minItems": st.integers(0, 2), "maxItems": st.integers(0, 3)},
+        ),
+        st.builds(
+            lambda props, req, closed: {
+                "type": "object",
+                "properties": props,
+                "required": sorted(set(req) & set(props)),
+                **({"additionalProperties": False} if closed else {}),
+            },
+            st.dictionaries(names, inner, max_size=3),
+            st.lists(names, max_size=3),
+            st.booleans(),
+        ),
+    )
+
+
+_schemas = st.recursive(_leaf_schemas, _object_schemas, max_leaves=6)
+_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-10, 10),
+        st.floats(-10, 10, allow_nan=False),
+        st.text(alphabet="0123+a", max_size=5),
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=1500)
+@given(schema=_schemas, value=_values)
+def test_the_fast_params_check_never_accepts_what_jsonschema_rejects(
+    schema: Any, value: Any
+) -> None:
+    """The socket skips jsonschema when the plain-Python check says yes; it must never say
+    yes to something jsonschema would refuse (saying no only costs the slow path)."""
+    from jsonschema import Draft202012Validator
+
+    check = rpc.quick_check(schema)
+    assert check is not None, schema  # every keyword used here is one it knows
+    if check(value):
+        assert Draft202012Validator(schema).is_valid(value), (schema, value)

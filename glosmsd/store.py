@@ -30,6 +30,12 @@ Rules it keeps:
 - Local ids (messages, conversations) never change, also across a server reset.
 - The event log keeps at most `EVENT_HORIZON_COUNT` events and none older than
   `EVENT_HORIZON_SECONDS`; a replay from before that is reported as truncated.
+- Under `AsyncStore` no commit copies the WAL back into the database (SQLite's automatic
+  checkpoint did, inside whichever commit crossed 1000 pages: one send in ~130 paid
+  10-20 ms of fsyncs). A checkpoint thread with its own connection does it once the
+  writes pause (`CHECKPOINT_IDLE_SECONDS`) or have gone on for `CHECKPOINT_MAX_DELAY`;
+  should the WAL still pass `WAL_LIMIT_BYTES`, the writer checkpoints it itself after
+  its commit, so the WAL stays bounded whatever the write rate.
 
 `Store` is synchronous and owns one connection; it must only be used from the thread
 that opened it. `AsyncStore` runs a `Store` on one dedicated writer thread, so nothing
@@ -45,6 +51,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -74,6 +81,14 @@ LocalEvent = Event
 EVENT_HORIZON_COUNT: Final = 10_000
 EVENT_HORIZON_SECONDS: Final = 7 * 24 * 3600.0
 EMOJI_RECENTS: Final = 40
+#: The checkpoint thread runs once no commit came for this long...
+CHECKPOINT_IDLE_SECONDS: Final = 0.5
+#: ...or this long after the first commit it has not copied back, whichever is first.
+CHECKPOINT_MAX_DELAY: Final = 2.0
+#: A WAL past this size is checkpointed by the writer itself, after its commit (a fallback
+#: for writes so steady that the thread's checkpoints never find the WAL all copied).
+#: Also SQLite's `journal_size_limit`: a WAL that grew in a burst shrinks back to it.
+WAL_LIMIT_BYTES: Final = 64 * 1024 * 1024
 STATES: Final = ("sending", "sent", "failed")
 FILE_STATES: Final = ("none", "downloading", "done", "failed")
 EVENT_KINDS: Final = (
@@ -570,6 +585,9 @@ class Store:
         self._unread_cache: dict[int, int] | None = None
         self._dirty: set[int] | None = set()
         self._next_unread: dict[int, int] | None = None
+        # Set by `defer_checkpoints`: called after every commit, on this thread.
+        self._after_commit: Callable[[], None] | None = None
+        self._wal_path = f"{path}-wal"
 
     # ------------------------------------------------------------------ open / close
 
@@ -612,6 +630,40 @@ class Store:
     def close(self) -> None:
         self._conn.close()
 
+    def defer_checkpoints(self, after_commit: Callable[[], None]) -> None:
+        """Commits no longer copy the WAL back into the database; `after_commit` is called
+        after each one (on this thread) to have another thread do it.
+
+        SQLite's automatic checkpoint runs inside whichever COMMIT crosses 1000 WAL pages
+        and fsyncs twice: the send whose commit it was waited 10-20 ms instead of 0.3.
+        A commit that leaves the WAL larger than `WAL_LIMIT_BYTES` still checkpoints here.
+        """
+        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
+        self._after_commit = after_commit
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """A PASSIVE checkpoint on this connection: (busy, WAL frames, frames copied)."""
+        row = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def _committed(self) -> None:
+        after = self._after_commit
+        if after is None:
+            return
+        after()
+        try:
+            size = os.stat(self._wal_path).st_size
+        except OSError:
+            return
+        if size > WAL_LIMIT_BYTES:
+            # The checkpoint thread never found a pause to copy everything: do it here,
+            # between transactions, so the next write can start the WAL over.
+            try:
+                self.checkpoint()
+            except sqlite3.Error as exc:  # the commit stands; the next one tries again
+                log.warning("checkpoint of %s failed: %s", self.path, exc)
+
     def schema_version(self) -> int:
         return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
@@ -638,6 +690,7 @@ class Store:
             if self._pending:
                 self._prune_events(time.time())
             conn.execute("COMMIT")
+            self._committed()
             if self._dirty is None or self._dirty:
                 self._unread_cache = None  # changed and not counted again: count on demand
             elif self._next_unread is not None:
@@ -2014,6 +2067,97 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             raise
 
 
+# ---------------------------------------------------------------------------- checkpoints
+
+
+class _Checkpointer:
+    """A thread with its own connection that copies the WAL back into the database.
+
+    The writer calls `committed()` after each commit (cheap: it only notes the time, and
+    wakes the thread when it was idle). The thread runs a PASSIVE checkpoint, which never
+    waits for nor blocks the writer, once no commit came for `idle` seconds or `max_delay`
+    after the first commit it has not copied back. Its fsyncs are of the database file,
+    not the WAL a send's commit syncs, and happen outside every send's transaction.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        idle: float = CHECKPOINT_IDLE_SECONDS,
+        max_delay: float = CHECKPOINT_MAX_DELAY,
+    ) -> None:
+        self._path = path
+        self._idle = idle
+        self._max_delay = max_delay
+        self._cond = threading.Condition()
+        self._first: float | None = None  # first commit not copied back yet
+        self._last = 0.0
+        self._stopping = False
+        #: Checkpoints run so far, and the last one's (busy, WAL frames, frames copied).
+        self.runs = 0
+        self.last: tuple[int, int, int] | None = None
+        self._thread = threading.Thread(target=self._run, name="glosmsd-checkpoint", daemon=True)
+        self._thread.start()
+
+    def committed(self) -> None:
+        now = time.monotonic()
+        with self._cond:
+            self._last = now
+            if self._first is None:
+                self._first = now
+                self._cond.notify_all()
+
+    def wait_runs(self, runs: int, timeout: float) -> bool:
+        """Block until `runs` checkpoints have run (True) or `timeout` passed (False)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.runs >= runs, timeout)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _due(self) -> bool:
+        """Under the lock: wait until a checkpoint is due; False when stopping."""
+        while not self._stopping:
+            if self._first is None:
+                self._cond.wait()
+                continue
+            now = time.monotonic()
+            due = min(self._last + self._idle, self._first + self._max_delay)
+            if now >= due:
+                self._first = None
+                return True
+            self._cond.wait(due - now)
+        return False
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
+        except sqlite3.Error as exc:
+            log.warning("checkpoint thread: cannot open %s: %s", self._path, exc)
+            return
+        try:
+            while True:
+                with self._cond:
+                    if not self._due():
+                        return
+                try:
+                    row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    result = (int(row[0]), int(row[1]), int(row[2]))
+                except sqlite3.Error as exc:  # e.g. disk full: the writer's limit still holds
+                    log.warning("checkpoint of %s failed: %s", self._path, exc)
+                    result = None
+                with self._cond:
+                    self.runs += 1
+                    self.last = result
+                    self._cond.notify_all()
+        finally:
+            conn.close()
+
+
 # ---------------------------------------------------------------------------- AsyncStore
 
 P = ParamSpec("P")
@@ -2027,9 +2171,12 @@ class AsyncStore:
     the loop never blocks on SQLite. Events go to `on_events` on the loop's thread.
     """
 
-    def __init__(self, executor: ThreadPoolExecutor, store: Store) -> None:
+    def __init__(
+        self, executor: ThreadPoolExecutor, store: Store, checkpointer: _Checkpointer | None = None
+    ) -> None:
         self._executor = executor
         self._store = store
+        self._checkpointer = checkpointer
         self.thread_id: int = 0
 
     @classmethod
@@ -2041,14 +2188,25 @@ class AsyncStore:
             if on_events is not None:
                 loop.call_soon_threadsafe(on_events, events)
 
+        def open_store() -> tuple[Store, _Checkpointer]:
+            store = Store.open(path, on_events=deliver if on_events else None)
+            checkpointer: _Checkpointer | None = None
+            try:
+                checkpointer = _Checkpointer(store.path)
+                store.defer_checkpoints(checkpointer.committed)
+            except BaseException:
+                if checkpointer is not None:
+                    checkpointer.stop()
+                store.close()
+                raise
+            return store, checkpointer
+
         try:
-            store = await loop.run_in_executor(
-                executor, lambda: Store.open(path, on_events=deliver if on_events else None)
-            )
+            store, checkpointer = await loop.run_in_executor(executor, open_store)
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        astore = cls(executor, store)
+        astore = cls(executor, store, checkpointer)
         astore.thread_id = await loop.run_in_executor(executor, threading.get_ident)
         return astore
 
@@ -2063,6 +2221,10 @@ class AsyncStore:
 
     async def close(self) -> None:
         try:
+            if self._checkpointer is not None:
+                # First, so that the store's connection is the last one and its close
+                # checkpoints and removes the WAL.
+                await asyncio.to_thread(self._checkpointer.stop)
             await self.call(self._store.close)
         finally:
             self._executor.shutdown(wait=True)

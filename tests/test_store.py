@@ -797,3 +797,97 @@ def test_unread_bookkeeping_matches_a_full_count(ops: list[tuple[Any, ...]]) -> 
             assert s.unread().total == sum(s._unread_map().values())
         finally:
             s.close()
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def wal_frames(db_path: Path) -> int:
+    """Frames in the WAL now, seen from another connection (a PASSIVE checkpoint reports
+    them; it also copies them back, which is harmless here)."""
+    conn = sqlite3.connect(db_path)
+    try:
+        return int(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+    finally:
+        conn.close()
+
+
+def big_batches(count: int, first: int = 1) -> Iterator[tuple[list[dict[str, Any]], int]]:
+    """Sync batches of 100 messages of ~2 kB each: about 1000 WAL pages per 1,500 messages."""
+    for start in range(first, first + count, 100):
+        seqs = range(start, min(start + 100, first + count))
+        yield [mev(i, msg(i, f"m{i} " + "x" * 2000, remote=REMOTES[i % 3])) for i in seqs], seqs[-1]
+
+
+def test_deferred_checkpoints_never_run_inside_a_commit(db_path: Path) -> None:
+    # SQLite's automatic checkpoint would have copied the WAL back inside the commit that
+    # crossed 1000 pages, and a later write would have started it over: the WAL would hold
+    # fewer frames than written. Deferred, every commit only appends.
+    s = Store.open(db_path)
+    try:
+        commits: list[None] = []
+        s.defer_checkpoints(lambda: commits.append(None))
+        for batch, cursor in big_batches(3000):
+            s.apply_sync(batch, cursor)
+        s.enqueue_send("a1", OWN, BOB, "hello")
+        assert len(commits) == 31
+        assert wal_frames(db_path) > 2000
+    finally:
+        s.close()
+
+
+def test_the_writer_checkpoints_a_wal_past_the_limit(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkpoint thread that never runs (writes that never pause): the WAL stays bounded.
+    monkeypatch.setattr(store_mod, "WAL_LIMIT_BYTES", 1024 * 1024)
+    s = Store.open(db_path)
+    try:
+        s.defer_checkpoints(lambda: None)
+        wal = Path(f"{db_path}-wal")
+        sizes = []
+        for batch, cursor in big_batches(6000):
+            s.apply_sync(batch, cursor)
+            sizes.append(wal.stat().st_size)
+        # One batch writes ~700 kB (text, FTS, event log): the WAL never grows past the
+        # limit by more than that, where all 6,000 messages take about 40 MB.
+        assert max(sizes) < 2 * 1024 * 1024
+        assert s.cursor() == 6000
+    finally:
+        s.close()
+
+
+async def test_async_store_checkpoints_in_the_background(db_path: Path) -> None:
+    astore = await AsyncStore.open(db_path)
+    try:
+        checkpointer = astore._checkpointer
+        assert checkpointer is not None
+        assert (
+            await astore.call(
+                lambda: astore._store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+            )
+            == 0
+        )
+        for batch, cursor in big_batches(3000):
+            await astore.apply_sync(batch, cursor)
+        await astore.enqueue_send("a1", OWN, BOB, "hello")
+        # The writes pause: the thread copies the whole WAL back...
+        assert await asyncio.to_thread(checkpointer.wait_runs, 1, 20)
+        assert checkpointer.last is not None
+        busy, frames, copied = checkpointer.last
+        assert (busy, copied) == (0, frames)
+        assert frames > 2000
+        # ...so the next write starts the WAL over instead of growing it.
+        await astore.set_pref("after", 1)
+        assert wal_frames(db_path) < 50
+        # And again, while the daemon keeps writing.
+        for batch, cursor in big_batches(3000, first=3001):
+            await astore.apply_sync(batch, cursor)
+        assert await asyncio.to_thread(checkpointer.wait_runs, 2, 20)
+        await astore.set_pref("after", 2)
+        assert wal_frames(db_path) < 50
+        assert await astore.cursor() == 6000
+    finally:
+        await astore.close()
+    # The store's connection closed last: SQLite checkpointed and removed the WAL.
+    assert not Path(f"{db_path}-wal").exists()

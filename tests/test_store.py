@@ -794,6 +794,12 @@ def test_unread_bookkeeping_matches_a_full_count(ops: list[tuple[Any, ...]]) -> 
                     if e.kind == "unread":
                         assert {c["id"]: c["count"] for c in e.data["conversations"]} == full
                         assert e.data["total"] == sum(full.values())
+                # The list takes its counts from the bookkeeping, one conversation from SQL.
+                listed = s.conversations(limit=10)
+                assert [(c.id, c.unread) for c in listed] == [
+                    (c.id, c.unread) for c in map(s.conversation, (c.id for c in listed)) if c
+                ]
+                assert listed == list(s.search("+1555", 10).conversations)
             assert s.unread().total == sum(s._unread_map().values())
         finally:
             s.close()

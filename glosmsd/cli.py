@@ -772,7 +772,14 @@ def describe_event(ev: Mapping[str, Any]) -> str:
 
 
 def _run_watch(args: argparse.Namespace) -> int:
+    import signal
+
     from glosmsd.errors import LinkClosed
+
+    # Ctrl+C (or SIGTERM from a script) ends the watch quietly with 0, also when it was
+    # started with SIGINT ignored (a shell script's background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     try:
         with _connect(args, timeout=None) as client:

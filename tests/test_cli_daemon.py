@@ -301,34 +301,42 @@ def test_download_shows_a_bar_on_a_terminal_and_none_when_piped(world: World) ->
 
 
 def test_watch_prints_events_and_ctrl_c_exits_0(world: World) -> None:
-    proc = subprocess.Popen(
+    # communicate() after SIGINT: the replay can outgrow the pipe, and a watcher blocked
+    # writing to a reader that stopped reading cannot flush and exit. `with` closes the
+    # pipes even when an assertion fails, so nothing leaks into later tests.
+    with subprocess.Popen(
         [sys.executable, "-m", "glosmsd.cli", "watch", "--since", "0", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=world.env,
-    )
-    assert proc.stdout is not None
-    first = json.loads(proc.stdout.readline())
-    assert first["id"] == 1
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(15) == 0
-    proc.stderr.close()  # type: ignore[union-attr]
-    proc.stdout.close()
-    human = subprocess.Popen(
+    ) as proc:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        assert first["id"] == 1
+        proc.send_signal(signal.SIGINT)
+        try:
+            _out, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _out, err = proc.communicate()
+            pytest.fail(f"watch did not end on SIGINT; its stderr: {err.decode()!r}")
+        assert proc.returncode == 0, err
+        assert b"Traceback" not in err
+    with subprocess.Popen(
         [sys.executable, "-m", "glosmsd.cli", "watch", "--since", "0"],
         stdout=subprocess.PIPE,
         env=world.env,
-    )
-    assert human.stdout is not None
-    ok(world, "send", CY, "watched")
-    lines = []
-    for raw in human.stdout:
-        lines.append(raw.decode())
-        if "watched" in lines[-1]:
-            break
-    human.send_signal(signal.SIGINT)
-    assert human.wait(15) == 0
-    human.stdout.close()
+    ) as human:
+        assert human.stdout is not None
+        ok(world, "send", CY, "watched")
+        lines = []
+        for raw in human.stdout:
+            lines.append(raw.decode())
+            if "watched" in lines[-1]:
+                break
+        human.send_signal(signal.SIGTERM)  # a script stopping its watcher: quiet, 0 too
+        human.communicate(timeout=15)
+        assert human.returncode == 0
     assert any(f"{CY}: #" in line and "→ watched" in line for line in lines), lines
     assert any("unread: 3" in line for line in lines), lines
 

@@ -897,3 +897,88 @@ async def test_async_store_checkpoints_in_the_background(db_path: Path) -> None:
         await astore.close()
     # The store's connection closed last: SQLite checkpointed and removed the WAL.
     assert not Path(f"{db_path}-wal").exists()
+
+
+# ---------------------------------------------------------------------------- batched merge
+
+SYNC_OPS = st.lists(
+    st.one_of(
+        # A server message: (server id, remote, direction, with the client id of a local send)
+        st.tuples(
+            st.just("msg"),
+            st.integers(1, 12),
+            st.integers(0, 2),
+            st.sampled_from(["in", "out"]),
+            st.booleans(),
+        ),
+        st.tuples(st.just("del_msg"), st.integers(1, 12)),
+        st.tuples(st.just("del_conv"), st.integers(0, 2), st.integers(0, 12)),
+        st.tuples(st.just("read"), st.integers(0, 2), st.integers(0, 12)),
+        st.tuples(
+            st.just("bad"),
+        ),
+    ),
+    max_size=30,
+)
+
+
+def sync_events(ops: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for seq, op in enumerate(ops, start=10):  # after the history `prepared` synced
+        if op[0] == "msg":
+            _, sid, r, direction, own = op
+            client_id = f"local{sid}" if own and direction == "out" else None
+            m = msg(sid, f"text {sid}", direction=direction, remote=REMOTES[r], client_id=client_id)
+            out.append(mev(seq, m))
+        elif op[0] == "del_msg":
+            out.append(ev(seq, "delete_message", id=op[1]))
+        elif op[0] == "del_conv":
+            out.append(
+                ev(seq, "delete_conversation", number=OWN, remote=REMOTES[op[1]], up_to=op[2])
+            )
+        elif op[0] == "read":
+            out.append(ev(seq, "read", number=OWN, remote=REMOTES[op[1]], up_to=op[2]))
+        else:
+            out.append(ev(seq, "message", message={"id": "not a message"}))
+    return out
+
+
+def prepared(path: Path) -> tuple[Store, list[LocalEvent]]:
+    """A store with history, a deleted stretch, and local sends waiting for their echo."""
+    s = Store.open(path)
+    s.apply_sync([mev(1, msg(1, remote=BOB)), mev(2, msg(2, remote=CAROL))], 2)
+    s.apply_sync([ev(3, "delete_conversation", number=OWN, remote=CAROL, up_to=4)], 3)
+    for sid in (3, 5, 9):
+        s.enqueue_send(f"local{sid}", OWN, REMOTES[sid % 3], f"local {sid}", now=100.0 + sid)
+    events: list[LocalEvent] = []
+    s.on_events = events.extend
+    return s, events
+
+
+@given(SYNC_OPS)
+def test_a_batch_merges_as_its_events_one_by_one(ops: list[tuple[Any, ...]]) -> None:
+    # apply_sync merges runs of message events together; the result must be what the
+    # same events give one batch at a time: rows, ids, search index and logged events.
+    batch = [*sync_events(ops), mev(100, msg(50, "last"))]
+    assert all(e["seq"] > 3 for e in batch)
+    with tempfile.TemporaryDirectory() as d:
+        one, one_events = prepared(Path(d) / "one.db")
+        each, each_events = prepared(Path(d) / "each.db")
+        try:
+            one.apply_sync(batch, 100)
+            for e in batch:
+                each.apply_sync([e], e["seq"])
+            assert dump(Path(d) / "one.db") == dump(Path(d) / "each.db")
+
+            def logged(events: list[LocalEvent]) -> list[tuple[str, Any]]:
+                return [(e.kind, e.data) for e in events if e.kind != "unread"]
+
+            assert logged(one_events) == logged(each_events)
+            assert [e.id for e in one_events] == sorted({e.id for e in one_events})
+            assert one.unread().total == each.unread().total
+            assert [m.id for m in one.search("text").messages] == [
+                m.id for m in each.search("text").messages
+            ]
+        finally:
+            one.close()
+            each.close()

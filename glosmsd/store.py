@@ -1283,7 +1283,10 @@ class Store:
         written with one `executemany` each. A catch-up is almost only new messages and
         paid 5-6 statements apiece. A message that has a row (or repeats one earlier in
         the run) goes through `_merge_message` itself, after the rows before it are in."""
-        if not msgs:
+        if len(msgs) <= 1:
+            # A pushed event: the batched form's extra queries cost more than they save.
+            for msg in msgs:
+                self._merge_message(msg, own_ext, touched, quiet=quiet)
             return
         db = self._conn
         known_sids: set[int] = set()

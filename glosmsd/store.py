@@ -2356,6 +2356,9 @@ class _Checkpointer:
         self._first: float | None = None  # first commit not copied back yet
         self._last = 0.0
         self._stopping = False
+        #: Commits seen so far, and how many of them the finished checkpoints covered.
+        self.commits = 0
+        self.covered = 0
         #: Checkpoints run so far, and the last one's (busy, WAL frames, frames copied).
         self.runs = 0
         self.last: tuple[int, int, int] | None = None
@@ -2365,15 +2368,17 @@ class _Checkpointer:
     def committed(self) -> None:
         now = time.monotonic()
         with self._cond:
+            self.commits += 1
             self._last = now
             if self._first is None:
                 self._first = now
                 self._cond.notify_all()
 
-    def wait_runs(self, runs: int, timeout: float) -> bool:
-        """Block until `runs` checkpoints have run (True) or `timeout` passed (False)."""
+    def wait_covered(self, commits: int, timeout: float) -> bool:
+        """Block until a checkpoint that started after the first `commits` commits has
+        finished (True) or `timeout` passed (False)."""
         with self._cond:
-            return self._cond.wait_for(lambda: self.runs >= runs, timeout)
+            return self._cond.wait_for(lambda: self.covered >= commits, timeout)
 
     def stop(self) -> None:
         with self._cond:
@@ -2381,8 +2386,9 @@ class _Checkpointer:
             self._cond.notify_all()
         self._thread.join()
 
-    def _due(self) -> bool:
-        """Under the lock: wait until a checkpoint is due; False when stopping."""
+    def _due(self) -> int | None:
+        """Under the lock: wait until a checkpoint is due and return the commits it will
+        cover; None when stopping."""
         while not self._stopping:
             if self._first is None:
                 self._cond.wait()
@@ -2391,9 +2397,9 @@ class _Checkpointer:
             due = min(self._last + self._idle, self._first + self._max_delay)
             if now >= due:
                 self._first = None
-                return True
+                return self.commits
             self._cond.wait(due - now)
-        return False
+        return None
 
     def _run(self) -> None:
         try:
@@ -2404,7 +2410,8 @@ class _Checkpointer:
         try:
             while True:
                 with self._cond:
-                    if not self._due():
+                    covers = self._due()
+                    if covers is None:
                         return
                 try:
                     row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -2415,6 +2422,8 @@ class _Checkpointer:
                 with self._cond:
                     self.runs += 1
                     self.last = result
+                    if result is not None and result[0] == 0:
+                        self.covered = max(self.covered, covers)
                     self._cond.notify_all()
         finally:
             conn.close()

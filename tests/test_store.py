@@ -868,30 +868,22 @@ async def test_async_store_checkpoints_in_the_background(db_path: Path) -> None:
     try:
         checkpointer = astore._checkpointer
         assert checkpointer is not None
-        assert (
-            await astore.call(
-                lambda: astore._store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-            )
-            == 0
+        autocheckpoint = await astore.call(
+            lambda: astore._store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
         )
-        for batch, cursor in big_batches(3000):
-            await astore.apply_sync(batch, cursor)
-        await astore.enqueue_send("a1", OWN, BOB, "hello")
-        # The writes pause: the thread copies the whole WAL back...
-        assert await asyncio.to_thread(checkpointer.wait_runs, 1, 20)
-        assert checkpointer.last is not None
-        busy, frames, copied = checkpointer.last
-        assert (busy, copied) == (0, frames)
-        assert frames > 2000
-        # ...so the next write starts the WAL over instead of growing it.
-        await astore.set_pref("after", 1)
-        assert wal_frames(db_path) < 50
-        # And again, while the daemon keeps writing.
-        for batch, cursor in big_batches(3000, first=3001):
-            await astore.apply_sync(batch, cursor)
-        assert await asyncio.to_thread(checkpointer.wait_runs, 2, 20)
-        await astore.set_pref("after", 2)
-        assert wal_frames(db_path) < 50
+        assert autocheckpoint == 0
+        for first in (1, 3001):  # twice: the WAL starts over while the daemon writes
+            for batch, cursor in big_batches(3000, first=first):
+                await astore.apply_sync(batch, cursor)
+            await astore.enqueue_send(f"a{first}", OWN, BOB, "hello")
+            # The writes pause: the thread copies the whole WAL back...
+            assert await asyncio.to_thread(checkpointer.wait_covered, checkpointer.commits, 20)
+            assert checkpointer.last is not None
+            busy, frames, copied = checkpointer.last
+            assert (busy, copied) == (0, frames)
+            # ...so the next write starts the WAL over instead of growing it.
+            await astore.set_pref("after", first)
+            assert wal_frames(db_path) < 50
         assert await astore.cursor() == 6000
     finally:
         await astore.close()

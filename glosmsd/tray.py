@@ -227,6 +227,7 @@ class Tray:
         self._state = TrayState()
         self._icon: Any = None
         self._ready = threading.Event()
+        self._shown_title: str | None = None
         self._stopping = False
         self.backend = ""
         # The xorg loop sleeps in select() on the X socket and this pipe: show() wakes it.
@@ -251,12 +252,16 @@ class Tray:
 
     def take(self) -> TrayState | None:
         """The newest snapshot queued (None: stop), or the current one if none is queued."""
+        # Empty the pipe first, then the queue: a show() in between leaves its byte in the
+        # pipe (one spare wake-up). The other order lost it: the queue was drained, show()
+        # queued a state and wrote its byte, and reading the pipe then swallowed that byte,
+        # so the loop slept with a snapshot waiting (the tray stuck at "starting").
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.read(self._wake_r, 4096)
         state: TrayState | None = self._state
         while not self._states.empty():
             newer = self._states.get()
             state = None if newer is None or state is None else newer
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.read(self._wake_r, 4096)
         return state
 
     @property
@@ -291,6 +296,7 @@ class Tray:
         def setup(ic: Any) -> None:
             ic.visible = True
             self._ready.set()
+            self._wake()  # the X thread applies the current snapshot now that it can show
             if self.backend != "xorg":
                 feeder.start()
 
@@ -344,6 +350,11 @@ class Tray:
             icon.icon = render(state, 64)
         if old.tooltip != state.tooltip:
             icon.title = state.tooltip
+        if self.backend == "xorg" and icon.visible and self._shown_title != state.tooltip:
+            # pystray keeps a title set before the icon is visible without writing it to the
+            # window: the tooltip stayed "starting" when the first snapshot beat setup().
+            icon._update_title()
+            self._shown_title = state.tooltip
         if self.backend != "xorg":
             icon.update_menu()
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, get_args
 
-from glosmsd import __version__, rpc, rules
+from glosmsd import __version__, rpc, rules, service
 from glosmsd.protocol import State
 
 CONV: Final[Mapping[str, Any]] = {
@@ -43,23 +43,12 @@ TEXT: Final[Mapping[str, Any]] = {"type": "string"}
 TEXT_OR_NULL: Final[Mapping[str, Any]] = {"type": ["string", "null"]}
 BOOL: Final[Mapping[str, Any]] = {"type": "boolean"}
 
-# Restated from the store's CHECK constraints, `store.EVENT_KINDS` and `service.PREFS`
-# (this module may not import them); tests/test_openrpc.py keeps them equal.
-MESSAGE_STATES: Final = ("sending", "sent", "failed")
-DIRECTIONS: Final = ("in", "out")
-FILE_STATES: Final = ("none", "downloading", "done", "failed")
-EVENT_KINDS: Final = (
-    "message",
-    "message_state",
-    "read",
-    "deleted",
-    "unread",
-    "reset",
-    "link",
-    "prefs",
-    "export",
-)
-PREF_KEYS: Final = ("notify", "sound", "sms_enabled", "hide_text", "auto_download")
+# The store's vocabularies, through the service (this module may not import the store).
+MESSAGE_STATES: Final = service.MESSAGE_STATES
+DIRECTIONS: Final = ("in", "out")  # the store's CHECK constraint; test_openrpc keeps it true
+FILE_STATES: Final = service.FILE_STATES
+EVENT_KINDS: Final = service.EVENT_KINDS
+PREF_KEYS: Final = tuple(service.PREFS)
 
 
 def _ref(name: str) -> dict[str, Any]:

@@ -42,7 +42,10 @@ from glosmsd.files import save_unique
 from glosmsd.hub import Event, Hub
 from glosmsd.outbox import Done, Failed, Outbox, QueuedItem, Retry, new_client_id
 from glosmsd.protocol import LinkStatus, State
-from glosmsd.store import AsyncStore, ConversationRow, OutboxItem
+from glosmsd.store import EVENT_KINDS, FILE_STATES, AsyncStore, ConversationRow, OutboxItem
+from glosmsd.store import STATES as MESSAGE_STATES
+
+__all__ = ["EVENT_KINDS", "FILE_STATES", "MESSAGE_STATES", "PREFS", "Service"]
 
 log = logging.getLogger(__name__)
 

@@ -317,9 +317,16 @@ def test_watch_prints_events_and_ctrl_c_exits_0(world: World) -> None:
         try:
             _out, err = proc.communicate(timeout=15)
         except subprocess.TimeoutExpired:
+            proc_dir = Path(f"/proc/{proc.pid}")
+            facts = [
+                line
+                for line in (proc_dir / "status").read_text().splitlines()
+                if line.startswith(("State", "Threads", "Sig", "Shd"))
+            ]
+            facts.append("wchan " + (proc_dir / "wchan").read_text())
             proc.kill()
             _out, err = proc.communicate()
-            pytest.fail(f"watch did not end on SIGINT; its stderr: {err.decode()!r}")
+            pytest.fail(f"watch did not end on SIGINT; {facts}; its stderr: {err.decode()!r}")
         assert proc.returncode == 0, err
         assert b"Traceback" not in err
     with subprocess.Popen(

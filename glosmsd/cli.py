@@ -777,9 +777,15 @@ def _run_watch(args: argparse.Namespace) -> int:
     from glosmsd.errors import LinkClosed
 
     # Ctrl+C (or SIGTERM from a script) ends the watch quietly with 0, also when it was
-    # started with SIGINT ignored (a shell script's background job).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # started with SIGINT ignored (a shell script's background job); and within 2 s even
+    # if the orderly way out gets stuck (each event line is already flushed).
+    def stop(_signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGALRM, lambda _s, _f: os._exit(EXIT_OK))
+        signal.alarm(2)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
 
     try:
         with _connect(args, timeout=None) as client:

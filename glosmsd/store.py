@@ -569,6 +569,16 @@ def _chunks(values: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
         yield values[start : start + size]
 
 
+def _present(db: sqlite3.Connection, column: str, values: Sequence[Any]) -> set[Any]:
+    """Which of `values` the messages table already holds in `column` (a fixed name)."""
+    found: set[Any] = set()
+    for part in _chunks(values):
+        marks = ",".join("?" * len(part))
+        sql = f"SELECT {column} FROM messages WHERE {column} IN ({marks})"  # noqa: S608
+        found.update(r[0] for r in db.execute(sql, part))
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class _NewMessage:
     """A server message `apply_sync` found to be new, as it will be inserted."""
@@ -1289,28 +1299,8 @@ class Store:
                 self._merge_message(msg, own_ext, touched, quiet=quiet)
             return
         db = self._conn
-        known_sids: set[int] = set()
-        known_cids: set[str] = set()
-        sids = [int(m["id"]) for m in msgs]
-        cids = [m["client_id"] for m in msgs if m.get("client_id")]
-        for part in _chunks(sids):
-            marks = ",".join("?" * len(part))
-            known_sids.update(
-                r[0]
-                for r in db.execute(
-                    f"SELECT server_id FROM messages WHERE server_id IN ({marks})",  # noqa: S608
-                    part,
-                )
-            )
-        for part in _chunks(cids):
-            marks = ",".join("?" * len(part))
-            known_cids.update(
-                r[0]
-                for r in db.execute(
-                    f"SELECT client_id FROM messages WHERE client_id IN ({marks})",  # noqa: S608
-                    part,
-                )
-            )
+        known_sids = _present(db, "server_id", [int(m["id"]) for m in msgs])
+        known_cids = _present(db, "client_id", [m["client_id"] for m in msgs if m.get("client_id")])
         # The conversations of the new messages, with their deletion marks in one query
         # (a run holds no event that moves them).
         run_cids = {

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from glosmsd.ipc_client import Client
-from tests.daemonproc import DaemonProcess
-from tests.desktop import PROGRAMS, DesktopEnv, TrayDaemon, wait_until
+from tests.daemonproc import DaemonProcess, wait_until
+from tests.desktop import PROGRAMS, DesktopEnv, TrayDaemon
 from tests.serverproc import running_server
 
 TICK = os.sysconf("SC_CLK_TCK")

@@ -32,6 +32,20 @@ T = TypeVar("T")
 START_TIMEOUT = 20.0
 
 
+def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.2)
+
+
 class DaemonProcess:
     def __init__(
         self, home: Path, server: ServerProcess, token: str, extra: tuple[str, ...]
@@ -114,19 +128,7 @@ class DaemonProcess:
         with self.client() as c:
             return c.call(method, params or None)
 
-    @staticmethod
-    def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
-        """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
-        deadline = time.monotonic() + timeout
-        delay = 0.02
-        while True:
-            value = check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
+    wait_until = staticmethod(wait_until)  # also as `daemon.wait_until(...)`
 
     def wait_online(self, timeout: float = START_TIMEOUT) -> dict[str, Any]:
         return self.wait_until(

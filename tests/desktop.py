@@ -26,14 +26,13 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import pytest
 
-from tests.daemonproc import START_TIMEOUT, DaemonProcess
+from tests.daemonproc import START_TIMEOUT, DaemonProcess, wait_until
 from tests.serverproc import ROOT, ServerProcess
 
 T = TypeVar("T")
@@ -57,19 +56,6 @@ def require_desktop(*extra: str) -> None:
             f"desktop test needs {', '.join(missing)} (apt-get install xvfb trayer dunst "
             "xclip xdotool dbus x11-utils imagemagick)"
         )
-
-
-def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.2)
 
 
 DUNSTRC = """

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.desktop import DesktopEnv, wait_until
+from tests.daemonproc import wait_until
+from tests.desktop import DesktopEnv
 
 
 @pytest.mark.desktop

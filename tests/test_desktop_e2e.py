@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
-from tests.daemonproc import DaemonProcess
-from tests.desktop import DesktopEnv, TrayDaemon, wait_until
+from tests.daemonproc import DaemonProcess, wait_until
+from tests.desktop import DesktopEnv, TrayDaemon
 from tests.serverproc import ROOT, ServerProcess, running_server
 
 pytestmark = pytest.mark.desktop

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from glosmsd.notify import ACTIONS, SOUND_FILE, Alert, Notifier
-from tests.desktop import DesktopEnv, wait_until
+from tests.daemonproc import wait_until
+from tests.desktop import DesktopEnv
 
 
 def test_bundled_assets_exist() -> None:

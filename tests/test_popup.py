@@ -36,8 +36,8 @@ from glosmsd.popup import (
     place_beside,
     shown_text,
 )
-from tests.daemonproc import DaemonProcess
-from tests.desktop import DesktopEnv, wait_until
+from tests.daemonproc import DaemonProcess, wait_until
+from tests.desktop import DesktopEnv
 from tests.serverproc import ServerProcess, running_server
 
 ANN = "+15550001001"

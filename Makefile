@@ -46,7 +46,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.report $(BENCH_ARGS)
 
 openrpc: $(RUN_STAMP)
-	$(BIN)/python -m glosmsd.api > ipc/openrpc.json
+	$(BIN)/python -m glosmsd.daemon.api > ipc/openrpc.json
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage*

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.ipcworld import CY, running_world
+from tests.support.ipcworld import CY, running_world
 
 RUNS = 15
 

@@ -27,9 +27,9 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-from glosmsd.ipc_client import Client
-from tests.daemonproc import DaemonProcess
-from tests.serverproc import running_server
+from glosmsd.client.ipc import Client
+from tests.support.daemonproc import DaemonProcess
+from tests.support.serverproc import running_server
 
 ANN = "+15550001001"
 DAN = "+15550001003"

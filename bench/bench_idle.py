@@ -36,10 +36,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from glosmsd.ipc_client import Client
-from tests.daemonproc import DaemonProcess, wait_until
-from tests.desktop import PROGRAMS, DesktopEnv, TrayDaemon
-from tests.serverproc import running_server
+from glosmsd.client.ipc import Client
+from tests.support.daemonproc import DaemonProcess, wait_until
+from tests.support.desktop import PROGRAMS, DesktopEnv, TrayDaemon
+from tests.support.serverproc import running_server
 
 TICK = os.sysconf("SC_CLK_TCK")
 OWN = "+15550001001"

@@ -3,7 +3,7 @@
 Floor: a bare asyncio newline-JSON server on a Unix socket in its own process (parse the
 line, answer `{"jsonrpc":"2.0","result":...,"id":...}`), measured in the same run with
 the same client loop. The daemon runs against a real reference server
-(tests/ipcworld.py); the call is `count` (validated, dispatched, answered by the service).
+(tests/support/ipcworld.py); the call is `count` (validated, dispatched, answered by the service).
 
 Run: `.venv/bin/python -m bench.bench_ipc` (about 10 s). `run()` returns the figures.
 """
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.ipcworld import running_world
+from tests.support.ipcworld import running_world
 
 ROUNDS = 2000
 PIPELINED = 5000

@@ -1,7 +1,7 @@
 """Image-fit benchmark: our fit vs naive quality stepping, time and SSIM on real photos.
 
 Run: `.venv/bin/python -m bench.bench_media`. Four scikit-image sample photos (see
-`tests/photos.py` for their licences), 4000x3000 (12 MP) camera-like JPEGs, at budgets of
+`tests/support/photos.py` for their licences), 4000x3000 (12 MP) camera-like JPEGs, at budgets of
 512,000 and 128,000 bytes. The floor is the naive fit: our SSIM must not be below it on
 any photo and must beat it on average; our time must stay under `MAX_SECONDS` a photo.
 """
@@ -14,8 +14,9 @@ from typing import Any
 
 from PIL import Image
 
-from glosmsd import media, rules
-from tests import photos
+from glosmsd.core import rules
+from glosmsd.daemon import media
+from tests.support import photos
 
 BUDGETS = (512_000, 128_000)
 SIZE = (4000, 3000)

@@ -28,7 +28,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from tests.serverproc import Client, ServerProcess
+from tests.support.serverproc import Client, ServerProcess
 
 SEED = 1234
 MESSAGES = 1000

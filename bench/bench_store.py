@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from glosmsd.store import Store
+from glosmsd.daemon.store import Store
 
 SEED = 20251126
 OWN = "+15550001001"

@@ -353,7 +353,7 @@ def run_child(name: str, quick: bool, out: Path) -> None:
                 tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
                 setattr(mod, "BIG_DB", tmp / "store-quick.db")  # noqa: B010
             if name == "media":
-                photos = importlib.import_module("tests.photos")
+                photos = importlib.import_module("tests.support.photos")
                 setattr(photos, "PHOTOS", photos.PHOTOS[:1])  # noqa: B010
         # The benchmarks print their own tables; keep this process's stdout for nothing.
         with contextlib.redirect_stdout(sys.stderr):

@@ -4,8 +4,8 @@
 #   powershell -ExecutionPolicy Bypass -File glosmsd-startup.ps1 -Remove  # take it away
 #
 # It puts a shortcut to glosmsd (the one on PATH, e.g. from pipx) in your Startup folder.
-# Generated from glosmsd/autostart.py: edit that, then run
-#   python -m glosmsd.autostart --write packaging/
+# Generated from glosmsd/cli/autostart.py: edit that, then run
+#   python -m glosmsd.cli.autostart --write packaging/
 [CmdletBinding()]
 param([switch]$Remove)
 

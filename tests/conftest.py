@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.desktop import DesktopEnv
+from tests.support.desktop import DesktopEnv
 
 settings.register_profile(
     "glosmsd", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200

@@ -30,14 +30,14 @@ from typing import Any
 
 import pytest
 
-from tests.daemonproc import DaemonProcess
-from tests.serverproc import ROOT
+from tests.support.daemonproc import DaemonProcess
+from tests.support.serverproc import ROOT
 
 pytestmark = pytest.mark.slow
 
 SCRIPTS = {
-    "glosmsd": "glosmsd.daemon_cli:main",
-    "glosms": "glosmsd.cli:main",
+    "glosmsd": "glosmsd.cli.glosmsd:main",
+    "glosms": "glosmsd.cli.glosms:main",
     "glosmsd-server": "glosmsd.server.cli:main",
 }
 ASSETS = ("glosmsd/assets/glosmsd.png", "glosmsd/assets/chime.wav", "glosmsd/py.typed")

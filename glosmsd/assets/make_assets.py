@@ -2,7 +2,7 @@
 
 chime.wav: our own notification sound, synthesised here (two decaying sine tones, E6 then
 A6, 0.35 s, 22.05 kHz mono 16-bit), so its provenance is this script and nothing else.
-glosmsd.png: the app icon at 128 px, drawn by glosmsd.icon (used as the notification icon).
+glosmsd.png: the app icon at 128 px, drawn by glosmsd.desktop.icon (used as the notification icon).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main() -> None:
         out.setsampwidth(2)
         out.setframerate(RATE)
         out.writeframes(chime())
-    from glosmsd.icon import Look, draw_icon
+    from glosmsd.desktop.icon import Look, draw_icon
 
     draw_icon(128, 0, Look.ONLINE).save(HERE / "glosmsd.png", optimize=True)
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from glosmsd.errors import GlosmsdError
+from glosmsd.core.errors import GlosmsdError
 from glosmsd.server.db import DEFAULT_CARRIER_REASON, CarrierMode, Store
 
 TRUE = frozenset({"true", "yes", "on", "1"})

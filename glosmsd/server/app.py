@@ -35,8 +35,9 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from glosmsd import __version__, rpc
-from glosmsd.errors import BadInput, GlosmsdError, ProtocolError
+from glosmsd import __version__
+from glosmsd.core import rpc
+from glosmsd.core.errors import BadInput, GlosmsdError, ProtocolError
 from glosmsd.server.carrier import Carrier, Inbound, build
 from glosmsd.server.db import E164, MAX_CHUNK, SHA256, CarrierMode, Outbound, Store, SyncBatch
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from glosmsd import __version__
-from glosmsd.errors import GlosmsdError
+from glosmsd.core.errors import GlosmsdError
 from glosmsd.server import admin
 from glosmsd.server.app import App, Config
 from glosmsd.server.carrier import ADAPTERS

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from glosmsd.errors import BadInput, NoSmsNumber, NotFound, SchemaTooNew, StoreError
-from glosmsd.filetypes import check_type, sniff
-from glosmsd.rules import Limits, check_message
+from glosmsd.core.errors import BadInput, NoSmsNumber, NotFound, SchemaTooNew, StoreError
+from glosmsd.core.filetypes import check_type, sniff
+from glosmsd.core.rules import Limits, check_message
 
 E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
 SHORT_CODE: Final = re.compile(r"[0-9]{3,8}")

@@ -1,0 +1,152 @@
+"""`glosmsd --demo`: an embedded reference server with a demo account, as its own process.
+
+Owns the demo's places (a `demo/` folder in the data dir, so the demo never mixes with a
+real account), seeding the demo database once, starting `glosmsd-server` on 127.0.0.1 with
+the `demo` carrier, and stopping it with the daemon. It must never touch a real
+account's data or listen on anything but loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from glosmsd.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+URL_LINE: Final = re.compile(rb"listening on (wss?://\S+)")
+START_TIMEOUT: Final = 20.0
+DEMO_EXT: Final = "1001"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPlaces:
+    root: Path
+    server_db: Path
+    token_file: Path
+
+    @classmethod
+    def under(cls, data_dir: Path) -> DemoPlaces:
+        root = data_dir / "demo"
+        return cls(root, root / "server.db", root / "token")
+
+
+def _server_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "glosmsd.server.cli", *args]
+
+
+async def ensure_seeded(places: DemoPlaces) -> str:
+    """Create and seed the demo database once; return extension 1001's token."""
+    places.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if places.server_db.exists() and places.token_file.exists():
+        return places.token_file.read_text().strip()
+    proc = await asyncio.create_subprocess_exec(
+        *_server_cmd("--db", str(places.server_db), "admin", "seed-demo"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), START_TIMEOUT)
+    if proc.returncode != 0:
+        raise ConfigError(f"Could not create the demo server database: {err.decode().strip()}")
+    token = out.decode().strip().splitlines()[-1].strip()
+    fd = os.open(places.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token
+
+
+class EmbeddedServer:
+    """The demo's reference server process."""
+
+    def __init__(self, places: DemoPlaces) -> None:
+        self.places = places
+        self.url: str | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._drain: asyncio.Task[None] | None = None
+
+    async def start(self) -> str:
+        log_path = self.places.root / "server.log"
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._proc = await asyncio.create_subprocess_exec(
+            *_server_cmd(
+                "--db",
+                str(self.places.server_db),
+                "--listen",
+                "127.0.0.1:0",
+                "--carrier",
+                "demo",
+            ),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log_fd,
+        )
+        os.close(log_fd)
+        assert self._proc.stdout is not None
+        try:
+            async with asyncio.timeout(START_TIMEOUT):
+                while True:
+                    line = await self._proc.stdout.readline()
+                    if not line:
+                        raise ConfigError(
+                            f"The demo server exited at start; see {log_path} for why."
+                        )
+                    match = URL_LINE.search(line)
+                    if match:
+                        self.url = match.group(1).decode()
+                        break
+        except TimeoutError as exc:
+            await self.stop()
+            raise ConfigError(f"The demo server did not start; see {log_path}.") from exc
+        # Keep reading its stdout so the pipe never fills and blocks it.
+        self._drain = asyncio.create_task(self._discard(self._proc.stdout))
+        log.info("demo server at %s (database %s)", self.url, self.places.server_db)
+        return self.url
+
+    @staticmethod
+    async def _discard(stream: asyncio.StreamReader) -> None:
+        while await stream.read(65536):
+            pass
+
+    async def inject(self, sender: str, to: str, text: str) -> None:
+        """An inbound message as if from the carrier (the demo's welcome)."""
+        proc = await asyncio.create_subprocess_exec(
+            *_server_cmd(
+                "--db",
+                str(self.places.server_db),
+                "admin",
+                "inject",
+                "--from",
+                sender,
+                "--to",
+                to,
+                "--text",
+                text,
+            ),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await proc.communicate()
+        if proc.returncode != 0:
+            log.warning("demo inject failed: %s", err.decode().strip())
+
+    async def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.returncode is not None:
+            return
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        if self._drain is not None:
+            self._drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drain

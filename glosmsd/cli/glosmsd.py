@@ -1,0 +1,335 @@
+"""`glosmsd`: start the daemon (or the demo), with a clear line for every start-up problem.
+
+Parses the command line, sets up logging (the log file in the state dir, and stderr),
+builds the `Config`, and runs `Daemon`. With `--demo` it first starts the embedded
+reference server (`glosmsd.cli.demo`). Without a display it says once that it runs headless.
+It must not hold any use case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import logging.handlers
+import os
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from glosmsd import __version__
+from glosmsd.core.errors import GlosmsdError
+
+if TYPE_CHECKING:
+    from glosmsd.daemon.root import Daemon
+    from glosmsd.desktop.bridge import Desktop
+    from glosmsd.desktop.tray import Command, Tray
+
+log = logging.getLogger("glosmsd")
+
+Hook = Callable[["Daemon"], Awaitable[None]]
+
+HEADLESS_LINE = (
+    "glosmsd: no display found, running headless without the tray icon "
+    "(use `glosms status` and `glosms watch` to see what the tray would show)."
+)
+
+
+def glosms_command() -> str:
+    """How the user runs `glosms` from here: its name when PATH finds this installation's,
+    else its path (`.venv/bin/glosms` in a checkout after `make demo`)."""
+    here = Path(sys.executable).parent / "glosms"
+    found = shutil.which("glosms")
+    if found is not None and Path(found).resolve() == here.resolve():
+        return "glosms"
+    if not here.exists():
+        return "glosms"
+    with contextlib.suppress(ValueError):
+        return str(here.relative_to(Path.cwd()))
+    return str(here)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="glosmsd",
+        description="glosmsd: the desktop SMS/MMS daemon (tray, notifications, local socket).",
+        epilog="other commands: `glosmsd setup` (first run: server, token, autostart) and "
+        "`glosmsd doctor` (what this desktop is missing)",
+    )
+    p.add_argument("--version", action="version", version=f"glosmsd {__version__}")
+    p.add_argument("--config", type=Path, help="config file (default: the user's config.toml)")
+    p.add_argument("--server", help="server URL, e.g. wss://sms.example.com/v1")
+    p.add_argument("--token-file", type=Path, help="file holding the login token (chmod 600)")
+    p.add_argument(
+        "--ca-file", type=Path, help="PEM CA certificates to trust for a wss:// server of your own"
+    )
+    p.add_argument("--device-id", help="a stable name for this device")
+    p.add_argument("--ping-interval", type=float, help="keepalive seconds (default 20)")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="allow ws:// to a host other than loopback",
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="start an embedded reference server with a demo account and use it",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="take over from a glosmsd already running for this user",
+    )
+    p.add_argument("--headless", action="store_true", help="run without the tray icon")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log on stderr")
+    return p
+
+
+def setup_logging(log_file: Path, verbose: int) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fh = logging.handlers.RotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=2)
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(fh)
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.INFO if verbose else logging.WARNING)
+    err.setFormatter(logging.Formatter("glosmsd: %(message)s"))
+    root.addHandler(err)
+    for noisy in ("websockets", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def has_display() -> bool:
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class Session:
+    """What the main thread (tray, signals) and the asyncio thread share: set once, read."""
+
+    def __init__(self, tray: Tray | None) -> None:
+        self.tray = tray
+        self.daemon: Daemon | None = None
+        self.desktop: Desktop | None = None
+        self.stop_asked = False
+
+    def attach(self, daemon: Daemon) -> Daemon:
+        self.daemon = daemon
+        if self.stop_asked:
+            daemon.request_stop()
+        return daemon
+
+    def request_stop(self, *_args: object) -> None:
+        """From a signal handler or the tray thread."""
+        self.stop_asked = True
+        if self.daemon is not None:
+            self.daemon.request_stop()
+
+    def on_tray_command(self, command: Command) -> None:
+        """Runs on the tray's thread: hand the click to the event loop."""
+        if self.desktop is not None:
+            self.desktop.command_threadsafe(command)
+
+    async def run_desktop(self, daemon: Daemon) -> None:
+        """The tray feed and notifications, on the daemon's loop (its `on_ready` hook)."""
+        from glosmsd.desktop.bridge import Desktop
+
+        service = daemon.service
+        assert service is not None
+        desktop = Desktop(
+            service,
+            daemon.hub,
+            tray=self.tray,
+            notifier=None,
+            socket_path=daemon.config.paths.socket_path,
+            on_quit=daemon.request_stop,
+        )
+        if os.environ.get("DBUS_SESSION_BUS_ADDRESS") or sys.platform in ("darwin", "win32"):
+            try:
+                from glosmsd.desktop.notify import Notifier
+
+                desktop.notifier = Notifier(desktop.on_notification_action)
+            except Exception:
+                log.warning("notifications are not available here", exc_info=True)
+        self.desktop = desktop
+        await desktop.run()
+
+
+async def run_demo(args: argparse.Namespace, session: Session | None = None) -> int:
+    from glosmsd.cli.demo import DEMO_EXT, DemoPlaces, EmbeddedServer, ensure_seeded
+    from glosmsd.daemon.config import Config, load_device_id
+    from glosmsd.daemon.root import Daemon
+    from glosmsd.system.paths import Paths
+
+    base = Paths.default()
+    places = DemoPlaces.under(base.data_dir)
+    first_run = not places.server_db.exists()
+    token = await ensure_seeded(places)
+    server = EmbeddedServer(places)
+    url = await server.start()
+    data = places.root / "desktop"
+    paths = dataclasses.replace(
+        base,
+        data_dir=data,
+        db_path=data / "glosmsd.sqlite3",
+        files_dir=data / "files",
+        device_id_file=data / "device_id",
+    )
+    paths.ensure_dirs()
+    prefs = {"notify": True, "sound": True, "sms_enabled": True}
+    config = Config(
+        server=url,
+        token=token,
+        device_id=load_device_id(paths.device_id_file),
+        paths=paths,
+        ping_interval=args.ping_interval or 20.0,
+        prefs=prefs,
+    )
+
+    async def welcome(daemon: Daemon) -> None:
+        g = glosms_command()
+        svc = daemon.service
+        assert svc is not None
+        for _ in range(200):
+            if svc.account.number:
+                break
+            await asyncio.sleep(0.05)
+        print(
+            f"glosmsd demo: extension {DEMO_EXT} ({svc.account.name}), SMS number "
+            f"{svc.account.number}, server {url}\n"
+            f"  try: {g} status | {g} ls | "
+            f'{g} send "Bob Roe" --pick 1 "Hello"\n'
+            "  stop with Ctrl+C",
+            flush=True,
+        )
+        await asyncio.sleep(2)
+        text = (
+            "Welcome to the glosmsd demo! Text me back and I will answer."
+            if first_run
+            else "Welcome back to the glosmsd demo."
+        )
+        await server.inject("+15557654321", svc.account.number or "+15550001001", text)
+
+    async def ready(daemon: Daemon) -> None:
+        if session is None:
+            await welcome(daemon)
+            return
+        hello = asyncio.create_task(welcome(daemon))
+        try:
+            await session.run_desktop(daemon)
+        finally:
+            hello.cancel()
+
+    daemon = Daemon(config, replace=args.replace, on_ready=ready)
+    if session is not None:
+        session.attach(daemon)
+    try:
+        await daemon.run()
+    finally:
+        await server.stop()
+    return 0
+
+
+async def run_daemon(args: argparse.Namespace, session: Session | None = None) -> int:
+    from glosmsd.daemon.config import Config
+    from glosmsd.daemon.root import Daemon
+
+    config = Config.load(
+        args.config,
+        {
+            "server": args.server,
+            "token_file": str(args.token_file) if args.token_file else None,
+            "device_id": args.device_id,
+            "ping_interval": args.ping_interval,
+            "insecure": args.insecure,
+            "ca_file": str(args.ca_file) if args.ca_file else None,
+        },
+    )
+    daemon = Daemon(
+        config,
+        replace=args.replace,
+        on_ready=session.run_desktop if session is not None else None,
+    )
+    if session is not None:
+        session.attach(daemon)
+    await daemon.run()
+    return 0
+
+
+def run_async(args: argparse.Namespace, session: Session | None) -> int:
+    try:
+        return asyncio.run(run_demo(args, session) if args.demo else run_daemon(args, session))
+    except GlosmsdError as exc:
+        print(f"glosmsd: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+def run_with_tray(args: argparse.Namespace, session: Session, tray: Tray) -> int:
+    """The tray on the main thread (pystray wants it), the daemon's loop in a worker."""
+    result: list[int] = []
+
+    def worker() -> None:
+        try:
+            result.append(run_async(args, session))
+        finally:
+            tray.stop()
+
+    thread = threading.Thread(target=worker, name="asyncio")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, session.request_stop)
+    thread.start()
+    try:
+        tray.run()
+    except Exception as exc:
+        print(
+            f"glosmsd: the tray icon cannot be shown ({exc}); running headless.",
+            file=sys.stderr,
+            flush=True,
+        )
+        log.debug("tray failed", exc_info=True)
+    # A Quit from the menu, a signal or a fatal error ends the worker; wait for it.
+    while thread.is_alive():
+        thread.join(0.5)
+    return result[0] if result else 1
+
+
+#: `glosmsd NAME ...` runs these tools instead of the daemon: `glosmsd.cli.<module>.main()`.
+SUBCOMMANDS = {"setup": "setup", "doctor": "doctor"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+
+        tool = importlib.import_module(f"glosmsd.cli.{SUBCOMMANDS[argv[0]]}")
+        code: int = tool.main(argv[1:])
+        return code
+    args = build_parser().parse_args(argv)
+    from glosmsd.system.paths import Paths
+
+    setup_logging(Paths.default().log_file, args.verbose)
+    if args.headless or not has_display():
+        print(HEADLESS_LINE, file=sys.stderr, flush=True)
+        return run_async(args, Session(None))
+    from glosmsd.desktop.tray import Tray
+
+    session = Session(None)
+    tray = Tray(session.on_tray_command)
+    session.tray = tray
+    return run_with_tray(args, session, tray)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,536 @@
+"""The server link's protocol state, as plain objects (sans-I/O, like h11 and websockets).
+
+Owns every decision the link makes: which state it is in, what to do after each thing
+that happens (connected, hello answered, a sync batch, a live event, the connection
+closed, the token refused), when to reconnect (exponential backoff with jitter, reset
+after a stable connection), how long a silent peer may stay silent, which events are
+duplicates (`seq <=` the cursor), what a well-formed hello/sync result and event look
+like, and the status line a user reads.
+
+Inputs are method calls carrying `now` (seconds on one monotonic clock the caller picks);
+outputs are small frozen action values the adapter (`glosmsd.daemon.link`) carries out. This
+module must never read a clock, open a socket, await anything or import an adapter.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, TypeGuard
+
+from glosmsd.core.errors import RemoteProtocolError
+
+PROTOCOL_VERSION: Final = 1
+DEFAULT_PING_INTERVAL: Final = 20.0
+SYNC_LIMIT: Final = 500
+
+#: Event kinds this client understands (protocol v1). Others are skipped, per the spec.
+KNOWN_KINDS: Final = frozenset(
+    {"message", "message_state", "read", "delete_message", "delete_conversation"}
+)
+
+AUTH_FAILED_LINE: Final = "Authentication failed: check the token (glosmsd setup)"
+
+
+class State(enum.Enum):
+    """Where the link is. The values are what the UI and the IPC `status` show."""
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    HELLO_SENT = "hello-sent"
+    SYNCING = "syncing"
+    LIVE = "live"
+    BACKOFF = "backoff"
+    AUTH_FAILED = "auth-failed"
+
+
+# --------------------------------------------------------------------------- status
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStatus:
+    """What the UI shows about the link.
+
+    `since` and `retry_at` are on the link's clock (the `now` the core was given).
+    `detail` is the last reason in words (why we are offline), or "" when there is none.
+    """
+
+    state: State
+    detail: str = ""
+    retry_at: float | None = None
+    since: float = 0.0
+
+    @property
+    def online(self) -> bool:
+        """True when messages flow (the link is live)."""
+        return self.state is State.LIVE
+
+    def describe(self, now: float) -> str:
+        """One line for a user: "Online", "Offline: reconnecting in 8 s", ..."""
+        match self.state:
+            case State.LIVE:
+                return "Online"
+            case State.SYNCING:
+                return "Online: catching up"
+            case State.CONNECTING | State.HELLO_SENT:
+                return "Connecting to the server"
+            case State.AUTH_FAILED:
+                return AUTH_FAILED_LINE
+            case State.BACKOFF:
+                wait = 0 if self.retry_at is None else math.ceil(self.retry_at - now)
+                line = f"Offline: reconnecting in {wait} s" if wait > 0 else "Offline: reconnecting"
+                return f"{line} ({self.detail})" if self.detail else line
+            case State.DISCONNECTED:
+                return f"Offline ({self.detail})" if self.detail else "Offline"
+
+
+# --------------------------------------------------------------------------- backoff
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Reconnect delays: exponential from `minimum` doubling up to `maximum`, with jitter.
+
+    `jitter="full"`: each delay is uniform in [minimum, cap], cap = minimum * 2**failures
+    clamped to `maximum` (full jitter, but never below the minimum, so a flapping server
+    never sees a zero-delay storm). `jitter="decorrelated"`: uniform in
+    [minimum, 3 * previous delay], clamped to `maximum` (AWS's "decorrelated jitter").
+    The randomness comes from `rng`, so tests pass a seeded `random.Random`.
+    """
+
+    rng: random.Random
+    minimum: float = 0.5
+    maximum: float = 60.0
+    jitter: Literal["full", "decorrelated"] = "full"
+    failures: int = 0
+    _previous: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.minimum <= self.maximum:
+            raise ValueError(f"need 0 < minimum <= maximum, got {self.minimum}, {self.maximum}")
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt; each call counts one more failure."""
+        if self.jitter == "decorrelated":
+            upper = max(self.minimum, self._previous * 3)
+            delay = min(self.maximum, self.rng.uniform(self.minimum, upper))
+        else:
+            # min() on the exponent first: 2.0**2000 would overflow to an error.
+            cap = min(self.maximum, self.minimum * 2.0 ** min(self.failures, 64))
+            delay = self.rng.uniform(self.minimum, cap)
+        self.failures += 1
+        self._previous = delay
+        return delay
+
+    def reset(self) -> None:
+        """Back to the minimum (after a stable connection, or new credentials)."""
+        self.failures = 0
+        self._previous = 0.0
+
+
+# --------------------------------------------------------------------------- keepalive
+
+
+@dataclass(frozen=True, slots=True)
+class Keepalive:
+    """How a silent peer is noticed.
+
+    A ping goes out `interval` after the last pong; a pong missing `ping_timeout` later
+    fails the connection, and the close then waits at most `close_timeout` for a peer
+    that will never answer. Worst case, a peer that froze just after a pong is noticed
+    interval + ping_timeout + close_timeout = `2 * interval` later (`dead_after`), the
+    bound the link promises. (A ping timeout of a whole interval would add the close wait
+    on top: measured 2.9 intervals with websockets 17.)
+    """
+
+    interval: float = DEFAULT_PING_INTERVAL
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.interval) and self.interval > 0):
+            raise ValueError(f"ping interval must be a positive number, got {self.interval}")
+
+    @property
+    def ping_timeout(self) -> float:
+        return 0.75 * self.interval
+
+    @property
+    def close_timeout(self) -> float:
+        return 0.25 * self.interval
+
+    @property
+    def dead_after(self) -> float:
+        return 2 * self.interval
+
+    @property
+    def call_timeout(self) -> float:
+        """How long hello and sync may take before the connection is given up."""
+        return max(30.0, self.dead_after)
+
+    def is_dead(self, last_heard: float, now: float) -> bool:
+        """True when nothing came from the peer for longer than `dead_after`."""
+        return now - last_heard > self.dead_after
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """Open a connection now."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendHello:
+    """Call `hello` with these params."""
+
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchCursor:
+    """hello succeeded: hand the result on, then tell the core the stored cursor."""
+
+    hello: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SendSync:
+    """Call `sync` with these params."""
+
+    cursor: int
+    limit: int = SYNC_LIMIT
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"cursor": self.cursor, "limit": self.limit}
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyBatch:
+    """Commit these events and this cursor in one transaction (`reset`: replace first)."""
+
+    events: list[dict[str, Any]]
+    cursor: int
+    reset: bool
+    more: bool
+    skipped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GoLive:
+    """Sync is complete: deliver live events from now on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Hand this live event on."""
+
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Ignore:
+    """Drop what came in; `reason` is for the log."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the connection; the core has already decided what comes after."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Do nothing until `until`, then call `retry(now)`."""
+
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    """Make no more attempts until `reconfigure` (bad token) or `start` (stopped)."""
+
+    reason: str
+
+
+Action = (
+    Connect
+    | SendHello
+    | FetchCursor
+    | SendSync
+    | ApplyBatch
+    | GoLive
+    | Deliver
+    | Ignore
+    | Close
+    | Wait
+    | Halt
+)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_FIELDS: Final[dict[str, tuple[tuple[str, type], ...]]] = {
+    "message": (("message", dict),),
+    "message_state": (("id", int), ("state", str)),
+    "read": (("number", str), ("remote", str), ("up_to", int)),
+    "delete_message": (("id", int),),
+    "delete_conversation": (("number", str), ("remote", str), ("up_to", int)),
+}
+
+
+def check_event(obj: Any, *, need_seq: bool = True) -> dict[str, Any]:
+    """`obj` if it is a well-formed event of a known kind; else `RemoteProtocolError`.
+
+    Only what the store relies on is checked (types of the identifying fields); extra
+    fields are kept, as the protocol allows new ones.
+    """
+    if not isinstance(obj, dict):
+        raise RemoteProtocolError(f"event is not an object: {type(obj).__name__}")
+    kind = obj.get("kind")
+    if not isinstance(kind, str):
+        raise RemoteProtocolError("event has no string 'kind'")
+    if need_seq and not _is_int(obj.get("seq")):
+        raise RemoteProtocolError(f"{kind} event has no integer 'seq'")
+    if kind not in KNOWN_KINDS:
+        raise RemoteProtocolError(f"unknown event kind {kind[:40]!r}")
+    for name, typ in _FIELDS[kind]:
+        value = obj.get(name)
+        ok = _is_int(value) if typ is int else isinstance(value, typ)
+        if not ok:
+            raise RemoteProtocolError(f"{kind} event: {name!r} must be {typ.__name__}")
+    if kind == "message" and not _is_int(obj["message"].get("id")):
+        raise RemoteProtocolError("message event: 'message.id' must be int")
+    return obj
+
+
+def check_hello(result: Any) -> dict[str, Any]:
+    """The hello result if it is usable; else `RemoteProtocolError` saying what is wrong."""
+    if not isinstance(result, dict):
+        raise RemoteProtocolError("hello result is not an object")
+    if result.get("protocol") != PROTOCOL_VERSION:
+        raise RemoteProtocolError(
+            f"server speaks protocol {result.get('protocol')!r}, we speak {PROTOCOL_VERSION}"
+        )
+    if not isinstance(result.get("numbers", []), list):
+        raise RemoteProtocolError("hello result: 'numbers' must be a list")
+    if not isinstance(result.get("settings", {}), dict):
+        raise RemoteProtocolError("hello result: 'settings' must be an object")
+    return result
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+@dataclass(slots=True)
+class LinkCore:
+    """The link's state machine. Each input returns the action the adapter carries out.
+
+    Typical run: `start` -> Connect; `connected` -> SendHello; `hello_result` ->
+    FetchCursor; `sync_from(cursor)` -> SendSync; `sync_result` -> ApplyBatch;
+    `batch_applied` -> SendSync while `more`, then GoLive; `live_event` -> Deliver or
+    Ignore. `closed` at any point -> Wait(until); `retry` -> Connect. `auth_failed` ->
+    Halt until `reconfigure`.
+    """
+
+    backoff: Backoff
+    keepalive: Keepalive = field(default_factory=Keepalive)
+    stable_after: float = 30.0
+    client: str = "glosmsd"
+    state: State = State.DISCONNECTED
+    detail: str = ""
+    since: float = 0.0
+    retry_at: float | None = None
+    cursor: int | None = None
+    live_since: float | None = None
+    _pending: ApplyBatch | None = None
+    _last_status: LinkStatus | None = None
+
+    # ---- status
+
+    @property
+    def status(self) -> LinkStatus:
+        return LinkStatus(self.state, self.detail, self.retry_at, self.since)
+
+    def _enter(self, state: State, now: float, detail: str | None = None) -> None:
+        if state is not self.state:
+            self.since = now
+        self.state = state
+        if detail is not None:
+            self.detail = detail
+        if state is not State.BACKOFF:
+            self.retry_at = None
+
+    def status_changed(self) -> LinkStatus | None:
+        """The status if it changed since the last call (to notify the UI only on change)."""
+        current = self.status
+        if current == self._last_status:
+            return None
+        self._last_status = current
+        return current
+
+    # ---- connection lifecycle
+
+    def start(self, now: float) -> Action:
+        """Begin (or begin again after `stop`)."""
+        if self.state is State.AUTH_FAILED:
+            return Halt(self.detail or AUTH_FAILED_LINE)
+        self._enter(State.CONNECTING, now, "")
+        return Connect()
+
+    def retry(self, now: float) -> Action:
+        """The adapter's timer fired. Connect if the wait is over."""
+        if self.state is not State.BACKOFF:
+            return Ignore(f"retry in state {self.state.value}")
+        if self.retry_at is not None and now < self.retry_at:
+            return Wait(self.retry_at)
+        self._enter(State.CONNECTING, now)
+        return Connect()
+
+    def connected(self, now: float) -> Action:
+        """The WebSocket is open: say hello."""
+        if self.state is not State.CONNECTING:
+            return Close(f"connected in state {self.state.value}")
+        self._enter(State.HELLO_SENT, now)
+        return SendHello({"protocol": PROTOCOL_VERSION, "client": self.client})
+
+    def hello_result(self, result: Any, now: float) -> Action:
+        """hello answered. A result we cannot use closes the connection (and backs off)."""
+        if self.state is not State.HELLO_SENT:
+            return Close(f"hello answered in state {self.state.value}")
+        try:
+            hello = check_hello(result)
+        except RemoteProtocolError as exc:
+            return self._fail(now, f"bad hello from the server: {exc.message}")
+        return FetchCursor(hello)
+
+    def sync_from(self, cursor: int, now: float) -> Action:
+        """The stored cursor: start syncing from it."""
+        if self.state is not State.HELLO_SENT:
+            return Close(f"sync start in state {self.state.value}")
+        if not _is_int(cursor) or cursor < 0:
+            raise ValueError(f"cursor must be an int >= 0, got {cursor!r}")
+        self.cursor = cursor
+        self._enter(State.SYNCING, now)
+        return SendSync(cursor)
+
+    def sync_result(self, result: Any, now: float) -> Action:
+        """A `sync` reply: the batch to apply, or Close when the reply is unusable.
+
+        Malformed events are skipped (named in `skipped`); outside a reset, events at or
+        below the cursor are duplicates and dropped. A cursor that goes backwards without
+        `reset` is a broken server: the connection is closed rather than re-applying.
+        """
+        if self.state is not State.SYNCING or self.cursor is None:
+            return Close(f"sync answered in state {self.state.value}")
+        if not isinstance(result, dict):
+            return self._fail(now, "bad sync reply: not an object")
+        events, cursor = result.get("events"), result.get("cursor")
+        more, reset = result.get("more", False), result.get("reset", False)
+        if not isinstance(events, list) or not _is_int(cursor):
+            return self._fail(now, "bad sync reply: needs 'events' (list) and 'cursor' (int)")
+        held: int = self.cursor
+        if not isinstance(more, bool) or not isinstance(reset, bool):
+            return self._fail(now, "bad sync reply: 'more' and 'reset' must be booleans")
+        if cursor < 0 or (cursor < held and not reset):
+            return self._fail(now, f"bad sync reply: cursor {cursor} is behind {held}")
+        kept: list[dict[str, Any]] = []
+        skipped: list[str] = []
+        for obj in events:
+            try:
+                event = check_event(obj, need_seq=not reset)
+            except RemoteProtocolError as exc:
+                skipped.append(exc.message)
+                continue
+            if not reset:
+                seq: int = event["seq"]
+                if not held < seq <= cursor:
+                    skipped.append(f"seq {seq} outside ({held}, {cursor}]")
+                    continue
+            kept.append(event)
+        batch = ApplyBatch(kept, cursor, reset, more, tuple(skipped))
+        self._pending = batch
+        return batch
+
+    def batch_applied(self, now: float) -> Action:
+        """The last ApplyBatch is committed: fetch more, or go live."""
+        batch = self._pending
+        if self.state is not State.SYNCING or batch is None:
+            return Close(f"batch applied in state {self.state.value}")
+        self._pending = None
+        self.cursor = batch.cursor
+        if batch.more:
+            return SendSync(batch.cursor)
+        self._enter(State.LIVE, now, "")
+        self.live_since = now
+        return GoLive()
+
+    def live_event(self, params: Any, now: float) -> Action:
+        """An `event` notification, taken in arrival order once live."""
+        del now
+        if self.state is not State.LIVE or self.cursor is None:
+            return Ignore(f"event in state {self.state.value}")
+        try:
+            event = check_event(params)
+        except RemoteProtocolError as exc:
+            if isinstance(params, dict) and _is_int(params.get("seq")):
+                # An event of a kind we do not know still moves the cursor: it was sent.
+                self.cursor = max(self.cursor, params["seq"])
+            return Ignore(exc.message)
+        seq: int = event["seq"]
+        if seq <= self.cursor:
+            return Ignore(f"duplicate event seq {seq} <= cursor {self.cursor}")
+        self.cursor = seq
+        return Deliver(event)
+
+    def closed(self, now: float, reason: str) -> Action:
+        """The connection ended (or failed to open, or timed out): wait, then retry."""
+        if self.state in (State.AUTH_FAILED, State.DISCONNECTED):
+            return Halt(self.detail)
+        if self.state is State.BACKOFF and self.retry_at is not None:
+            # We closed it ourselves (a Close action): the wait is already decided.
+            return Wait(self.retry_at)
+        return self._fail(now, reason, close=False)
+
+    def auth_failed(self, now: float, reason: str = "") -> Action:
+        """The server refused the token. Terminal until `reconfigure`."""
+        self._pending = None
+        self.live_since = None
+        self._enter(State.AUTH_FAILED, now, reason or AUTH_FAILED_LINE)
+        return Halt(self.detail)
+
+    def reconfigure(self, now: float) -> Action:
+        """New credentials: forget the failure and the backoff, and connect again."""
+        self.backoff.reset()
+        self._enter(State.DISCONNECTED, now, "")
+        return self.start(now)
+
+    def stop(self, now: float) -> Action:
+        """Give up the link on purpose (daemon shutting down)."""
+        self._pending = None
+        self.live_since = None
+        if self.state is not State.AUTH_FAILED:
+            self._enter(State.DISCONNECTED, now, "stopped")
+        return Halt("stopped")
+
+    # ---- internals
+
+    def _fail(self, now: float, reason: str, *, close: bool = True) -> Action:
+        if self.live_since is not None and now - self.live_since >= self.stable_after:
+            self.backoff.reset()
+        self._pending = None
+        self.live_since = None
+        until = now + self.backoff.next_delay()
+        self._enter(State.BACKOFF, now, reason)
+        self.retry_at = until
+        return Close(reason) if close else Wait(until)

@@ -1,0 +1,736 @@
+"""The daemon's socket API: every method, its params described once, bound to the service.
+
+Each entry names a use case of the service layer (`glosmsd.daemon.service.Service`), the JSON
+Schema of its params and the JSON Schema of its result. The same table validates calls on
+the socket, answers `rpc.discover`, and generates `ipc/openrpc.json` (`python -m
+glosmsd.daemon.api`), so the spec, the schema and the code cannot drift apart. Result schemas
+only describe: the tests hold every real reply to them, the daemon never checks them.
+
+This module must never do I/O or hold state: it only describes and binds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, get_args
+
+from glosmsd import __version__
+from glosmsd.core import rpc, rules
+from glosmsd.core.protocol import State
+from glosmsd.daemon import service
+
+CONV: Final[Mapping[str, Any]] = {
+    "type": ["integer", "string"],
+    "description": "A conversation id (from `conversations`), a phone number, or a contact name.",
+}
+LIMIT: Final[Mapping[str, Any]] = {"type": "integer", "minimum": 1, "maximum": 500}
+MSG_ID: Final[Mapping[str, Any]] = {"type": "integer", "minimum": 1}
+
+# ------------------------------------------------------------------ result shapes
+#
+# What each method answers, as JSON Schema (draft-07, the dialect OpenRPC documents use),
+# and the params of the notifications the socket sends. Shared shapes are in `SCHEMAS`;
+# results refer to them as `#/components/schemas/NAME`, where `openrpc` puts them. A closed
+# object (`additionalProperties: false`) lists every key this version sends; a later one may
+# add keys (additive changes only). These schemas are documentation and the tests' oracle:
+# the daemon never validates its own replies, which would tax every call.
+
+ID: Final[Mapping[str, Any]] = {"type": "integer", "minimum": 1}
+COUNT: Final[Mapping[str, Any]] = {"type": "integer", "minimum": 0}
+TIME: Final[Mapping[str, Any]] = {"type": "number", "description": "Unix time in seconds."}
+TEXT: Final[Mapping[str, Any]] = {"type": "string"}
+TEXT_OR_NULL: Final[Mapping[str, Any]] = {"type": ["string", "null"]}
+BOOL: Final[Mapping[str, Any]] = {"type": "boolean"}
+
+# The store's vocabularies, through the service (this module may not import the store).
+MESSAGE_STATES: Final = service.MESSAGE_STATES
+DIRECTIONS: Final = ("in", "out")  # the store's CHECK constraint; test_openrpc keeps it true
+FILE_STATES: Final = service.FILE_STATES
+EVENT_KINDS: Final = service.EVENT_KINDS
+PREF_KEYS: Final = tuple(service.PREFS)
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _or_null(schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {"oneOf": [dict(schema), {"type": "null"}]}
+
+
+def _list(items: Mapping[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": dict(items)}
+
+
+def _closed(
+    required: Mapping[str, Any],
+    optional: Mapping[str, Any] | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    """An object with exactly these keys; the `optional` ones may be missing."""
+    return {
+        "type": "object",
+        **({"description": description} if description else {}),
+        "properties": {k: dict(v) for k, v in {**required, **(optional or {})}.items()},
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+SCHEMAS: Final[Mapping[str, Mapping[str, Any]]] = {
+    "message": _closed(
+        {
+            "id": {**ID, "description": "The daemon's local id; it never changes."},
+            "conversation_id": ID,
+            "number": {**TEXT, "description": "The own SMS number."},
+            "remote": {**TEXT, "description": "The other party's number."},
+            "server_id": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "description": "The server's id; null until the server took the message.",
+            },
+            "client_id": {
+                **TEXT_OR_NULL,
+                "description": "The idempotency key of an outgoing message.",
+            },
+            "direction": {"enum": list(DIRECTIONS)},
+            "text": TEXT,
+            "state": {"enum": list(MESSAGE_STATES)},
+            "reason": {**TEXT_OR_NULL, "description": "Why a failed message failed."},
+            "at": TIME,
+            "sender": {
+                **_or_null(_ref("sender")),
+                "description": "Set on an outgoing message another sharer of the number sent.",
+            },
+            "files": _list(_ref("attachment")),
+        },
+        description="One SMS or MMS.",
+    ),
+    "attachment": _closed(
+        {
+            "sha256": {
+                "type": ["string", "null"],
+                "pattern": "^[0-9a-f]{64}$",
+                "description": "null for an outgoing file not uploaded yet.",
+            },
+            "name": TEXT,
+            "mime": TEXT_OR_NULL,
+            "size": {"type": ["integer", "null"], "minimum": 0},
+            "path": {**TEXT_OR_NULL, "description": "Where the file is here, if anywhere."},
+            "state": {"enum": list(FILE_STATES), "description": "The download state."},
+        },
+        description="One file of an MMS.",
+    ),
+    "sender": _closed(
+        {"ext": TEXT, "name": TEXT, "avatar": TEXT_OR_NULL},
+        description="The sharer of the number who sent a message (never the user).",
+    ),
+    "sharer": {
+        "type": "object",
+        "description": "Another extension that shares the SMS number, as the server describes "
+        "it (so it may carry more keys).",
+        "properties": {"ext": TEXT, "name": TEXT, "avatar": TEXT_OR_NULL},
+        "required": ["ext", "name"],
+    },
+    "conversation": _closed(
+        {
+            "id": ID,
+            "number": {**TEXT, "description": "The own SMS number."},
+            "remote": {**TEXT, "description": "The other party's number."},
+            "name": {**TEXT_OR_NULL, "description": "The contact name of `remote`, if known."},
+            "title": {**TEXT, "description": "`name`, else `remote`."},
+            "last_at": {"type": ["number", "null"], "description": "Unix time in seconds."},
+            "unread": COUNT,
+            "last_message_id": {"type": ["integer", "null"], "minimum": 1},
+            "last_text": TEXT_OR_NULL,
+            "last_direction": {"enum": [*DIRECTIONS, None]},
+        },
+        description="One conversation; the `last_*` keys describe its newest message "
+        "(null when it has none).",
+    ),
+    "contact": _closed(
+        {"id": {"type": "integer"}, "name": TEXT, "numbers": _list(_ref("contact_number"))},
+        description="A contact of the company directory.",
+    ),
+    "contact_number": _closed({"label": TEXT, "number": TEXT}),
+    "link": _closed(
+        {
+            "state": {"enum": [s.value for s in State]},
+            "online": {**BOOL, "description": "True when messages flow (state live)."},
+            "detail": {**TEXT, "description": "Why it is offline, or empty."},
+            "line": {**TEXT, "description": "One line for a user."},
+        },
+        description="The daemon's connection to the server.",
+    ),
+    "settings": {
+        "type": "object",
+        "description": "The server's settings as it sent them (empty before the first "
+        "connection); it may send more keys.",
+        "properties": {
+            "mms_enabled": BOOL,
+            "mms_max_bytes": COUNT,
+            "mms_max_files": COUNT,
+            "mms_max_text": COUNT,
+            "sms_max_segments": ID,
+            "mms_types": _list(TEXT),
+            "pbx_version": TEXT,
+        },
+    },
+    "prefs": _closed(
+        dict.fromkeys(PREF_KEYS, BOOL),
+        description="Every preference with its value.",
+    ),
+    "count": _closed(
+        {
+            "kind": {"enum": list(get_args(rules.Kind))},
+            "encoding": {"enum": list(get_args(rules.Encoding))},
+            "segments": COUNT,
+            "units": {
+                **COUNT,
+                "description": "Septets for GSM-7, UTF-16 code units for UCS-2.",
+            },
+            "remaining": {"type": "integer", "description": "Units left in the last segment."},
+            "fits": BOOL,
+        },
+        {
+            "bytes_left": {"type": "integer", "description": "MMS with files; negative: over."},
+            "chars_left": {"type": "integer", "description": "MMS; negative: over."},
+            "reason": {**TEXT, "description": "Why it does not fit."},
+        },
+        description="What the counter shows.",
+    ),
+    "event": {
+        "type": "object",
+        "description": "One change, as the params of an `event` notification. `data` is "
+        "the `event_KIND` schema of its `kind`.",
+        "properties": {
+            "id": {**ID, "description": "Grows with every event; pass it as `since`."},
+            "kind": {"enum": list(EVENT_KINDS)},
+            "at": TIME,
+            "data": {"type": "object"},
+        },
+        "required": ["id", "kind", "at", "data"],
+        "additionalProperties": False,
+        "allOf": [
+            {
+                "if": {"properties": {"kind": {"const": kind}}},
+                "then": {"properties": {"data": _ref(f"event_{kind}")}},
+            }
+            for kind in EVENT_KINDS
+        ],
+    },
+    "event_message": _closed(
+        {"message": _ref("message")},
+        description="A message arrived, or was sent from any device of this extension or by "
+        "a sharer of the number.",
+    ),
+    "event_message_state": _closed(
+        {
+            "id": ID,
+            "conversation_id": ID,
+            "state": {"enum": list(MESSAGE_STATES)},
+            "reason": TEXT_OR_NULL,
+        },
+        description="A message's state changed.",
+    ),
+    "event_read": _closed(
+        {
+            "conversation_id": ID,
+            "up_to": {**COUNT, "description": "Messages up to this `server_id` are read."},
+        },
+        description="A conversation's read mark moved.",
+    ),
+    "event_deleted": _closed(
+        {"conversation_id": ID, "message_ids": _list(ID)},
+        {"conversation": {"const": True, "description": "The whole conversation went."}},
+        description="Messages, or a whole conversation, were deleted.",
+    ),
+    "event_unread": _closed(
+        {
+            "total": COUNT,
+            "conversations": _list(_closed({"id": ID, "count": ID})),
+        },
+        description="The unread count changed; `conversations` lists those with any.",
+    ),
+    "event_reset": _closed(
+        {"cursor": COUNT},
+        description="The server's history was reset: reload what you show.",
+    ),
+    "event_link": _ref("link"),
+    "event_prefs": _closed(
+        {"key": {"enum": list(PREF_KEYS)}, "value": BOOL},
+        description="A preference changed.",
+    ),
+    "event_export": _closed(
+        {"folder": TEXT, "done": COUNT, "total": COUNT},
+        {"conversations": COUNT, "files": COUNT, "missing_files": COUNT},
+        description="How far an export got; the last one also has the `export` result.",
+    ),
+    "progress": _closed(
+        {
+            "id": {"type": ["number", "string"], "description": "The id of the call."},
+            "done": COUNT,
+            "total": COUNT,
+        },
+        description="How far a long call of this connection got, in bytes or items.",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a method answers: a name for it and its JSON Schema."""
+
+    name: str
+    schema: Mapping[str, Any]
+
+
+EMPTY: Final = Result("result", {})
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """One socket method: its name, the service attribute it calls, params, a summary and
+    what it answers."""
+
+    name: str
+    attr: str
+    params: tuple[rpc.Param, ...]
+    summary: str
+    result: Result = EMPTY
+
+
+P = rpc.Param
+
+SPECS: Final[tuple[Spec, ...]] = (
+    Spec(
+        "status",
+        "status",
+        (),
+        "Link state, account, own SMS number, unread count, settings.",
+        Result(
+            "status",
+            _closed(
+                {
+                    "version": {**TEXT, "description": "The daemon's version."},
+                    "link": _ref("link"),
+                    "extension": _closed({"ext": TEXT_OR_NULL, "name": TEXT_OR_NULL}),
+                    "number": {**TEXT_OR_NULL, "description": "The own SMS number, if any."},
+                    "shared_with": _list(_ref("sharer")),
+                    "sms_enabled": BOOL,
+                    "unread": COUNT,
+                    "outbox": {**COUNT, "description": "Sends waiting for the server."},
+                    "settings": _ref("settings"),
+                }
+            ),
+        ),
+    ),
+    Spec(
+        "number",
+        "number",
+        (),
+        "The own SMS number (or why there is none) and who else shares it.",
+        Result(
+            "number",
+            _closed(
+                {
+                    "number": TEXT_OR_NULL,
+                    "shared": BOOL,
+                    "shared_with": _list(_ref("sharer")),
+                    "message": {**TEXT_OR_NULL, "description": "Why there is no number."},
+                }
+            ),
+        ),
+    ),
+    Spec(
+        "conversations",
+        "conversations",
+        (P("limit", LIMIT, False), P("offset", {"type": "integer", "minimum": 0}, False)),
+        "Conversations, most recent activity first, with unread counts.",
+        Result("conversations", _list(_ref("conversation"))),
+    ),
+    Spec(
+        "messages",
+        "messages",
+        (
+            P("conversation", CONV),
+            P("before", {"type": ["integer", "null"], "minimum": 1}, False, "Page: older than id."),
+            P("limit", LIMIT, False),
+        ),
+        "Messages of one conversation, newest first.",
+        Result(
+            "page",
+            _closed({"conversation": _ref("conversation"), "messages": _list(_ref("message"))}),
+        ),
+    ),
+    Spec(
+        "send",
+        "send",
+        (
+            P(
+                "to",
+                {"type": "string", "minLength": 1, "maxLength": 200},
+                True,
+                "A phone number or a contact name.",
+            ),
+            P("text", {"type": "string", "maxLength": 10000}, False),
+            P(
+                "files",
+                {"type": "array", "maxItems": 50, "items": {"type": "string"}},
+                False,
+                "File paths, or data: URIs (data:image/png;base64,...).",
+            ),
+            P(
+                "client_id",
+                {"type": "string", "minLength": 1, "maxLength": 64},
+                False,
+                "Your idempotency key: the same id again returns the same message.",
+            ),
+            P(
+                "pick",
+                {"type": "integer", "minimum": 1},
+                False,
+                "Which number of a contact with several (1-based, as listed in the error).",
+            ),
+        ),
+        "Send an SMS or MMS; it is stored before the reply and delivered exactly once.",
+        Result(
+            "accepted",
+            _closed(
+                {
+                    "message": _ref("message"),
+                    "dropped": {
+                        **_list(_closed({"name": TEXT, "reason": TEXT})),
+                        "description": "Files left out, and why.",
+                    },
+                    "notice": {**TEXT_OR_NULL, "description": "What was done to the files."},
+                }
+            ),
+        ),
+    ),
+    Spec(
+        "resend",
+        "resend",
+        (P("id", MSG_ID),),
+        "Send a failed message again.",
+        Result("resent", _closed({"message": _or_null(_ref("message"))})),
+    ),
+    Spec(
+        "delete_message",
+        "delete_message",
+        (P("id", MSG_ID),),
+        "Delete one message.",
+        Result("deleted", _closed({"deleted": {**ID, "description": "The message id."}})),
+    ),
+    Spec(
+        "delete_conversation",
+        "delete_conversation",
+        (P("conversation", CONV),),
+        "Delete a conversation (on every device of this extension).",
+        Result("deleted", _closed({"deleted": {**ID, "description": "The conversation id."}})),
+    ),
+    Spec(
+        "mark_read",
+        "mark_read",
+        (
+            P(
+                "conversation",
+                {**CONV, "type": ["integer", "string", "null"]},
+                False,
+                "Omit or null: mark all conversations read.",
+            ),
+        ),
+        "Mark one conversation, or all, as read (synced).",
+        Result(
+            "marked",
+            _closed(
+                {
+                    "marked": {**COUNT, "description": "Conversations that had unread ones."},
+                    "unread": {**COUNT, "description": "Unread messages left."},
+                }
+            ),
+        ),
+    ),
+    Spec(
+        "search",
+        "search",
+        (P("query", {"type": "string", "maxLength": 1000}), P("limit", LIMIT, False)),
+        "Search contacts, conversations and message text; any input is safe.",
+        Result(
+            "found",
+            _closed(
+                {
+                    "contacts": _list(_ref("contact")),
+                    "conversations": _list(_ref("conversation")),
+                    "messages": _list(_ref("message")),
+                }
+            ),
+        ),
+    ),
+    Spec(
+        "contacts",
+        "contacts",
+        (P("query", {"type": "string", "maxLength": 200}), P("limit", LIMIT, False)),
+        "Company contacts by name or number, with all their numbers.",
+        Result("contacts", _list(_ref("contact"))),
+    ),
+    Spec(
+        "download",
+        "download",
+        (
+            P("id", MSG_ID),
+            P(
+                "file",
+                {"type": ["integer", "null"], "minimum": 0},
+                False,
+                "Index of the file in the message; all when omitted.",
+            ),
+        ),
+        "Download a message's files into the data dir (large ones are not automatic).",
+        Result(
+            "downloaded",
+            _closed(
+                {
+                    "files": _list(
+                        _closed(
+                            {
+                                "name": TEXT,
+                                "path": TEXT_OR_NULL,
+                                "state": {"enum": list(FILE_STATES)},
+                                "size": {"type": ["integer", "null"], "minimum": 0},
+                            }
+                        )
+                    )
+                }
+            ),
+        ),
+    ),
+    Spec(
+        "export",
+        "export",
+        (P("dir", {"type": "string", "minLength": 1, "maxLength": 4096}),),
+        "Export the history into a new SMS folder under dir.",
+        Result(
+            "exported",
+            _closed(
+                {
+                    "folder": {**TEXT, "description": "The folder made."},
+                    "conversations": COUNT,
+                    "files": COUNT,
+                    "missing_files": {**COUNT, "description": "Files that could not be fetched."},
+                }
+            ),
+        ),
+    ),
+    Spec(
+        "prefs_get",
+        "prefs_get",
+        (P("key", {"type": ["string", "null"]}, False),),
+        "Preferences (all, or one key).",
+        Result(
+            "prefs",
+            {
+                "description": "All preferences, or the value of `key`.",
+                "oneOf": [_ref("prefs"), BOOL],
+            },
+        ),
+    ),
+    Spec(
+        "prefs_set",
+        "prefs_set",
+        (P("key", {"type": "string"}), P("value", {})),
+        "Change a preference.",
+        Result("prefs", _ref("prefs")),
+    ),
+    Spec(
+        "emoji_recent",
+        "emoji_recent",
+        (P("limit", LIMIT, False),),
+        "Recently used emoji.",
+        Result("emoji", {**_list(TEXT), "description": "Most recent first."}),
+    ),
+    Spec(
+        "emoji_used",
+        "emoji_used",
+        (
+            P(
+                "emoji",
+                {"type": "array", "maxItems": 100, "items": {"type": "string", "maxLength": 32}},
+            ),
+        ),
+        "Remember emoji the user just used.",
+        Result("emoji", {**_list(TEXT), "description": "The 20 most recent, newest first."}),
+    ),
+    Spec(
+        "count",
+        "count",
+        (
+            P("text", {"type": "string", "maxLength": 100000}),
+            P("files", {"type": "integer", "minimum": 0}, False),
+            P("bytes", {"type": "integer", "minimum": 0}, False),
+        ),
+        "The character/segment counter for a text (and files), with the server's limits.",
+        Result("count", _ref("count")),
+    ),
+)
+
+#: The results of the methods the socket itself adds (`glosmsd.daemon.ipc`).
+BUILTIN_RESULTS: Final[Mapping[str, Result]] = {
+    "hello": Result(
+        "hello",
+        _closed(
+            {
+                "protocol": {"type": "integer", "minimum": 1},
+                "daemon": {"type": "string", "pattern": "^glosmsd/"},
+                "capabilities": {**_list(TEXT), "uniqueItems": True},
+                "max_line": {**ID, "description": "The longest line accepted, in bytes."},
+                "queue": {**ID, "description": "Outgoing lines kept for a slow reader."},
+                "methods": {**_list(TEXT), "uniqueItems": True},
+            },
+            {"server": {**TEXT, "description": "The server the daemon connects to."}},
+        ),
+    ),
+    "subscribe": Result(
+        "subscription",
+        _closed(
+            {
+                "subscribed": {"const": True},
+                "last_id": {**COUNT, "description": "The newest event id now."},
+                "replayed": {**COUNT, "description": "Events after `since` that follow."},
+                "gap": {**BOOL, "description": "Events were lost: reload what you show."},
+            }
+        ),
+    ),
+    "unsubscribe": Result("subscription", _closed({"subscribed": {"const": False}})),
+    "daemon.quit": Result("quitting", _closed({"quitting": {"const": True}})),
+    "rpc.discover": Result(
+        "openrpc",
+        {
+            "type": "object",
+            "description": "This document.",
+            "properties": {
+                "openrpc": TEXT,
+                "info": {"type": "object"},
+                "methods": _list({"type": "object"}),
+                "components": {"type": "object"},
+            },
+            "required": ["openrpc", "info", "methods"],
+        },
+    ),
+}
+
+#: What the socket sends unasked: notification name, summary, and the schema of its params.
+NOTIFICATIONS: Final[tuple[tuple[str, str, Mapping[str, Any]], ...]] = (
+    ("event", "A change, after `subscribe`: replayed ones first, then live.", _ref("event")),
+    (
+        "progress",
+        "How far a long call got, after `hello` with `progress: true`.",
+        _ref("progress"),
+    ),
+)
+
+
+def build_table(service: object | None) -> rpc.MethodTable:
+    """The method table bound to `service` (None: handlers refuse, for docs generation)."""
+    table = rpc.MethodTable()
+    for spec in SPECS:
+        handler: Callable[..., Any] = (
+            getattr(service, spec.attr) if service is not None else _unbound(spec.name)
+        )
+        table.add(rpc.Method(spec.name, handler, spec.params, spec.summary))
+    table.add(
+        rpc.Method(
+            "rpc.discover",
+            lambda: openrpc(table),
+            (),
+            "This API as an OpenRPC document.",
+        )
+    )
+    return table
+
+
+def _unbound(name: str) -> Callable[..., Any]:
+    def refuse(**_: Any) -> Any:
+        raise RuntimeError(f"{name}: no service bound")
+
+    return refuse
+
+
+def openrpc(table: rpc.MethodTable) -> dict[str, Any]:
+    """An OpenRPC 1.2 document for the table, with the shared result shapes as
+    `components/schemas` and the notifications as `x-notifications`."""
+    results = {**{s.name: s.result for s in SPECS}, **BUILTIN_RESULTS}
+    methods = [
+        {
+            "name": m.name,
+            "summary": m.summary,
+            "paramStructure": "either",
+            "params": [
+                {
+                    "name": p.name,
+                    "required": p.required,
+                    **({"description": p.description} if p.description else {}),
+                    "schema": dict(p.schema),
+                }
+                for p in m.params
+            ],
+            "result": _result(m, results),
+        }
+        for m in table
+    ]
+    return {
+        "openrpc": "1.2.6",
+        "info": {
+            "title": "glosmsd local socket",
+            "version": __version__,
+            "description": "Newline-delimited JSON-RPC 2.0 on a Unix socket; see ipc/SPEC.md.",
+        },
+        "methods": methods,
+        "components": {"schemas": {name: dict(schema) for name, schema in SCHEMAS.items()}},
+        "x-notifications": [
+            {
+                "name": name,
+                "summary": summary,
+                "params": {"name": name, "schema": dict(schema)},
+            }
+            for name, summary, schema in NOTIFICATIONS
+        ],
+    }
+
+
+def _result(method: rpc.Method, results: Mapping[str, Result]) -> dict[str, Any]:
+    if method.result:
+        return {"name": "result", "schema": dict(method.result)}
+    found = results.get(method.name, EMPTY)
+    return {"name": found.name, "schema": dict(found.schema)}
+
+
+def full_table() -> rpc.MethodTable:
+    """The table as the daemon serves it, socket built-ins included, for docs."""
+    from pathlib import Path
+
+    from glosmsd.daemon.hub import Hub
+    from glosmsd.daemon.ipc import IpcServer
+
+    async def no_replay(_a: int, _b: int) -> tuple[list[Any], bool]:
+        return [], False
+
+    async def no_last() -> int:
+        return 0
+
+    table = build_table(None)
+    IpcServer(Path("/nonexistent"), table, Hub(), no_replay, no_last)
+    return table
+
+
+def main() -> int:
+    json.dump(openrpc(full_table()), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,532 @@
+"""The local JSON-RPC socket: the only place that opens it.
+
+Newline-delimited JSON-RPC 2.0 over a Unix socket that only its user can reach (0600 in a
+0700 directory, and the peer's uid checked with SO_PEERCRED where the OS has it). Each
+connection reads lines through a bounded `LineFramer`, answers calls in order, and may
+`subscribe` to the daemon's events: first a replay of what it missed (from the store's
+event log), then live events, never doubled, never out of order. Every outgoing line goes
+through a bounded per-connection queue: replies wait for room (a client that does not read
+its replies only stalls its own requests), events do not (a subscriber that stops reading
+is dropped with a logged reason), so no client slows the daemon or the other clients. A
+method whose handler takes a `progress` keyword (export, download) reports how far it got
+as `progress` notifications to the calling connection, when it asked for them in `hello`.
+
+Use cases live in the service layer; this module only moves JSON. It must never touch the
+store or the server link directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import errno
+import inspect
+import logging
+import os
+import socket
+import stat
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from glosmsd import __version__
+from glosmsd.core import rpc
+from glosmsd.core.errors import INVALID_REQUEST, ConfigError, GlosmsdError, RpcError
+from glosmsd.daemon.hub import Event, Hub, SubscriberDroppedError, Subscription
+
+log = logging.getLogger(__name__)
+
+IPC_PROTOCOL: Final = 1
+OUT_QUEUE: Final = 1000
+READ_CHUNK: Final = 64 * 1024
+WRITE_BATCH: Final = 256
+#: What `hello` announces; only ever extended (additive changes).
+CAPABILITIES: Final = ("batch", "notifications", "subscribe", "replay", "progress")
+
+Replay = Callable[[int, int], Awaitable[tuple[list[Event], bool]]]
+"""replay(after_id, up_to_id) -> (events after `after_id` up to `up_to_id`, gap)."""
+
+_CONN: contextvars.ContextVar[Connection] = contextvars.ContextVar("glosmsd_ipc_conn")
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process at the other end, where the OS tells it (Linux: SO_PEERCRED)."""
+    opt = getattr(socket, "SO_PEERCRED", None)
+    if opt is None:
+        return None
+    creds = sock.getsockopt(socket.SOL_SOCKET, opt, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+@dataclass(eq=False)
+class Connection:
+    """One client connection: its outgoing queue and its subscription, if any."""
+
+    name: str
+    out: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(OUT_QUEUE))
+    subscription: Subscription | None = None
+    pump: asyncio.Task[None] | None = None
+    after_reply: list[Callable[[], None]] = field(default_factory=list)
+    dropped: str | None = None
+    wants_progress: bool = False
+
+    def is_open(self) -> bool:
+        return self.dropped is None
+
+    def send(self, data: bytes) -> None:
+        """Queue one line; a client whose queue is full has stopped reading: drop it."""
+        if self.dropped:
+            return
+        try:
+            self.out.put_nowait(data)
+        except asyncio.QueueFull:
+            self.drop(f"{OUT_QUEUE} lines unread (it stopped reading)")
+
+    async def reply(self, data: bytes) -> None:
+        """Queue a reply, waiting for room: a client that does not read its replies only
+        stops its own requests being read (back-pressure), like a full pipe."""
+        if not self.dropped:
+            await self.out.put(data)
+
+    def drop(self, reason: str) -> None:
+        if self.dropped:
+            return
+        self.dropped = reason
+        log.warning("ipc client %s dropped: %s", self.name, reason)
+        if self.subscription:
+            self.subscription.close()
+        # Make room for the sentinel so the writer wakes and closes the socket.
+        while True:
+            try:
+                self.out.put_nowait(None)
+                break
+            except asyncio.QueueFull:
+                self.out.get_nowait()
+
+
+class IpcServer:
+    """Serves a `MethodTable` on a Unix socket, with subscribe/replay built in."""
+
+    def __init__(
+        self,
+        path: Path,
+        table: rpc.MethodTable,
+        hub: Hub,
+        replay: Replay,
+        last_event_id: Callable[[], Awaitable[int]],
+        *,
+        max_line: int = rpc.DEFAULT_MAX_LINE,
+        allowed_uid: int | None = None,
+        uid_of: Callable[[socket.socket], int | None] = peer_uid,
+        on_quit: Callable[[], None] | None = None,
+        hello: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.path = path
+        self.table = table
+        self.hub = hub
+        self._replay = replay
+        self._last_event_id = last_event_id
+        self.max_line = max_line
+        self.allowed_uid = os.getuid() if allowed_uid is None else allowed_uid
+        # The single seam for the credential check, so a test can play another user.
+        self._uid_of = uid_of
+        self._on_quit = on_quit
+        self._hello = hello or (lambda: {})
+        self._server: asyncio.Server | None = None
+        self._inode: int | None = None
+        self._conns: set[Connection] = set()
+        self._counter = 0
+        self._takes_progress: dict[str, bool] = {}
+        self._register_builtins()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, *, replace: bool = False) -> None:
+        prepare_socket_dir(self.path.parent)
+        await asyncio.to_thread(_claim_path, self.path, replace)
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=str(self.path), limit=READ_CHUNK
+            )
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+        self._inode = os.lstat(self.path).st_ino
+        log.info("listening on %s", self.path)
+
+    async def close(self) -> None:
+        # Unlink first, and only our own socket: under --replace the successor may
+        # already have bound a new one at the same path.
+        with contextlib.suppress(FileNotFoundError):
+            if os.lstat(self.path).st_ino == self._inode:
+                self.path.unlink()
+        if self._server is not None:
+            self._server.close()
+            for conn in list(self._conns):
+                conn.drop("daemon shutting down")
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+            self._server = None
+
+    @property
+    def clients(self) -> int:
+        return len(self._conns)
+
+    # ------------------------------------------------------------------ connections
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._counter += 1
+        conn = Connection(name=f"#{self._counter}")
+        sock = writer.get_extra_info("socket")
+        uid = self._uid_of(sock) if sock is not None else None
+        if uid is not None and uid != self.allowed_uid:
+            log.warning("ipc client %s refused: uid %d is not the daemon's user", conn.name, uid)
+            err = RpcError(
+                INVALID_REQUEST,
+                f"Permission denied: this glosmsd socket belongs to uid {self.allowed_uid}; "
+                "run glosms as that user.",
+            )
+            with contextlib.suppress(OSError):
+                writer.write(rpc.encode(rpc.error_reply(None, err.to_rpc())))
+                await writer.drain()
+            writer.close()
+            return
+        self._conns.add(conn)
+        write_task = asyncio.create_task(self._write_loop(conn, writer))
+        token = _CONN.set(conn)
+        try:
+            await self._read_loop(conn, reader)
+        except (ConnectionError, OSError) as exc:
+            log.debug("ipc client %s: %s", conn.name, exc)
+        finally:
+            _CONN.reset(token)
+            self._conns.discard(conn)
+            if conn.pump is not None:
+                conn.pump.cancel()
+            if conn.subscription is not None:
+                conn.subscription.close()
+            if not conn.dropped:
+                conn.dropped = "closed"
+                with contextlib.suppress(asyncio.QueueFull):
+                    conn.out.put_nowait(None)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(write_task, 5)
+            write_task.cancel()
+
+    async def _read_loop(self, conn: Connection, reader: asyncio.StreamReader) -> None:
+        framer = rpc.LineFramer(self.max_line)
+        handled = 0
+        while conn.is_open():
+            data = await reader.read(READ_CHUNK)
+            if not data:
+                return
+            for item in framer.feed(data):
+                if not conn.is_open():
+                    return
+                if isinstance(item, rpc.Overflow):
+                    err = RpcError(
+                        INVALID_REQUEST,
+                        f"Line too long: the limit is {item.limit} bytes. Send files by path "
+                        "instead of inline data, or split the batch.",
+                        data={"limit": item.limit},
+                    )
+                    await conn.reply(rpc.encode(rpc.error_reply(None, err.to_rpc())))
+                    continue
+                await self._process(conn, item)
+                handled += 1
+                if handled % 64 == 0:  # one pipelining client must not starve the others
+                    await asyncio.sleep(0)
+
+    async def _process(self, conn: Connection, line: bytes) -> None:
+        parsed = rpc.parse(line)
+        replies: list[dict[str, Any] | None] = []
+        for item in parsed.items:
+            if isinstance(item, dict):
+                replies.append(item)
+            else:
+                replies.append(await self._call(item))
+        out = rpc.assemble(parsed, replies)
+        if out is not None:
+            await conn.reply(out)
+        callbacks, conn.after_reply = conn.after_reply, []
+        for cb in callbacks:
+            cb()
+
+    async def _call(self, req: rpc.Request) -> dict[str, Any] | None:
+        try:
+            method, kwargs = self.table.bind(req)
+            conn = _CONN.get()
+            if conn.wants_progress and req.id is not None and self._reports_progress(method):
+                kwargs["progress"] = _progress_sender(conn, req.id)
+            result = method.handler(**kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+        except GlosmsdError as exc:
+            return rpc.reply_for(req, error=exc)
+        except Exception as exc:
+            log.exception("ipc method %s failed", req.method)
+            return rpc.reply_for(req, error=exc)
+        return rpc.reply_for(req, result)
+
+    def _reports_progress(self, method: rpc.Method) -> bool:
+        known = self._takes_progress.get(method.name)
+        if known is None:
+            try:
+                params = inspect.signature(method.handler).parameters
+            except (TypeError, ValueError):
+                params = {}  # type: ignore[assignment]
+            known = self._takes_progress[method.name] = "progress" in params
+        return known
+
+    async def _write_loop(self, conn: Connection, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                # Everything already queued goes out in one write: a pipelining client
+                # otherwise cost a send() and a drain per reply.
+                item = await conn.out.get()
+                batch: list[bytes] = []
+                while item is not None:
+                    batch.append(item)
+                    if conn.out.empty() or len(batch) >= WRITE_BATCH:
+                        break
+                    item = conn.out.get_nowait()
+                if batch:
+                    writer.write(b"".join(batch))
+                    await writer.drain()
+                if item is None:
+                    break
+        except (ConnectionError, OSError) as exc:
+            log.debug("ipc client %s write: %s", conn.name, exc)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1)
+
+    # ------------------------------------------------------------------ built-in methods
+
+    def _register_builtins(self) -> None:
+        t = self.table
+        t.add(
+            rpc.Method(
+                "hello",
+                self._m_hello,
+                (
+                    rpc.Param(
+                        "protocol",
+                        {"type": "integer", "minimum": 1},
+                        required=False,
+                        description="The socket protocol version the client speaks.",
+                    ),
+                    rpc.Param(
+                        "client",
+                        {"type": "string", "maxLength": 200},
+                        required=False,
+                        description="Client name and version, for the log.",
+                    ),
+                    rpc.Param(
+                        "progress",
+                        {"type": "boolean"},
+                        required=False,
+                        description="Send `progress` notifications (id, done, total) while "
+                        "a long call of this connection (export, download) runs.",
+                    ),
+                ),
+                "Optional first call: protocol and daemon versions, capabilities.",
+            )
+        )
+        t.add(
+            rpc.Method(
+                "subscribe",
+                self._m_subscribe,
+                (
+                    rpc.Param(
+                        "since",
+                        {"type": ["integer", "null"], "minimum": 0},
+                        required=False,
+                        description="Replay every event after this id first (the last id "
+                        "you saw). Omit for live events only.",
+                    ),
+                ),
+                "Stream events as `event` notifications: replay after `since`, then live.",
+            )
+        )
+        t.add(
+            rpc.Method(
+                "unsubscribe", self._m_unsubscribe, (), "Stop the event stream on this connection."
+            )
+        )
+        t.add(
+            rpc.Method(
+                "daemon.quit",
+                self._m_quit,
+                (),
+                "Ask the daemon to exit (used by `glosmsd --replace`).",
+            )
+        )
+
+    def _m_hello(
+        self, protocol: int = IPC_PROTOCOL, client: str = "", progress: bool = False
+    ) -> dict[str, Any]:
+        if protocol > IPC_PROTOCOL:
+            log.info(
+                "ipc client %s speaks protocol %d; we speak %d", client, protocol, IPC_PROTOCOL
+            )
+        _CONN.get().wants_progress = progress
+        info = {
+            "protocol": IPC_PROTOCOL,
+            "daemon": f"glosmsd/{__version__}",
+            "capabilities": list(CAPABILITIES),
+            "max_line": self.max_line,
+            "queue": OUT_QUEUE,
+            "methods": [m.name for m in self.table],
+        }
+        info.update(self._hello())
+        return info
+
+    async def _m_subscribe(self, since: int | None = None) -> dict[str, Any]:
+        conn = _CONN.get()
+        if conn.subscription is not None:
+            last = await self._last_event_id()
+            return {"subscribed": True, "last_id": last, "replayed": 0, "gap": False}
+        # Subscribe to live events BEFORE reading the replay, so nothing falls in between;
+        # the pump drops live events the replay already covered.
+        sub = self.hub.subscribe(f"ipc {conn.name}")
+        conn.subscription = sub
+        last = await self._last_event_id()
+        backlog: list[Event] = []
+        gap = False
+        if since is not None and since < last:
+            backlog, gap = await self._replay(since, last)
+        elif since is not None and since > last:
+            # An id this daemon never gave out (another database, or a reset store):
+            # the client's view is stale and it must reload.
+            gap = True
+        ready = asyncio.Event()
+        conn.after_reply.append(ready.set)
+        conn.pump = asyncio.create_task(self._pump(conn, sub, backlog, last, ready))
+        return {"subscribed": True, "last_id": last, "replayed": len(backlog), "gap": gap}
+
+    async def _pump(
+        self,
+        conn: Connection,
+        sub: Subscription,
+        backlog: list[Event],
+        last: int,
+        ready: asyncio.Event,
+    ) -> None:
+        await ready.wait()
+        try:
+            for ev in backlog:
+                # Replay may be long: wait for room rather than dropping a slow reader.
+                await conn.out.put(rpc.encode(rpc.notification("event", ev.to_json())))
+                if not conn.is_open():
+                    return
+            while conn.is_open():
+                ev = await sub.get()
+                if ev.id <= last:
+                    continue
+                conn.send(rpc.encode(rpc.notification("event", ev.to_json())))
+        except SubscriberDroppedError:
+            conn.drop("event queue overflowed (it stopped reading)")
+        except EOFError:
+            return
+
+    def _m_unsubscribe(self) -> dict[str, Any]:
+        conn = _CONN.get()
+        if conn.pump is not None:
+            conn.pump.cancel()
+            conn.pump = None
+        if conn.subscription is not None:
+            conn.subscription.close()
+            conn.subscription = None
+        return {"subscribed": False}
+
+    def _m_quit(self) -> dict[str, Any]:
+        if self._on_quit is None:
+            raise RpcError(INVALID_REQUEST, "This daemon cannot be stopped over the socket.")
+        asyncio.get_running_loop().call_soon(self._on_quit)
+        return {"quitting": True}
+
+
+def _progress_sender(conn: Connection, req_id: rpc.RequestId) -> Callable[[int, int], None]:
+    def report(done: int, total: int) -> None:
+        conn.send(
+            rpc.encode(rpc.notification("progress", {"id": req_id, "done": done, "total": total}))
+        )
+
+    return report
+
+
+# ---------------------------------------------------------------------- socket file
+
+
+def prepare_socket_dir(directory: Path) -> None:
+    """Create the socket's directory 0700, or refuse one others can enter."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = directory.stat()
+    if st.st_uid != os.getuid():
+        raise ConfigError(
+            f"The socket directory {directory} belongs to another user. Set GLOSMSD_SOCKET "
+            "to a path in a directory of your own."
+        )
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(directory, 0o700)
+
+
+def _claim_path(path: Path, replace: bool) -> None:
+    """Make `path` free to bind: remove a stale socket; refuse a live one unless replacing."""
+    if not os.path.lexists(path):
+        return
+    if not stat.S_ISSOCK(os.lstat(path).st_mode):
+        raise ConfigError(f"{path} exists and is not a socket; move it away or set GLOSMSD_SOCKET.")
+    if not _alive(path):
+        log.info("removing stale socket %s (no daemon behind it)", path)
+        path.unlink()
+        return
+    if not replace:
+        raise ConfigError(
+            f"glosmsd is already running (socket {path}). Stop it first, or start this one "
+            "with --replace to take over."
+        )
+    log.info("asking the running daemon at %s to quit (--replace)", path)
+    _ask_quit(path)
+    for _ in range(100):
+        if not _alive(path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            return
+        # The old daemon is shutting down; poll its socket for a bounded time.
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(0.1)
+            with contextlib.suppress(OSError):
+                s.connect(str(path))
+                s.recv(1)
+    raise ConfigError(f"The running glosmsd at {path} did not quit within 10 s; stop it by hand.")
+
+
+def _alive(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(1)
+        try:
+            s.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+        except OSError as exc:
+            if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+                return False
+            raise
+        return True
+
+
+def _ask_quit(path: Path) -> None:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(2)
+        s.connect(str(path))
+        s.sendall(rpc.encode(rpc.request("daemon.quit", None, 1)))
+        with contextlib.suppress(OSError):
+            s.recv(4096)

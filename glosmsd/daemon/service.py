@@ -1,0 +1,821 @@
+"""The daemon's use cases: the one layer the socket, the tray and notifications call.
+
+Owns what each use case means (send, resend, list, read, search, mark read, delete,
+contacts, download, export, prefs, emoji, count, status) in terms of the store (what the
+user has) and the link (what the server must hear), plus the link's callbacks (hello,
+sync batches, live events, status). Work the server must hear about while the link is
+down (read marks, deletions) is kept in the store and replayed after the next hello, so
+nothing the user did is lost. Sends go through the outbox (`Sender`), committed before
+the caller hears back.
+
+It must never open a socket or speak SQL itself; it never imports websockets or sqlite3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import logging
+import os
+import random
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from glosmsd import __version__
+from glosmsd.core import rules
+from glosmsd.core.errors import (
+    BadInput,
+    GlosmsdError,
+    LinkClosed,
+    NoSmsNumber,
+    NotFound,
+    Unsupported,
+)
+from glosmsd.core.outbox import Done, Failed, Outbox, QueuedItem, Retry, new_client_id
+from glosmsd.core.protocol import LinkStatus, State
+from glosmsd.daemon import media
+from glosmsd.daemon.files import save_unique
+from glosmsd.daemon.hub import Event, Hub
+from glosmsd.daemon.store import EVENT_KINDS, FILE_STATES, AsyncStore, ConversationRow, OutboxItem
+from glosmsd.daemon.store import STATES as MESSAGE_STATES
+
+__all__ = ["EVENT_KINDS", "FILE_STATES", "MESSAGE_STATES", "PREFS", "Service"]
+
+log = logging.getLogger(__name__)
+
+#: Reading an attachment stops here: far beyond anything that can be fitted into an MMS.
+MAX_SOURCE_FILE: Final = 64 * 1024 * 1024
+DOWNLOAD_CHUNK: Final = 262144
+PHONE_LIKE: Final = re.compile(r"^\+?[\d\s\-().]{2,30}$")
+
+#: Preferences a user may set: default, type, and what it means.
+PREFS: Final[Mapping[str, tuple[Any, type, str]]] = {
+    "notify": (False, bool, "Notify me when I receive a new SMS message"),
+    "sound": (True, bool, "New SMS Message Received (play a sound with the notification)"),
+    "sms_enabled": (True, bool, "Enable the SMS messaging on Desktop (server older than 7 only)"),
+    "hide_text": (False, bool, "Hide message text in notifications (privacy)"),
+    "auto_download": (True, bool, "Download incoming files under the MMS size limit"),
+}
+
+
+class ServerLink(Protocol):
+    """What the service needs of the link (`glosmsd.daemon.link.Link`)."""
+
+    @property
+    def status(self) -> LinkStatus: ...
+
+    def describe(self) -> str: ...
+
+    async def call(self, method: str, params: dict[str, Any], timeout: float = 30.0) -> Any: ...  # noqa: ASYNC109
+
+
+@dataclass(slots=True)
+class Account:
+    """What the server said at hello; empty until the first hello (also kept in the store)."""
+
+    ext: str | None = None
+    name: str | None = None
+    numbers: tuple[Mapping[str, Any], ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    limits: rules.Limits = field(default_factory=rules.Limits)
+
+    @classmethod
+    def from_hello(cls, hello: Mapping[str, Any]) -> Account:
+        ext = hello.get("extension") or {}
+        settings = hello.get("settings") or {}
+        try:
+            limits = rules.Limits.from_settings(settings)
+        except GlosmsdError:
+            log.warning("server settings malformed; using the default limits")
+            limits = rules.Limits()
+        return cls(
+            ext=ext.get("ext"),
+            name=ext.get("name"),
+            numbers=tuple(hello.get("numbers") or ()),
+            settings=dict(settings),
+            limits=limits,
+        )
+
+    @property
+    def number(self) -> str | None:
+        return str(self.numbers[0]["number"]) if self.numbers else None
+
+    @property
+    def shared_with(self) -> list[dict[str, Any]]:
+        return [dict(s) for s in (self.numbers[0].get("shared_with") or ())] if self.numbers else []
+
+    @property
+    def pbx_major(self) -> int | None:
+        version = str(self.settings.get("pbx_version") or "")
+        match = re.match(r"(\d+)", version)
+        return int(match.group(1)) if match else None
+
+
+def normalize_number(text: str) -> str:
+    """`+1 (555) 765-4321` -> `+15557654321`; short codes keep their digits."""
+    digits = re.sub(r"\D", "", text)
+    return ("+" if text.strip().startswith("+") else "") + digits
+
+
+class Service:
+    """The use cases. Build it, `attach` the link, then serve it on the socket."""
+
+    def __init__(
+        self,
+        store: AsyncStore,
+        hub: Hub,
+        *,
+        files_dir: Path,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.files_dir = files_dir
+        self.clock = clock
+        self.account = Account()
+        self._link: ServerLink | None = None
+        self.sender = Sender(self, rng or random.Random())
+        self._downloads: dict[str, asyncio.Task[None]] = {}
+        # Who wants to hear how far a download got: sha256 -> callbacks(done, size).
+        self._fetch_watchers: dict[str, list[Callable[[int, int], None]]] = {}
+        self._download_slots = asyncio.Semaphore(2)
+        self._chores: set[asyncio.Task[Any]] = set()
+        self._flush_lock = asyncio.Lock()
+        self.started_at = clock()
+
+    # ------------------------------------------------------------------ wiring
+
+    def attach(self, link: ServerLink) -> None:
+        self._link = link
+
+    @property
+    def link(self) -> ServerLink:
+        if self._link is None:
+            raise LinkClosed("The daemon is starting; try again in a moment.")
+        return self._link
+
+    async def load(self) -> None:
+        """Restore what the store knows (account from the last hello) before the link runs."""
+        hello = await self.store.account()
+        if hello:
+            self.account = Account.from_hello(hello)
+
+    async def seed_prefs(self, defaults: Mapping[str, Any]) -> None:
+        """Take the config file's [prefs] as the starting values; the user's changes win."""
+        stored = await self.store.prefs()
+        for key, value in defaults.items():
+            if key in PREFS and key not in stored:
+                await self.store.set_pref(key, value)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._chores.add(task)
+        task.add_done_callback(self._chore_done)
+
+    def _chore_done(self, task: asyncio.Task[Any]) -> None:
+        self._chores.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    async def close(self) -> None:
+        for task in [*self._chores, *self._downloads.values()]:
+            task.cancel()
+        for task in [*self._chores, *self._downloads.values()]:
+            with contextlib.suppress(BaseException):
+                await task
+
+    # ------------------------------------------------------------------ link callbacks
+
+    async def on_hello(self, hello: dict[str, Any]) -> None:
+        await self.store.set_account(hello)
+        self.account = Account.from_hello(hello)
+        self.sender.wake_all()
+        self._spawn(self._after_hello())
+
+    async def _after_hello(self) -> None:
+        await self.flush_pending_ops()
+        with contextlib.suppress(GlosmsdError):
+            contacts = await self.link.call("contacts", {"query": "", "limit": 500})
+            if isinstance(contacts, list):
+                await self.store.replace_contacts(contacts)
+        await self.queue_auto_downloads()
+
+    async def apply_batch(self, events: list[dict[str, Any]], cursor: int, reset: bool) -> None:
+        new = await self.store.apply_sync(events, cursor, reset=reset, own_ext=self.account.ext)
+        if any(ev.kind == "message" for ev in new):
+            self._spawn(self.queue_auto_downloads())
+
+    async def on_server_event(self, event: dict[str, Any]) -> None:
+        seq = event.get("seq")
+        if isinstance(seq, int):
+            await self.apply_batch([event], seq, False)
+
+    def on_link_status(self, status: LinkStatus) -> None:
+        payload = {
+            "state": status.state.value,
+            "online": status.online,
+            "detail": status.detail,
+            "line": self._link.describe() if self._link else status.describe(self.clock()),
+        }
+        self._spawn(self.store.append_event("link", payload))
+
+    async def replay(self, after: int, up_to: int) -> tuple[list[Event], bool]:
+        events: list[Event] = []
+        gap = False
+        cursor = after
+        while cursor < up_to:
+            batch, truncated = await self.store.events_since(cursor, up_to=up_to, limit=1000)
+            gap = gap or truncated
+            if not batch:
+                break
+            events.extend(batch)
+            cursor = batch[-1].id
+        return events, gap
+
+    # ------------------------------------------------------------------ status
+
+    def _require_number(self) -> str:
+        number = self.account.number
+        if number is None:
+            ext = self.account.ext or "your extension"
+            raise NoSmsNumber(
+                f"No SMS number assigned: ask your administrator to assign one to extension {ext}."
+            )
+        return number
+
+    async def _sms_enabled(self) -> bool:
+        return bool(await self.store.get_pref("sms_enabled", True))
+
+    async def status(self) -> dict[str, Any]:
+        unread = await self.store.unread()
+        link = self._link
+        st = link.status if link else LinkStatus(State.DISCONNECTED)
+        return {
+            "version": __version__,
+            "link": {
+                "state": st.state.value,
+                "online": st.online,
+                "detail": st.detail,
+                "line": link.describe() if link else "Starting",
+            },
+            "extension": {"ext": self.account.ext, "name": self.account.name},
+            "number": self.account.number,
+            "shared_with": self.account.shared_with,
+            "sms_enabled": await self._sms_enabled(),
+            "unread": unread.total,
+            "outbox": len(self.sender.core),
+            "settings": dict(self.account.settings),
+        }
+
+    async def number(self) -> dict[str, Any]:
+        number = self.account.number
+        sharers = self.account.shared_with
+        return {
+            "number": number,
+            "shared": bool(sharers),
+            "shared_with": sharers,
+            "message": None
+            if number
+            else "No SMS number assigned: sending and receiving SMS is not possible.",
+        }
+
+    # ------------------------------------------------------------------ reading
+
+    async def conversations(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        return [c.to_json() for c in await self.store.conversations(limit, offset)]
+
+    async def resolve_conversation(self, ref: int | str) -> ConversationRow:
+        """A conversation by local id, by phone number, or by contact name."""
+        if isinstance(ref, int):
+            conv = await self.store.conversation(ref)
+            if conv is None:
+                raise NotFound(f"No conversation {ref}. List them with `glosms ls`.")
+            return conv
+        text = ref.strip()
+        if text.isdigit() and len(text) < 6:
+            conv = await self.store.conversation(int(text))
+            if conv is not None:
+                return conv
+        own = self.account.number
+        if PHONE_LIKE.match(text) and own:
+            conv = await self.store.conversation_by_remote(own, normalize_number(text))
+            if conv is not None:
+                return conv
+        for contact in await self.store.find_contacts(text, 10):
+            for num in contact.numbers:
+                conv = await self.store.conversation_by_remote(own or "", num.number)
+                if conv is not None:
+                    return conv
+        found = await self.store.search(text, 5)
+        if len(found.conversations) == 1:
+            return found.conversations[0]
+        raise NotFound(f"No conversation matches {ref!r}. List them with `glosms ls`.")
+
+    async def messages(
+        self, conversation: int | str, before: int | None = None, limit: int = 50
+    ) -> dict[str, Any]:
+        conv = await self.resolve_conversation(conversation)
+        rows = await self.store.messages(conv.id, before=before, limit=limit)
+        return {"conversation": conv.to_json(), "messages": [m.to_json() for m in rows]}
+
+    async def search(self, query: str, limit: int = 20) -> dict[str, Any]:
+        return (await self.store.search(query, limit)).to_json()
+
+    async def contacts(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
+        return [c.to_json() for c in await self.store.find_contacts(query, limit)]
+
+    # ------------------------------------------------------------------ sending
+
+    async def resolve_recipient(self, to: str, pick: int | None = None) -> str:
+        """A phone number for `to` (a number, or a contact name; several numbers need `pick`)."""
+        text = to.strip()
+        if PHONE_LIKE.match(text):
+            number = normalize_number(text)
+            if len(number.lstrip("+")) < 3:
+                raise BadInput(f"{to!r} is too short to be a phone number.")
+            return number
+        contacts = await self.store.find_contacts(text, 20)
+        exact = [c for c in contacts if c.name.casefold() == text.casefold()]
+        matches = exact or contacts
+        if not matches:
+            raise NotFound(
+                f"No contact named {to!r}. Give a phone number, or look names up with "
+                "`glosms contacts NAME`."
+            )
+        if len(matches) > 1:
+            names = ", ".join(c.name for c in matches[:10])
+            raise BadInput(
+                f"{to!r} matches several contacts: {names}. Use the full name or a number.",
+                data={"contacts": [c.to_json() for c in matches[:10]]},
+            )
+        contact = matches[0]
+        numbers = contact.numbers
+        if not numbers:
+            raise BadInput(f"{contact.name} has no phone number.")
+        if pick is not None:
+            if not 1 <= pick <= len(numbers):
+                raise BadInput(
+                    f"{contact.name} has {len(numbers)} numbers; pick 1 to {len(numbers)}."
+                )
+            return numbers[pick - 1].number
+        if len(numbers) > 1:
+            listing = "; ".join(f"{i}) {n.label} {n.number}" for i, n in enumerate(numbers, 1))
+            raise BadInput(
+                f"{contact.name} has {len(numbers)} numbers: {listing}. Choose one with "
+                "--pick N (or the `pick` param).",
+                data={
+                    "contact": contact.name,
+                    "choices": [
+                        {"pick": i, "label": n.label, "number": n.number}
+                        for i, n in enumerate(numbers, 1)
+                    ],
+                },
+            )
+        return numbers[0].number
+
+    async def send(
+        self,
+        to: str,
+        text: str = "",
+        files: Sequence[str] = (),
+        client_id: str | None = None,
+        pick: int | None = None,
+    ) -> dict[str, Any]:
+        if client_id is not None:
+            existing = await self.store.message_by_client_id(client_id)
+            if existing is not None:
+                return {"message": existing.to_json(), "dropped": [], "notice": None}
+        number = self._require_number()
+        if not await self._sms_enabled():
+            raise Unsupported(
+                'SMS messaging on this desktop is switched off. Turn on "Enable the SMS '
+                'messaging on Desktop" (glosms prefs sms_enabled true).'
+            )
+        if not text and not files:
+            raise BadInput("Nothing to send: give a text, files, or both.")
+        remote = await self.resolve_recipient(to, pick)
+        limits = self.account.limits
+        items = [await asyncio.to_thread(_read_source, f) for f in files]
+        prepared = await asyncio.to_thread(media.prepare_attachments, items, limits)
+        if files and not prepared.kept:
+            raise BadInput(
+                f"None of the files can be sent: {prepared.message or 'they are too big'}",
+                data={"dropped": [{"name": d.name, "reason": d.reason} for d in prepared.dropped]},
+            )
+        rules.check_message(text, [a.size for a in prepared.kept], limits)
+        stored = [await asyncio.to_thread(self._keep_outgoing, a) for a in prepared.kept]
+        cid = client_id or new_client_id()
+        row = await self.store.enqueue_send(cid, number, remote, text, stored)
+        self.sender.add(cid, row.id)
+        emojis = _emoji_in(text)
+        if emojis:
+            await self.store.emoji_used(emojis)
+        return {
+            "message": row.to_json(),
+            "dropped": [{"name": d.name, "reason": d.reason} for d in prepared.dropped],
+            "notice": prepared.message,
+        }
+
+    def _keep_outgoing(self, att: media.Attachment) -> dict[str, Any]:
+        """Write a prepared file where the outbox finds it again after a crash."""
+        sha = hashlib.sha256(att.data).hexdigest()
+        out = self.files_dir / "outgoing"
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / sha
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(att.data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.replace(path)
+        return {
+            "sha256": sha,
+            "name": att.name,
+            "mime": att.mime,
+            "size": att.size,
+            "path": str(path),
+            "uploaded": False,
+        }
+
+    async def resend(self, id: int) -> dict[str, Any]:
+        item = await self.store.resend(id, new_client_id())
+        self.sender.add(item.client_id, item.message_id)
+        message = await self.store.message(item.message_id)
+        return {"message": message.to_json() if message else None}
+
+    # ------------------------------------------------------------------ changes the server hears
+
+    async def _tell_server(self, method: str, params: dict[str, Any]) -> None:
+        """Send a read mark or deletion now, or keep it (in the store) for after the next
+        hello. While older kept changes wait, a new one queues behind them, so the server
+        hears them in the order the user made them."""
+        if not await self.store.pending_ops(1):
+            try:
+                await self.link.call(method, params)
+            except LinkClosed:
+                pass
+            except GlosmsdError as exc:
+                log.warning("server refused %s %s: %s", method, params, exc.message)
+                return
+            else:
+                return
+        await self.store.add_pending_op(method, params)
+        log.info("offline: %s kept until the server is back", method)
+        if self._link is not None and self._link.status.online:
+            self._spawn(self.flush_pending_ops())
+
+    async def flush_pending_ops(self) -> None:
+        """Tell the server the kept changes, oldest first; stop at the first network error."""
+        async with self._flush_lock:
+            while ops := await self.store.pending_ops(100):
+                for op_id, method, params in ops:
+                    try:
+                        await self.link.call(method, params)
+                    except LinkClosed:
+                        return
+                    except GlosmsdError as exc:
+                        log.warning("server refused queued %s: %s", method, exc.message)
+                    await self.store.remove_pending_op(op_id)
+
+    async def mark_read(self, conversation: int | str | None = None) -> dict[str, Any]:
+        cid = None if conversation is None else (await self.resolve_conversation(conversation)).id
+        marks = await self.store.mark_read_local(cid)
+        for mark in marks:
+            await self._tell_server(
+                "read", {"number": mark.number, "remote": mark.remote, "up_to": mark.up_to}
+            )
+        unread = await self.store.unread()
+        return {"marked": len(marks), "unread": unread.total}
+
+    async def delete_message(self, id: int) -> dict[str, Any]:
+        server_id = await self.store.delete_message_local(id)
+        if server_id is not None:
+            await self._tell_server("delete_message", {"id": server_id})
+        return {"deleted": id}
+
+    async def delete_conversation(self, conversation: int | str) -> dict[str, Any]:
+        conv = await self.resolve_conversation(conversation)
+        ref = await self.store.delete_conversation_local(conv.id)
+        if ref.up_to is not None:  # what arrived after what this device had is not deleted
+            await self._tell_server(
+                "delete_conversation",
+                {"number": ref.number, "remote": ref.remote, "up_to": ref.up_to},
+            )
+        return {"deleted": conv.id}
+
+    # ------------------------------------------------------------------ files
+
+    async def queue_auto_downloads(self) -> None:
+        if not await self.store.get_pref("auto_download", True):
+            return
+        for f in await self.store.pending_downloads(max_size=self.account.limits.mms_max_bytes):
+            if f.sha256 and f.sha256 not in self._downloads:
+                self._start_download(f.sha256, f.name)
+
+    def _start_download(self, sha256: str, name: str) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(self._download(sha256, name))
+        self._downloads[sha256] = task
+        task.add_done_callback(lambda _t: self._downloads.pop(sha256, None))
+        return task
+
+    async def _download(self, sha256: str, name: str) -> None:
+        async with self._download_slots:
+            path, state = await self.store.file_state(sha256)
+            if state == "done" and path and await asyncio.to_thread(os.path.exists, path):
+                return
+            await self.store.set_file_state(sha256, None, "downloading")
+            try:
+                data = await self._fetch(sha256)
+                dest = await asyncio.to_thread(save_unique, self.files_dir, name, data)
+            except GlosmsdError as exc:
+                log.info("download of %s failed: %s", name, exc.message)
+                await self.store.set_file_state(sha256, None, "failed")
+                raise
+            await self.store.set_file_state(sha256, str(dest), "done")
+
+    async def _fetch(self, sha256: str) -> bytes:
+        chunks: list[bytes] = []
+        offset = 0
+        while True:
+            reply = await self.link.call(
+                "download", {"sha256": sha256, "offset": offset, "length": DOWNLOAD_CHUNK}
+            )
+            try:
+                chunk = base64.b64decode(reply["data"], validate=True)
+                size = int(reply["size"])
+            except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+                raise BadInput("The server sent a malformed file chunk.") from exc
+            chunks.append(chunk)
+            offset += len(chunk)
+            for watcher in self._fetch_watchers.get(sha256, ()):
+                watcher(offset, size)
+            if offset >= size or not chunk:
+                break
+        data = b"".join(chunks)
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise BadInput("The downloaded file does not match its checksum; try again.")
+        return data
+
+    async def download(
+        self,
+        id: int,
+        file: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, Any]:
+        message = await self.store.message(id)
+        if message is None:
+            raise NotFound(f"No message {id}.")
+        if not message.files:
+            raise NotFound(f"Message {id} has no files.")
+        chosen = list(enumerate(message.files))
+        if file is not None:
+            if file >= len(message.files):
+                raise NotFound(
+                    f"Message {id} has {len(message.files)} files (0 to {len(message.files) - 1})."
+                )
+            chosen = [chosen[file]]
+        out = []
+        total = sum(f.size or 0 for _i, f in chosen)
+        finished = 0
+        for _i, f in chosen:
+            if not f.sha256:
+                continue
+            watcher = None
+            if progress is not None:
+                base = finished
+
+                def watcher(done: int, _size: int, base: int = base) -> None:
+                    progress(base + done, total)
+
+                self._fetch_watchers.setdefault(f.sha256, []).append(watcher)
+            try:
+                task = self._downloads.get(f.sha256) or self._start_download(f.sha256, f.name)
+                await task
+            finally:
+                if watcher is not None:
+                    self._fetch_watchers[f.sha256].remove(watcher)
+                    if not self._fetch_watchers[f.sha256]:
+                        del self._fetch_watchers[f.sha256]
+            finished += f.size or 0
+            if progress is not None:
+                progress(finished, total)
+            path, state = await self.store.file_state(f.sha256)
+            out.append({"name": f.name, "path": path, "state": state, "size": f.size})
+        return {"files": out}
+
+    async def export(
+        self, dir: str, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, Any]:
+        from glosmsd.daemon.export import export_history
+
+        if not await self.store.has_history():
+            raise NotFound("There is no SMS history to export yet.")
+        target = await asyncio.to_thread(os.path.expanduser, dir)
+        result: dict[str, Any] = await export_history(self, Path(target), progress)
+        return result
+
+    # ------------------------------------------------------------------ prefs, emoji, count
+
+    async def prefs_get(self, key: str | None = None) -> Any:
+        stored = await self.store.prefs()
+        values = {k: stored.get(k, default) for k, (default, _t, _d) in PREFS.items()}
+        if key is None:
+            return values
+        if key not in PREFS:
+            raise BadInput(f"Unknown preference {key!r}. Known: {', '.join(PREFS)}.")
+        return values[key]
+
+    async def prefs_set(self, key: str, value: Any) -> dict[str, Any]:
+        if key not in PREFS:
+            raise BadInput(f"Unknown preference {key!r}. Known: {', '.join(PREFS)}.")
+        _default, kind, _desc = PREFS[key]
+        if isinstance(value, str) and kind is bool:
+            lowered = value.strip().lower()
+            if lowered in ("true", "on", "yes", "1"):
+                value = True
+            elif lowered in ("false", "off", "no", "0"):
+                value = False
+        if not isinstance(value, kind):
+            raise BadInput(f"Preference {key!r} takes {kind.__name__}, e.g. true or false.")
+        if key == "sms_enabled":
+            major = self.account.pbx_major
+            if major is not None and major >= 7:
+                version = self.account.settings.get("pbx_version")
+                raise Unsupported(
+                    "Enable the SMS messaging on Desktop can be changed only when the phone "
+                    f"system is older than version 7 (this one is {version})."
+                )
+        await self.store.set_pref(key, value)
+        await self.store.append_event("prefs", {"key": key, "value": value})
+        values: dict[str, Any] = await self.prefs_get(None)
+        return values
+
+    async def emoji_recent(self, limit: int = 20) -> list[str]:
+        return await self.store.emoji_recent(limit)
+
+    async def emoji_used(self, emoji: Sequence[str]) -> list[str]:
+        await self.store.emoji_used(list(emoji))
+        return await self.store.emoji_recent(20)
+
+    async def count(self, text: str, files: int = 0, bytes: int = 0) -> dict[str, Any]:
+        return rules.count_text(
+            text, files=files, file_bytes=bytes, limits=self.account.limits
+        ).to_json()
+
+
+class Sender:
+    """Delivers the outbox: at most 4 in flight, exactly once (idempotent client ids)."""
+
+    def __init__(self, service: Service, rng: random.Random) -> None:
+        self.service = service
+        self.core = Outbox(rng)
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def add(self, client_id: str, order: int) -> None:
+        self.core.add(QueuedItem(client_id, order, 0, 0.0))
+        self._wake.set()
+
+    def wake_all(self) -> None:
+        self.core.wake(self.service.clock())
+        self._wake.set()
+
+    async def run(self) -> None:
+        items = await self.service.store.outbox_items()
+        self.core.load(_queued(i) for i in items)
+        try:
+            while True:
+                now = self.service.clock()
+                for item in self.core.take(now):
+                    task = asyncio.create_task(self._attempt(item))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                nxt = self.core.next_wakeup()
+                timeout = None if nxt is None else max(0.0, nxt - self.service.clock())
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+
+    async def _attempt(self, item: QueuedItem) -> None:
+        svc = self.service
+        store = svc.store
+        try:
+            queued = await store.outbox_item(item.client_id)
+            if queued is None:  # deleted or already done
+                self.core.settle(item.client_id, svc.clock(), result=None)
+                return
+            result = await self._deliver(queued)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            verdict = self.core.settle(item.client_id, svc.clock(), error=exc)
+        else:
+            verdict = self.core.settle(item.client_id, svc.clock(), result=result)
+        match verdict:
+            case Done(message=message):
+                if message is not None:
+                    await store.outbox_done(item.client_id, message, own_ext=svc.account.ext)
+            case Failed(reason=reason):
+                await store.outbox_failed(item.client_id, reason)
+            case Retry(at=at, reason=reason):
+                log.info("send %s will retry: %s", item.client_id, reason)
+                await store.outbox_defer(item.client_id, at, reason)
+        self._wake.set()
+
+    async def _deliver(self, queued: OutboxItem) -> Any:
+        link = self.service.link
+        files = [dict(f) for f in queued.files]
+        changed = False
+        for f in files:
+            if f.get("uploaded"):
+                continue
+            data = await asyncio.to_thread(Path(str(f["path"])).read_bytes)
+            reply = await link.call(
+                "upload",
+                {"data": base64.b64encode(data).decode(), "name": f["name"]},
+                timeout=120,
+            )
+            f.update(sha256=reply["sha256"], mime=reply["mime"], size=reply["size"], uploaded=True)
+            changed = True
+        if changed:
+            await self.service.store.outbox_update_files(queued.client_id, files)
+        return await link.call(
+            "send",
+            {
+                "client_id": queued.client_id,
+                "to": queued.remote,
+                "text": queued.text,
+                "files": [{"sha256": f["sha256"], "name": f["name"]} for f in files],
+                "from": queued.number,
+            },
+        )
+
+
+def _queued(item: OutboxItem) -> QueuedItem:
+    # Nothing is in flight after a restart; the server dedupes a repeated client id.
+    return QueuedItem(item.client_id, item.order, item.attempts, 0.0)
+
+
+def _read_source(ref: str) -> tuple[str, bytes]:
+    """(name, bytes) of a file path or a data: URI, refusing what is unreadable or huge."""
+    if ref.startswith("data:"):
+        return _read_data_uri(ref)
+    path = Path(ref).expanduser()
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise BadInput(f"{ref} is not a regular file.")
+        if size > MAX_SOURCE_FILE:
+            raise BadInput(
+                f"{path.name} is {size // (1024 * 1024)} MiB: too big to attach, even compressed."
+            )
+        return path.name, path.read_bytes()
+    except FileNotFoundError as exc:
+        raise BadInput(f"No such file: {ref}") from exc
+    except PermissionError as exc:
+        raise BadInput(f"Cannot read {ref}: permission denied.") from exc
+    except IsADirectoryError as exc:
+        raise BadInput(f"{ref} is a directory, not a file.") from exc
+
+
+def _read_data_uri(uri: str) -> tuple[str, bytes]:
+    header, sep, payload = uri.partition(",")
+    if not sep:
+        raise BadInput("A data: URI needs a comma before its payload (data:image/png;base64,...).")
+    params = header[5:].split(";")
+    name = "file"
+    for p in params:
+        if p.startswith("name="):
+            name = urllib.parse.unquote(p[5:]) or name
+    if len(payload) > MAX_SOURCE_FILE * 4 // 3 + 4:
+        raise BadInput("The data: URI is too big to attach.")
+    try:
+        data = (
+            base64.b64decode(payload, validate=True)
+            if "base64" in params
+            else urllib.parse.unquote_to_bytes(payload)
+        )
+    except (binascii.Error, ValueError) as exc:
+        raise BadInput("The data: URI is not valid base64.") from exc
+    return name, data
+
+
+def _emoji_in(text: str) -> list[str]:
+    if text.isascii():
+        return []
+    import emoji
+
+    return [e["emoji"] for e in emoji.emoji_list(text)]

@@ -1,0 +1,499 @@
+"""The tray icon and its menu: the only importer of pystray.
+
+Threads (STYLE.md section 2): `Tray.run()` owns the main thread (pystray wants it). The
+asyncio side hands it immutable `TrayState` snapshots with `show()`, which only puts the
+snapshot on a queue and writes a byte to a wake-up pipe, so the event loop never waits on
+the tray. On xorg the tray's own loop applies the newest snapshot; on other backends a
+small feeder thread does, through pystray's setters. Menu clicks come back as `Command`
+values through the `on_command` callback, which the daemon binds to
+`loop.call_soon_threadsafe`. No lock is shared with the event loop.
+
+Backends: with a pystray backend that has menus (appindicator, gtk, win32, darwin) the
+menu is a pystray menu. The xorg backend (what plain X11 trays such as trayer get) has no
+menu and some bugs in 0.19.5; `_xorg_icon_class` fixes them (the icon is redrawn in place
+instead of re-docked, drawn at the tray's real size, clicks are handled) and a click posts
+the same menu as a small Tk popup menu.
+
+The menu's content is the pure `build_menu(state)`, tested without a display. This module
+never touches the store, the link or the socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import select
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from PIL import Image
+
+from glosmsd.desktop.icon import Look, draw_icon, flatten
+
+log = logging.getLogger(__name__)
+
+APP_NAME: Final = "glosmsd"
+MENU_CONVERSATIONS: Final = 10
+DEFAULT_PANEL: Final = (48, 48, 48)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """What a menu click asks the daemon to do. `kind` is one of the names below."""
+
+    kind: str  # copy_number | open | mark_all_read | compose | toggle_pref | quit
+    arg: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class PrefItem:
+    key: str
+    label: str
+    checked: bool
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TrayState:
+    """Everything the tray shows, as one immutable snapshot."""
+
+    unread: int = 0
+    look: Look = Look.OFFLINE
+    tooltip: str = "glosmsd: starting"
+    number: str | None = None
+    sharers: tuple[str, ...] = ()
+    conversations: tuple[tuple[int, str, int], ...] = ()  # (id, title, unread)
+    prefs: tuple[PrefItem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MenuEntry:
+    """One menu line. No command and not a separator: an information line (disabled)."""
+
+    label: str = ""
+    command: Command | None = None
+    enabled: bool = True
+    checked: bool | None = None
+    separator: bool = False
+    key: str | None = None  # keyboard accelerator in the Tk menu (a letter of the label)
+    children: tuple[MenuEntry, ...] = field(default=())
+
+
+SEPARATOR: Final = MenuEntry(separator=True)
+
+
+def build_menu(state: TrayState) -> tuple[MenuEntry, ...]:
+    """The tray menu for a state, top to bottom."""
+    entries: list[MenuEntry] = []
+    if state.number:
+        entries.append(
+            MenuEntry(
+                f"My number: {state.number} (click to copy)",
+                Command("copy_number", state.number),
+                key="y",
+            )
+        )
+    else:
+        entries.append(MenuEntry("No SMS number assigned", enabled=False))
+    if state.sharers:
+        entries.append(MenuEntry("Multiple users share this number", enabled=False))
+        entries.extend(MenuEntry(f"    {name}", enabled=False) for name in state.sharers)
+    entries.append(SEPARATOR)
+    if state.conversations:
+        for cid, title, count in state.conversations[:MENU_CONVERSATIONS]:
+            entries.append(MenuEntry(f"{title} ({count})", Command("open", cid)))
+        extra = len(state.conversations) - MENU_CONVERSATIONS
+        if extra > 0:
+            entries.append(MenuEntry(f"… and {extra} more", Command("compose"), enabled=True))
+    else:
+        entries.append(MenuEntry("No unread messages", enabled=False))
+    entries.append(
+        MenuEntry("Mark all as read", Command("mark_all_read"), enabled=state.unread > 0, key="M")
+    )
+    entries.append(MenuEntry("New message…", Command("compose"), key="w"))
+    entries.append(SEPARATOR)
+    entries.extend(
+        MenuEntry(p.label, Command("toggle_pref", p.key), enabled=p.enabled, checked=p.checked)
+        for p in state.prefs
+    )
+    entries.append(SEPARATOR)
+    entries.append(MenuEntry("Quit", Command("quit"), key="Q"))
+    return tuple(entries)
+
+
+def menu_labels(entries: tuple[MenuEntry, ...]) -> list[str]:
+    return ["-" if e.separator else e.label for e in entries]
+
+
+def render(state: TrayState, size: int) -> Image.Image:
+    return draw_icon(size, state.unread, state.look)
+
+
+# --------------------------------------------------------------------------- Tk menu
+
+
+def build_tk_menu(
+    parent: Any, entries: tuple[MenuEntry, ...], pick: Callable[[Command], None]
+) -> Any:
+    """A Tk menu for the entries; choosing one calls `pick(command)`."""
+    import tkinter as tk
+
+    menu = tk.Menu(parent, tearoff=False)
+    keep: list[tk.BooleanVar] = []  # check item variables must outlive this function
+    for entry in entries:
+        if entry.separator:
+            menu.add_separator()
+            continue
+        state: Literal["normal", "disabled"] = (
+            "normal" if entry.enabled and entry.command is not None else "disabled"
+        )
+        underline = entry.label.find(entry.key) if entry.key else -1
+        command = entry.command
+
+        def chosen(command: Command | None = command) -> None:
+            if command is not None:
+                pick(command)
+
+        if entry.checked is not None:
+            var = tk.BooleanVar(master=parent, value=entry.checked)
+            menu.add_checkbutton(
+                label=entry.label,
+                variable=var,
+                state=state,
+                command=chosen,
+                underline=underline,
+            )
+            keep.append(var)
+        else:
+            menu.add_command(label=entry.label, state=state, command=chosen, underline=underline)
+    menu.bind("<Destroy>", lambda _e: keep.clear())
+    return menu
+
+
+def menu_position(
+    icon: tuple[int, int, int, int], menu: tuple[int, int], screen: tuple[int, int]
+) -> tuple[int, int]:
+    """Where the menu's top-left goes for a tray icon at (x, y, w, h): under the icon (a
+    top panel), or above it when there is no room below (a bottom panel), never over it."""
+    x, y, _w, h = icon
+    mw, mh = menu
+    sw, sh = screen
+    top = y + h if y + h + mh <= sh or y - mh < 0 else y - mh
+    return max(0, min(x, sw - mw)), max(0, min(top, sh - mh))
+
+
+def post_tk_menu(entries: tuple[MenuEntry, ...], icon: tuple[int, int, int, int]) -> Command | None:
+    """Show the menu by the icon at (x, y, w, h) and wait until it closes; what was
+    chosen, if anything."""
+    import tkinter as tk
+
+    chosen: list[Command] = []
+    root = tk.Tk(className="glosmsd-menu")
+    root.withdraw()
+    try:
+        menu = build_tk_menu(root, entries, chosen.append)
+        log.info("tray menu: %s", " | ".join(menu_labels(entries)))
+        menu.bind("<Unmap>", lambda _e: root.after_idle(root.quit))
+        root.after(120_000, root.quit)  # never hold the tray longer than this
+        menu.update_idletasks()
+        x, y = menu_position(
+            icon,
+            (menu.winfo_reqwidth(), menu.winfo_reqheight()),
+            (root.winfo_screenwidth(), root.winfo_screenheight()),
+        )
+        menu.tk_popup(x, y)
+        # Keys go to the menu even when the pointer is not over it (it opens beside the
+        # icon; without a window manager X sends keys to the window under the pointer).
+        menu.focus_force()
+        root.mainloop()
+    finally:
+        root.destroy()
+    return chosen[0] if chosen else None
+
+
+# --------------------------------------------------------------------------- the tray
+
+
+class Tray:
+    """`Tray(on_command).run()` on the main thread; `show(state)` and `stop()` from anywhere."""
+
+    def __init__(self, on_command: Callable[[Command], None]) -> None:
+        self.on_command = on_command
+        self._states: queue.SimpleQueue[TrayState | None] = queue.SimpleQueue()
+        self._state = TrayState()
+        self._icon: Any = None
+        self._ready = threading.Event()
+        self._shown_title: str | None = None
+        self._stopping = False
+        self.backend = ""
+        # The xorg loop sleeps in select() on the X socket and this pipe: show() wakes it.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+
+    def show(self, state: TrayState) -> None:
+        """Hand the tray a new snapshot; never blocks."""
+        self._states.put(state)
+        self._wake()
+
+    def stop(self) -> None:
+        """Leave `run()`; safe from any thread, also before or after run()."""
+        self._stopping = True
+        self._states.put(None)
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"!")
+
+    def take(self) -> TrayState | None:
+        """The newest snapshot queued (None: stop), or the current one if none is queued."""
+        # Empty the pipe first, then the queue: a show() in between leaves its byte in the
+        # pipe (one spare wake-up). The other order lost it: the queue was drained, show()
+        # queued a state and wrote its byte, and reading the pipe then swallowed that byte,
+        # so the loop slept with a snapshot waiting (the tray stuck at "starting").
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.read(self._wake_r, 4096)
+        state: TrayState | None = self._state
+        while not self._states.empty():
+            newer = self._states.get()
+            state = None if newer is None or state is None else newer
+        return state
+
+    @property
+    def state(self) -> TrayState:
+        return self._state
+
+    def _pick(self, command: Command) -> None:
+        try:
+            self.on_command(command)
+        except Exception:
+            log.exception("tray command %s failed", command.kind)
+
+    def run(self) -> None:
+        """Run the tray until `stop()`; raises ImportError/OSError if no tray can run."""
+        import pystray
+
+        self.backend = pystray.Icon.__module__.rsplit(".", 1)[-1].lstrip("_")
+        if self.backend == "xorg":
+            cls = _xorg_icon_class(pystray.Icon)
+            icon = cls(APP_NAME, render(self._state, 64), self._state.tooltip)
+            icon.tray = self
+        else:
+            icon = pystray.Icon(
+                APP_NAME,
+                render(self._state, 64),
+                self._state.tooltip,
+                menu=pystray.Menu(lambda: self._pystray_items(pystray)),
+            )
+        self._icon = icon
+        feeder = threading.Thread(target=self._feed, name="tray-feeder", daemon=True)
+
+        def setup(ic: Any) -> None:
+            ic.visible = True
+            self._ready.set()
+            self._wake()  # the X thread applies the current snapshot now that it can show
+            if self.backend != "xorg":
+                feeder.start()
+
+        if self._stopping:
+            return
+        log.info("tray: pystray backend %s", self.backend)
+        icon.run(setup)
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
+
+    def _pystray_items(self, pystray: Any) -> tuple[Any, ...]:
+        def item(entry: MenuEntry) -> Any:
+            if entry.separator:
+                return pystray.Menu.SEPARATOR
+            command = entry.command
+            return pystray.MenuItem(
+                entry.label,
+                (lambda _icon, _item: self._pick(command)) if command else None,
+                enabled=entry.enabled and command is not None,
+                checked=(lambda _item: bool(entry.checked)) if entry.checked is not None else None,
+            )
+
+        return tuple(item(e) for e in build_menu(self._state))
+
+    def _feed(self) -> None:
+        """Apply the newest snapshot to pystray (this thread may wait on the tray's thread)."""
+        while True:
+            state = self._states.get()
+            while not self._states.empty():  # only the newest matters
+                newer = self._states.get()
+                state = newer if state is not None and newer is not None else None
+            if state is None:
+                self._stop_icon()
+                return
+            try:
+                self._apply(state)
+            except Exception:
+                log.exception("tray update failed")
+
+    def apply(self, state: TrayState) -> None:
+        """On the xorg thread: show `state` now."""
+        self._apply(state)
+
+    def _apply(self, state: TrayState) -> None:
+        icon = self._icon
+        old, self._state = self._state, state
+        if (old.unread, old.look) != (state.unread, state.look) or not getattr(
+            icon, "_drawn", True
+        ):
+            icon.icon = render(state, 64)
+        if old.tooltip != state.tooltip:
+            icon.title = state.tooltip
+        if self.backend == "xorg" and icon.visible and self._shown_title != state.tooltip:
+            # pystray keeps a title set before the icon is visible without writing it to the
+            # window: the tooltip stayed "starting" when the first snapshot beat setup().
+            icon._update_title()
+            self._shown_title = state.tooltip
+        if self.backend != "xorg":
+            icon.update_menu()
+
+    @property
+    def wake_fd(self) -> int:
+        return self._wake_r
+
+    def _stop_icon(self) -> None:
+        icon = self._icon
+        if icon is None:
+            return
+        if self.backend == "xorg":
+            icon.stop_soon()
+        else:
+            icon.stop()
+
+    # -- called on the xorg thread
+
+    def clicked(self, icon: tuple[int, int, int, int]) -> None:
+        """The icon at (x, y, w, h) on the screen was clicked: show the menu by it."""
+        try:
+            command = post_tk_menu(build_menu(self._state), icon)
+        except Exception:
+            log.exception("the tray menu could not be shown")
+            return
+        if command is not None:
+            self._pick(command)
+
+
+def _ignore(_event: Any) -> None:
+    return None
+
+
+def _xorg_icon_class(base: Any) -> Any:
+    """pystray's xorg Icon with its 0.19.5 bugs worked around (see the module docstring)."""
+    import Xlib.X
+
+    class XorgIcon(base):  # type: ignore[misc]
+        tray: Tray
+        _icon_data: Any
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # pystray never asks for button events, so clicks were never delivered.
+            self._window.change_attributes(
+                event_mask=Xlib.X.ExposureMask | Xlib.X.StructureNotifyMask | Xlib.X.ButtonPressMask
+            )
+            self._panel: tuple[int, int, int] | None = None
+            # Late requests for a window that is already gone are expected at shutdown.
+            self._display.set_error_handler(lambda err, *_a: log.debug("tray: X error %s", err))
+            env = os.environ.get("GLOSMSD_TRAY_BG", "")
+            if env.startswith("#") and len(env) == 7:
+                self._panel = (int(env[1:3], 16), int(env[3:5], 16), int(env[5:7], 16))
+
+        def _run(self) -> None:
+            # Upstream marks itself ready before it records its thread, so the setup
+            # thread's first update can fail on the missing `_thread` (a silent race).
+            self._thread = threading.current_thread()
+            self._mark_ready()
+            self._mainloop()
+
+        def _update_icon(self) -> None:
+            # Upstream re-docks on every update (the icon jumps and can end up 1 px wide):
+            # dock only when not docked, otherwise redraw in place.
+            if not self._systray_manager:
+                try:
+                    self._assert_docked()
+                except AssertionError:
+                    log.warning("tray: no system tray to dock into yet")
+                    return
+            self._icon_data = None
+            self._draw()
+            self._icon_valid = True
+
+        def _assert_icon_data(self, width: int, height: int) -> None:
+            if self._icon_data and self._icon_data.size == (width, height):
+                return
+            size = max(8, min(width, height))
+            image = render(self.tray.state, size)
+            panel = self._panel or self._panel_colour()
+            canvas = Image.new("RGB", (width, height), panel)
+            canvas.paste(flatten(image, panel), ((width - size) // 2, (height - size) // 2))
+            self._icon_data = canvas
+            self._icon_data.tostring = self._icon_data.tobytes
+
+        def _panel_colour(self) -> tuple[int, int, int]:
+            """The tray's background colour, sampled from the window we are docked in."""
+            try:
+                parent = self._window.query_tree().parent
+                geo = self._window.get_geometry()
+                raw = parent.get_image(geo.x, geo.y, 1, 1, Xlib.X.ZPixmap, 0xFFFFFFFF)
+                b, g, r = raw.data[0], raw.data[1], raw.data[2]
+                return (r, g, b)
+            except Exception:
+                return DEFAULT_PANEL
+
+        def _on_button_press(self, event: Any) -> None:
+            self.tray.clicked(self._screen_rect(event))
+
+        def _screen_rect(self, event: Any) -> tuple[int, int, int, int]:
+            """The icon's rectangle on the screen (the click point if X cannot say)."""
+            try:
+                geo = self._window.get_geometry()
+                root = self._display.screen().root
+                at = root.translate_coords(self._window, 0, 0)
+                return int(at.x), int(at.y), int(geo.width), int(geo.height)
+            except Exception:
+                return int(event.root_x), int(event.root_y), 1, 1
+
+        def _mainloop(self) -> None:
+            # Upstream blocks in next_event() and takes updates from other threads through
+            # a request/reply hand-off that could hang for good; here updates arrive on a
+            # pipe and are applied on this thread, and stopping never waits on anyone.
+            display = self._display
+            tray = self.tray
+            try:
+                while True:
+                    while display.pending_events():
+                        event = display.next_event()
+                        if event.type == Xlib.X.DestroyNotify and event.window == self._window:
+                            return
+                        self._message_handlers.get(event.type, _ignore)(event)
+                    ready, _w, _x = select.select([display.fileno(), tray.wake_fd], [], [])
+                    if tray.wake_fd in ready:
+                        state = tray.take()
+                        if state is None:
+                            self.stop_soon()
+                            continue
+                        tray.apply(state)
+                        display.flush()
+            except Exception:
+                log.exception("tray: the X event loop failed")
+
+        def stop_soon(self) -> None:
+            """Ask the X thread to end without waiting for it (upstream stop() can deadlock)."""
+            try:
+                self._window.destroy()
+                self._display.flush()
+            except Exception:
+                log.debug("tray already stopped", exc_info=True)
+
+    return XorgIcon

@@ -1,0 +1,306 @@
+"""The local socket transport over a real Unix socket: framing, errors, auth, replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import stat
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from glosmsd.client.ipc import Client, DaemonNotRunning
+from glosmsd.core import rpc
+from glosmsd.core.errors import ConfigError, NotFound
+from glosmsd.daemon.hub import Event, Hub
+from glosmsd.daemon.ipc import IpcServer
+
+
+class EventLog:
+    """The store's role for these tests: numbered events kept in order."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.events: list[Event] = []
+
+    def append(self, kind: str, **data: Any) -> Event:
+        ev = Event(len(self.events) + 1, kind, time.time(), data)
+        self.events.append(ev)
+        self.hub.publish(ev)
+        return ev
+
+    async def replay(self, after: int, up_to: int) -> tuple[list[Event], bool]:
+        return [e for e in self.events if after < e.id <= up_to], False
+
+    async def last_id(self) -> int:
+        return len(self.events)
+
+
+def make_table() -> rpc.MethodTable:
+    table = rpc.MethodTable()
+
+    @table.method("echo", rpc.Param("text", {"type": "string"}))
+    async def echo(text: str) -> str:
+        return text
+
+    @table.method("missing")
+    def missing() -> None:
+        raise NotFound("No such message: 42. List messages with `glosms read`.")
+
+    @table.method("crash")
+    def crash() -> None:
+        raise RuntimeError("secret internals")
+
+    return table
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[IpcServer, EventLog]]:
+    hub = Hub()
+    log = EventLog(hub)
+    path = Path(os.environ["XDG_RUNTIME_DIR"]) / "glosmsd" / "socket"
+    server = IpcServer(path, make_table(), hub, log.replay, log.last_id, max_line=4096)
+    await server.start()
+    yield server, log
+    await server.close()
+
+
+def raw_exchange(path: Path, data: bytes, replies: int = 1) -> list[Any]:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(str(path))
+        s.sendall(data)
+        buf = b""
+        while buf.count(b"\n") < replies:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    return [json.loads(line) for line in buf.splitlines()]
+
+
+async def test_socket_permissions(served: tuple[IpcServer, EventLog]) -> None:
+    server, _ = served
+    assert stat.S_IMODE(server.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(server.path.parent.stat().st_mode) == 0o700
+
+
+async def test_call_and_errors(served: tuple[IpcServer, EventLog]) -> None:
+    server, _ = served
+
+    def run() -> None:
+        with Client(server.path) as c:
+            assert c.call("echo", {"text": "héllo 🙂"}) == "héllo 🙂"
+            hello = c.call("hello", {"protocol": 1, "client": "test"})
+            assert hello["protocol"] == 1
+            assert "echo" in hello["methods"]
+            with pytest.raises(NotFound, match="No such message"):
+                c.call("missing")
+
+    await asyncio.to_thread(run)
+
+
+async def test_bad_input_gets_clear_errors(served: tuple[IpcServer, EventLog]) -> None:
+    server, _ = served
+    data = (
+        b"{not json\n"
+        + b'{"jsonrpc":"2.0","id":"a","method":"echo","params":{"text":5}}\n'
+        + b'{"jsonrpc":"2.0","id":2.5,"method":"nope"}\n'
+        + b'{"jsonrpc":"2.0","id":3,"method":"crash"}\n'
+        + b"[]\n"
+    )
+    replies = await asyncio.to_thread(raw_exchange, server.path, data, 5)
+    assert replies[0]["error"]["code"] == -32700
+    assert replies[0]["id"] is None
+    assert replies[1]["error"]["code"] == -32602
+    assert replies[1]["id"] == "a"
+    assert "text" in replies[1]["error"]["message"]
+    assert replies[2] == {
+        "jsonrpc": "2.0",
+        "error": {"code": -32601, "message": "Method not found: 'nope'"},
+        "id": 2.5,
+    }
+    assert replies[3]["error"]["code"] == -32603
+    assert "secret" not in json.dumps(replies[3])
+    assert replies[4]["error"]["code"] == -32600
+
+
+async def test_batch_and_notifications(served: tuple[IpcServer, EventLog]) -> None:
+    server, _ = served
+    batch = [
+        {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": ["a"]},
+        {"jsonrpc": "2.0", "method": "echo", "params": ["no reply"]},
+        {"jsonrpc": "2.0", "id": 2, "method": "echo", "params": {"text": "b"}},
+    ]
+    data = json.dumps(batch).encode() + b"\n"
+    data += b'{"jsonrpc":"2.0","method":"echo","params":["x"]}\n'  # notification: no reply
+    data += b'{"jsonrpc":"2.0","id":9,"method":"echo","params":["after"]}\n'
+    replies = await asyncio.to_thread(raw_exchange, server.path, data, 2)
+    assert replies[0] == [
+        {"jsonrpc": "2.0", "result": "a", "id": 1},
+        {"jsonrpc": "2.0", "result": "b", "id": 2},
+    ]
+    assert replies[1] == {"jsonrpc": "2.0", "result": "after", "id": 9}
+
+
+async def test_overlong_line_errors_and_connection_survives(
+    served: tuple[IpcServer, EventLog],
+) -> None:
+    server, _ = served
+    huge = b'{"jsonrpc":"2.0","id":1,"method":"echo","params":["' + b"x" * 20000 + b'"]}\n'
+    data = huge + b'{"jsonrpc":"2.0","id":2,"method":"echo","params":["ok"]}\n'
+    replies = await asyncio.to_thread(raw_exchange, server.path, data, 2)
+    assert replies[0]["error"]["code"] == -32600
+    assert "4096" in replies[0]["error"]["message"]
+    assert replies[1]["result"] == "ok"
+    # and a new connection is served too
+    again = await asyncio.to_thread(
+        raw_exchange, server.path, b'{"jsonrpc":"2.0","id":3,"method":"echo","params":["new"]}\n'
+    )
+    assert again[0]["result"] == "new"
+
+
+async def test_other_uid_refused(tmp_path: Path) -> None:
+    hub = Hub()
+    log = EventLog(hub)
+    path = Path(os.environ["XDG_RUNTIME_DIR"]) / "glosmsd" / "socket"
+    server = IpcServer(
+        path, make_table(), hub, log.replay, log.last_id, uid_of=lambda _s: os.getuid() + 1
+    )
+    await server.start()
+    try:
+        replies = await asyncio.to_thread(
+            raw_exchange, path, b'{"jsonrpc":"2.0","id":1,"method":"echo","params":["x"]}\n'
+        )
+        assert "Permission denied" in replies[0]["error"]["message"]
+        assert server.clients == 0
+    finally:
+        await server.close()
+
+
+async def test_stale_socket_removed_and_second_daemon_refused(tmp_path: Path) -> None:
+    path = Path(os.environ["XDG_RUNTIME_DIR"]) / "glosmsd" / "socket"
+    path.parent.mkdir(mode=0o700, parents=True)
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()  # the file stays: what a SIGKILLed daemon leaves behind
+    assert path.exists()
+
+    hub = Hub()
+    log = EventLog(hub)
+    quit_called = asyncio.Event()
+    first = IpcServer(path, make_table(), hub, log.replay, log.last_id, on_quit=quit_called.set)
+    await first.start()
+    second = IpcServer(path, make_table(), hub, log.replay, log.last_id)
+    with pytest.raises(ConfigError, match="already running"):
+        await second.start()
+
+    async def close_when_asked() -> None:
+        await quit_called.wait()
+        await first.close()
+
+    closer = asyncio.create_task(close_when_asked())
+    await second.start(replace=True)
+    await closer
+    reply = await asyncio.to_thread(
+        raw_exchange, path, b'{"jsonrpc":"2.0","id":1,"method":"echo","params":["2nd"]}\n'
+    )
+    assert reply[0]["result"] == "2nd"
+    await second.close()
+
+
+async def test_no_daemon_message(tmp_path: Path) -> None:
+    with pytest.raises(DaemonNotRunning, match="not running"):
+        Client(tmp_path / "nothing").connect()
+
+
+async def test_replay_after_reconnect_exactly_the_missed_events(
+    served: tuple[IpcServer, EventLog],
+) -> None:
+    server, log = served
+    for i in range(5):
+        log.append("message", n=i)
+
+    def first_session() -> int:
+        with Client(server.path) as c:
+            res = c.call("subscribe", {})
+            assert res["replayed"] == 0
+            return int(res["last_id"])
+
+    last_seen = await asyncio.to_thread(first_session)
+    assert last_seen == 5
+    for i in range(100):
+        log.append("message", n=100 + i)
+
+    def second_session() -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = []
+        with Client(server.path) as c:
+            res = c.call("subscribe", {"since": last_seen})
+            assert res["replayed"] == 100
+            for ev in c.events():
+                got.append(ev)
+                if len(got) == 100:
+                    break
+        return got
+
+    got = await asyncio.to_thread(second_session)
+    assert [e["id"] for e in got] == list(range(6, 106))
+    assert [e["data"]["n"] for e in got] == list(range(100, 200))
+
+
+async def test_live_events_follow_replay_without_gaps(served: tuple[IpcServer, EventLog]) -> None:
+    server, log = served
+    log.append("message", n=0)
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def subscriber() -> list[int]:
+        ids: list[int] = []
+        with Client(server.path) as c:
+            c.call("subscribe", {"since": 0})
+            loop.call_soon_threadsafe(started.set)
+            for ev in c.events():
+                ids.append(ev["id"])
+                if len(ids) == 51:
+                    break
+        return ids
+
+    task = asyncio.create_task(asyncio.to_thread(subscriber))
+    await asyncio.wait_for(started.wait(), 10)
+    for i in range(50):
+        log.append("message", n=i + 1)
+    assert await asyncio.wait_for(task, 20) == list(range(1, 52))
+
+
+async def test_client_that_never_reads_is_dropped_and_never_slows_others(
+    served: tuple[IpcServer, EventLog],
+) -> None:
+    server, log = served
+    stuck = socket.socket(socket.AF_UNIX)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(str(server.path))
+    stuck.sendall(b'{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{}}\n')
+    while server.hub.subscribers == 0:
+        await asyncio.sleep(0.01)
+    payload = "y" * 500
+    for i in range(5000):
+        log.append("message", n=i, text=payload)
+        if i % 500 == 0:
+            await asyncio.sleep(0)  # let the loop run the writers as a real daemon would
+
+    def other_client() -> str:
+        with Client(server.path, timeout=5) as c:
+            return str(c.call("echo", {"text": "still fast"}))
+
+    assert await asyncio.to_thread(other_client) == "still fast"
+    for _ in range(500):
+        if server.hub.subscribers == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert server.hub.subscribers == 0, "the stuck subscriber should have been dropped"
+    stuck.close()

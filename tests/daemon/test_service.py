@@ -1,0 +1,194 @@
+"""The service layer in-process, over the real composition root: a real store file, the
+real link to a real server process. Only what the socket tests do not already show."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from glosmsd.core.errors import BadInput, NoSmsNumber, NotFound, Unsupported
+from glosmsd.daemon.config import Config
+from glosmsd.daemon.root import Daemon
+from glosmsd.daemon.service import Service
+from glosmsd.system.paths import Paths
+from tests.support.serverproc import ServerProcess, running_server
+
+ANN = "+15550001001"
+BOB_MOBILE = "+15557654321"
+BOB_WORK = "+15557654322"
+
+
+async def until(check: Any, timeout: float, what: str) -> None:
+    """Poll an (async) condition with a deadline."""
+    async with asyncio.timeout(timeout):
+        delay = 0.01
+        while True:
+            value = check()
+            if asyncio.iscoroutine(value):
+                value = await value
+            if value:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.2)
+    raise AssertionError(what)  # pragma: no cover - asyncio.timeout raises first
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    with running_server(tmp_path) as srv:
+        with srv.store() as st:
+            st.add_contact("Bob Roe", [("mobile", BOB_MOBILE), ("work", BOB_WORK)])
+            st.add_contact("Rob Stone", [("mobile", "+15557650001")])
+            st.add_contact("Robin Hood", [("mobile", "+15557650002")])
+        yield srv
+
+
+async def started(server: ServerProcess, ext: str, number: str | None) -> Daemon:
+    token = server.add_extension(ext, f"User {ext}", number)
+    config = Config(
+        server=server.url, token=token, device_id="svc", paths=Paths.default(), ping_interval=5
+    )
+    return Daemon(config)
+
+
+@pytest.fixture
+async def daemon(server: ServerProcess) -> AsyncIterator[Daemon]:
+    d = await started(server, "1001", ANN)
+    task = asyncio.create_task(d.run())
+    await until(lambda: d.service is not None and d.service.account.number, 20, "hello")
+    svc = d.service
+    assert svc is not None
+    await until(lambda: svc.contacts("Bob"), 20, "the contacts cache")
+    yield d
+    d.request_stop()
+    await asyncio.wait_for(task, 20)
+
+
+def svc_of(d: Daemon) -> Service:
+    assert d.service is not None
+    return d.service
+
+
+async def test_recipients_by_number_and_by_contact(daemon: Daemon) -> None:
+    svc = svc_of(daemon)
+    assert await svc.resolve_recipient("+1 (555) 765-4321") == BOB_MOBILE
+    assert await svc.resolve_recipient(" 12345 ") == "12345"  # a short code
+    with pytest.raises(BadInput, match="too short"):
+        await svc.resolve_recipient("12")
+    with pytest.raises(BadInput, match="2 numbers") as info:
+        await svc.resolve_recipient("bob roe")
+    assert info.value.data is not None
+    assert [c["number"] for c in info.value.data["choices"]] == [BOB_MOBILE, BOB_WORK]
+    assert await svc.resolve_recipient("Bob Roe", pick=2) == BOB_WORK
+    with pytest.raises(BadInput, match="pick 1 to 2"):
+        await svc.resolve_recipient("Bob Roe", pick=3)
+    assert await svc.resolve_recipient("Rob Stone") == "+15557650001"
+    with pytest.raises(BadInput, match="several contacts"):
+        await svc.resolve_recipient("Rob")
+    with pytest.raises(NotFound, match="No contact named"):
+        await svc.resolve_recipient("Zed Zed")
+
+
+async def test_prefs_are_checked_and_sms_enabled_follows_the_server_version(
+    daemon: Daemon, server: ServerProcess
+) -> None:
+    svc = svc_of(daemon)
+    prefs = await svc.prefs_get()
+    assert prefs["notify"] is False
+    with pytest.raises(BadInput, match="Unknown preference"):
+        await svc.prefs_set("volume", 3)
+    with pytest.raises(BadInput, match="takes bool"):
+        await svc.prefs_set("notify", 3)
+    assert (await svc.prefs_set("notify", "on"))["notify"] is True
+    assert svc.account.pbx_major is not None
+    assert svc.account.pbx_major >= 7
+    with pytest.raises(Unsupported, match="older than version 7"):
+        await svc.prefs_set("sms_enabled", False)
+
+    server.admin("settings", "set", "pbx_version", "6.5")
+    assert daemon.link is not None
+    daemon.link.set_token(daemon.config.token)  # reconnect: a new hello
+    await until(lambda: svc.account.pbx_major == 6, 20, "the new hello")
+    assert (await svc.prefs_set("sms_enabled", False))["sms_enabled"] is False
+    with pytest.raises(Unsupported, match="switched off"):
+        await svc.send(BOB_MOBILE, "hi")
+    await svc.prefs_set("sms_enabled", True)
+    assert (await svc.send(BOB_MOBILE, "hi"))["message"]["state"] == "sending"
+
+
+async def test_count_uses_the_servers_limits(daemon: Daemon, server: ServerProcess) -> None:
+    svc = svc_of(daemon)
+    default = await svc.count("hi", files=1, bytes=1024)
+    assert default["bytes_left"] == 500 * 1024 - 1024
+    server.admin("settings", "set", "mms_max_bytes", "300000")
+    assert daemon.link is not None
+    daemon.link.set_token(daemon.config.token)
+    await until(lambda: svc.account.limits.mms_max_bytes == 300000, 20, "the new limits")
+    assert (await svc.count("hi", files=1, bytes=1000))["bytes_left"] == 299000
+    over = await svc.count("hi", files=1, bytes=400000)
+    assert over["fits"] is False
+    assert "Maximum size" in over["reason"]
+    sms = await svc.count("x" * 161)
+    assert (sms["segments"], sms["encoding"]) == (2, "GSM-7")
+
+
+async def test_files_from_data_uris_and_bad_files(daemon: Daemon, tmp_path: Path) -> None:
+    svc = svc_of(daemon)
+    payload = base64.b64encode(b"a note\n").decode()
+    sent = await svc.send(BOB_MOBILE, "", [f"data:text/plain;name=my%20note.txt;base64,{payload}"])
+    assert [f["name"] for f in sent["message"]["files"]] == ["my note.txt"]
+    plain = await svc.send(BOB_MOBILE, "", ["data:text/plain,hello%20there"])
+    assert [f["size"] for f in plain["message"]["files"]] == [11]
+    with pytest.raises(BadInput, match="not valid base64"):
+        await svc.send(BOB_MOBILE, "x", ["data:text/plain;base64,@@@"])
+    with pytest.raises(BadInput, match="needs a comma"):
+        await svc.send(BOB_MOBILE, "x", ["data:text/plain;base64"])
+
+    with pytest.raises(BadInput, match="No such file"):
+        await svc.send(BOB_MOBILE, "x", [str(tmp_path / "missing.jpg")])
+    with pytest.raises(BadInput, match="not a regular file"):
+        await svc.send(BOB_MOBILE, "x", [str(tmp_path)])
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(BadInput, match="not a regular file"):  # never blocks on reading it
+        await svc.send(BOB_MOBILE, "x", [str(fifo)])
+    huge = tmp_path / "huge.bin"
+    with huge.open("wb") as fh:
+        fh.truncate(65 * 1024 * 1024)  # sparse: costs no disk
+    with pytest.raises(BadInput, match="too big"):
+        await svc.send(BOB_MOBILE, "x", [str(huge)])
+    if os.geteuid() != 0:  # root reads anything
+        locked = tmp_path / "locked.txt"
+        locked.write_text("secret")
+        locked.chmod(0)
+        with pytest.raises(BadInput, match="permission denied"):
+            await svc.send(BOB_MOBILE, "x", [str(locked)])
+    damaged = tmp_path / "photo.jpg"
+    damaged.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 50)
+    with pytest.raises(BadInput, match=r"photo\.jpg"):
+        await svc.send(BOB_MOBILE, "x", [str(damaged)])
+    with pytest.raises(BadInput, match="Nothing to send"):
+        await svc.send(BOB_MOBILE, "")
+    # None of the refused sends left anything behind.
+    outgoing = [m for m in (await svc.messages(BOB_MOBILE))["messages"] if m["direction"] == "out"]
+    assert len(outgoing) == 2
+
+
+async def test_no_sms_number_is_a_clear_error(server: ServerProcess) -> None:
+    d = await started(server, "1005", None)
+    task = asyncio.create_task(d.run())
+    try:
+        await until(lambda: d.service is not None and d.service.account.ext, 20, "hello")
+        svc = svc_of(d)
+        assert (await svc.number())["message"].startswith("No SMS number assigned")
+        with pytest.raises(NoSmsNumber, match="extension 1005"):
+            await svc.send(BOB_MOBILE, "hi")
+    finally:
+        d.request_stop()
+        await asyncio.wait_for(task, 20)

@@ -1,0 +1,976 @@
+"""Tests for glosmsd/daemon/store.py against real SQLite files on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from glosmsd.core.errors import BadInput, NotFound, SchemaTooNew, StoreError
+from glosmsd.daemon import store as store_mod
+from glosmsd.daemon.store import MIGRATIONS, SCHEMA_VERSION, AsyncStore, LocalEvent, Store
+
+OWN = "+15550001001"
+BOB = "+15557654321"
+CAROL = "+15551112222"
+SHA = "ab" * 32
+
+
+def msg(
+    mid: int,
+    text: str = "hi",
+    *,
+    direction: str = "in",
+    remote: str = BOB,
+    client_id: str | None = None,
+    state: str = "sent",
+    at: float | None = None,
+    sender: dict[str, Any] | None = None,
+    files: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": mid,
+        "client_id": client_id,
+        "number": OWN,
+        "remote": remote,
+        "direction": direction,
+        "text": text,
+        "state": state,
+        "reason": None,
+        "at": float(mid) if at is None else at,
+        "files": files or [],
+        "sender": sender,
+    }
+
+
+def ev(seq: int, kind: str, **fields: Any) -> dict[str, Any]:
+    return {"seq": seq, "kind": kind, "at": 1000.0 + seq, **fields}
+
+
+def mev(seq: int, m: dict[str, Any]) -> dict[str, Any]:
+    return ev(seq, "message", message=m)
+
+
+def dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every synced table, for before/after comparisons (events excluded: they log calls)."""
+    conn = sqlite3.connect(db)
+    try:
+        return {
+            t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+            for t in ("meta", "conversations", "messages", "outbox")
+        }
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "glosmsd.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[Store]:
+    s = Store.open(db_path)
+    yield s
+    s.close()
+
+
+# ---------------------------------------------------------------------------- open
+
+
+def test_migrates_from_empty_and_reopens(db_path: Path) -> None:
+    s = Store.open(db_path)
+    assert s.schema_version() == SCHEMA_VERSION
+    assert s.cursor() == 0
+    assert s.account() is None
+    assert not s.has_history()
+    s.set_account({"extension": {"ext": "1001"}, "numbers": []})
+    s.apply_sync([mev(5, msg(1))], 5)
+    s.close()
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    s = Store.open(db_path)
+    try:
+        assert s.cursor() == 5
+        assert s.account() == {"extension": {"ext": "1001"}, "numbers": []}
+        assert s.has_history()
+    finally:
+        s.close()
+
+
+def test_pending_ops_keep_their_order_and_move_over_from_the_v1_prefs(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.executescript(MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
+    ops = [
+        {"method": "read", "params": {"number": "+1555", "remote": "+1666", "up_to": 4}},
+        {"method": "delete_message", "params": {"id": 7}},
+    ]
+    conn.execute(
+        "INSERT INTO prefs (key, value) VALUES ('_pending_server_ops', ?)", (json.dumps(ops),)
+    )
+    conn.commit()
+    conn.close()
+    s = Store.open(db_path)
+    try:
+        assert s.schema_version() == SCHEMA_VERSION
+        kept = s.pending_ops()
+        assert [(m, p) for _i, m, p in kept] == [(o["method"], o["params"]) for o in ops]
+        assert "_pending_server_ops" not in s.prefs()
+        new = s.add_pending_op("delete_conversation", {"number": "+1555", "remote": "+1666"})
+        assert [i for i, _m, _p in s.pending_ops()] == [kept[0][0], kept[1][0], new]
+        s.remove_pending_op(kept[0][0])
+        assert [m for _i, m, _p in s.pending_ops()] == ["delete_message", "delete_conversation"]
+        assert len(s.pending_ops(1)) == 1
+    finally:
+        s.close()
+
+
+def test_schema_too_new_leaves_the_file_untouched(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE future (x)")
+    conn.execute("INSERT INTO future VALUES (1)")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    before = db_path.read_bytes()
+    siblings = sorted(p.name for p in db_path.parent.iterdir())
+    with pytest.raises(SchemaTooNew) as info:
+        Store.open(db_path)
+    assert "newer glosmsd" in info.value.message
+    assert "untouched" in info.value.message
+    assert db_path.read_bytes() == before
+    # Not even the WAL switch ran (it would leave -wal/-shm files and a changed header).
+    assert sorted(p.name for p in db_path.parent.iterdir()) == siblings
+
+
+def test_not_a_database(db_path: Path) -> None:
+    db_path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError) as info:
+        Store.open(db_path)
+    assert "not a glosmsd database" in info.value.message
+
+
+# ---------------------------------------------------------------------------- sync
+
+
+def test_apply_sync_is_idempotent(store: Store, db_path: Path) -> None:
+    batch = [
+        mev(1, msg(10, "hello")),
+        mev(2, msg(11, "from me", direction="out", client_id="x1")),
+        ev(3, "message_state", id=11, state="failed", reason="carrier said no"),
+        mev(4, msg(12, "again", remote=CAROL)),
+        ev(5, "read", number=OWN, remote=BOB, up_to=10),
+        ev(6, "delete_message", id=12),
+    ]
+    first = store.apply_sync(batch, 6)
+    assert [e.kind for e in first] == [
+        "message",
+        "message",
+        "message_state",
+        "message",
+        "read",
+        "deleted",
+    ]  # no `unread`: what arrived unread was read and deleted in the same batch
+    state = dump(db_path)
+    assert store.apply_sync(batch, 6) == []
+    assert dump(db_path) == state
+    # Overlapping batches: only the new tail applies.
+    more = store.apply_sync([*batch[-2:], mev(7, msg(13, "new"))], 7)
+    assert [e.kind for e in more] == ["message", "unread"]
+    assert store.cursor() == 7
+
+
+def test_unread_counts_and_sharer_messages(store: Store) -> None:
+    sharer = {"ext": "1002", "name": "Bo Diaz", "avatar": None}
+    me = {"ext": "1001", "name": "Ann Lee", "avatar": None}
+    store.apply_sync(
+        [
+            mev(1, msg(1, "in 1")),
+            mev(2, msg(2, "in 2")),
+            mev(3, msg(3, "sharer", direction="out", sender=sharer)),
+            mev(4, msg(4, "me elsewhere", direction="out", sender=me)),
+            mev(5, msg(5, "carol", remote=CAROL)),
+        ],
+        5,
+        own_ext="1001",
+    )
+    summary = store.unread()
+    assert summary.total == 3
+    counts = {c.remote: n for c, n in summary.per_conversation}
+    assert counts == {BOB: 2, CAROL: 1}
+    conv = store.conversation_by_remote(OWN, BOB)
+    assert conv is not None
+    rows = {m.server_id: m for m in store.messages(conv.id)}
+    assert rows[3].sender is not None
+    assert rows[3].sender.name == "Bo Diaz"
+    assert rows[4].sender is None  # the user's own message carries no sharer header
+    # The server's read mark confirms; a stale lower one changes nothing.
+    evs = store.apply_sync([ev(6, "read", number=OWN, remote=BOB, up_to=1)], 6)
+    assert [e.kind for e in evs] == ["read", "unread"]
+    assert store.unread().total == 2
+    assert store.apply_sync([ev(7, "read", number=OWN, remote=BOB, up_to=0)], 7) == []
+
+
+def test_merge_of_local_send_with_server_echo(store: Store) -> None:
+    local = store.enqueue_send("cid-1", OWN, BOB, "on my way", now=500.0)
+    assert local.state == "sending"
+    assert local.server_id is None
+    assert store.enqueue_send("cid-1", OWN, BOB, "on my way") == local  # no duplicate
+    assert [i.client_id for i in store.outbox_items()] == ["cid-1"]
+    echo = msg(42, "on my way", direction="out", client_id="cid-1", state="sending", at=501.0)
+    evs = store.apply_sync([mev(1, echo)], 1)
+    assert [e.kind for e in evs] == []  # nothing new for the user: the row was already there
+    merged = store.message(local.id)
+    assert merged is not None
+    assert (merged.server_id, merged.state, merged.at) == (42, "sending", 501.0)
+    assert store.outbox_items() == []  # the server has it: no resend
+    # The send reply arrives late: still one row, now sent.
+    done = store.outbox_done("cid-1", {**echo, "state": "sent"})
+    assert done is not None
+    assert done.id == local.id
+    assert done.state == "sent"
+    conv = store.conversation_by_remote(OWN, BOB)
+    assert conv is not None
+    assert [m.id for m in store.messages(conv.id)] == [local.id]
+    # A stale "sending" echo cannot move it back.
+    store.apply_sync([mev(2, echo)], 2)
+    again = store.message(local.id)
+    assert again is not None
+    assert again.state == "sent"
+
+
+def test_outbox_reply_then_echo(store: Store) -> None:
+    local = store.enqueue_send("cid-2", OWN, BOB, "x")
+    done = store.outbox_done("cid-2", msg(7, "x", direction="out", client_id="cid-2"))
+    assert done is not None
+    assert (done.id, done.server_id, done.state) == (local.id, 7, "sent")
+    assert store.outbox_items() == []
+    store.apply_sync([mev(1, msg(7, "x", direction="out", client_id="cid-2", state="sending"))], 1)
+    store.apply_sync([ev(2, "message_state", id=7, state="failed", reason="no route")], 2)
+    row = store.message(local.id)
+    assert row is not None
+    assert (row.state, row.reason) == ("failed", "no route")
+    conv = store.conversation_by_remote(OWN, BOB)
+    assert conv is not None
+    assert len(store.messages(conv.id)) == 1
+
+
+def test_outbox_defer_fail_and_resend(store: Store) -> None:
+    a = store.enqueue_send("a", OWN, BOB, "first", now=10.0)
+    store.enqueue_send("b", OWN, BOB, "second", [{"path": "/tmp/x.jpg"}], now=11.0)
+    assert [i.client_id for i in store.outbox_due(now=11.0, limit=10)] == ["a", "b"]
+    store.outbox_defer("a", 100.0, "link down")
+    due = store.outbox_due(now=50.0, limit=10)
+    assert [i.client_id for i in due] == ["b"]
+    assert due[0].files == ({"path": "/tmp/x.jpg"},)
+    item = store.outbox_item("a")
+    assert item is not None
+    assert (item.attempts, item.last_error) == (1, "link down")
+    b_row = store.message_by_client_id("b")
+    assert b_row is not None
+    assert b_row.files[0].name == "x.jpg"
+    store.outbox_update_files("b", [{"sha256": SHA, "name": "x.jpg", "size": 3}])
+    assert store.outbox_due(now=50.0, limit=10)[0].files[0]["sha256"] == SHA
+
+    failed = store.outbox_failed("a", "The number is not valid.")
+    assert failed is not None
+    assert (failed.state, failed.reason) == (
+        "failed",
+        "The number is not valid.",
+    )
+    assert store.outbox_item("a") is None
+    with pytest.raises(BadInput):
+        store.resend(store.message_by_client_id("b").id, "b2")  # type: ignore[union-attr]
+    item = store.resend(a.id, "a2", now=200.0)
+    assert (item.message_id, item.client_id, item.text) == (a.id, "a2", "first")
+    row = store.message(a.id)
+    assert row is not None
+    assert (row.state, row.client_id, row.reason) == ("sending", "a2", None)
+    with pytest.raises(NotFound):
+        store.resend(99999, "zz")
+
+
+def test_resend_of_a_server_failed_message_makes_a_new_row(store: Store) -> None:
+    store.apply_sync([mev(1, msg(5, "hey", direction="out", client_id="old", state="failed"))], 1)
+    old = store.message_by_client_id("old")
+    assert old is not None
+    item = store.resend(old.id, "new")
+    assert item.message_id != old.id
+    assert store.message(old.id) is not None  # server history stays
+
+
+def test_read_and_delete_semantics(store: Store) -> None:
+    store.apply_sync([mev(i, msg(i, f"m{i}")) for i in range(1, 6)], 5)
+    conv = store.conversation_by_remote(OWN, BOB)
+    assert conv is not None
+    assert conv.unread == 5
+    store.apply_sync([ev(6, "delete_message", id=5)], 6)
+    assert [m.server_id for m in store.messages(conv.id)] == [4, 3, 2, 1]
+    assert store.search("m5").messages == ()
+    assert store.unread().total == 4
+    evs = store.apply_sync([ev(7, "delete_conversation", number=OWN, remote=BOB, up_to=3)], 7)
+    assert [e.kind for e in evs] == ["deleted", "unread"]
+    assert evs[0].data["conversation"] is True
+    assert [m.server_id for m in store.messages(conv.id)] == [4]
+    # A late copy of a deleted message does not come back; a newer one does.
+    store.apply_sync([mev(8, msg(2, "m2")), mev(9, msg(9, "back"))], 9)
+    assert [m.server_id for m in store.messages(conv.id)] == [9, 4]
+    store.apply_sync([ev(10, "delete_conversation", number=OWN, remote=BOB, up_to=9)], 10)
+    assert store.conversations() == []
+    assert store.unread().total == 0
+
+
+def test_local_read_and_delete_return_what_to_send(store: Store) -> None:
+    store.apply_sync(
+        [
+            mev(1, msg(1)),
+            mev(2, msg(2, direction="out")),
+            mev(3, msg(3)),
+            mev(4, msg(4, remote=CAROL)),
+        ],
+        4,
+    )
+    bob = store.conversation_by_remote(OWN, BOB)
+    carol = store.conversation_by_remote(OWN, CAROL)
+    assert bob is not None
+    assert carol is not None
+    marks = store.mark_read_local(bob.id)
+    assert [(m.number, m.remote, m.up_to) for m in marks] == [(OWN, BOB, 3)]
+    assert store.mark_read_local(bob.id) == []  # nothing unread: nothing to send
+    assert store.unread().total == 1
+    assert [(m.remote, m.up_to) for m in store.mark_read_local(None)] == [(CAROL, 4)]
+    with pytest.raises(NotFound):
+        store.mark_read_local(12345)
+
+    sid = store.delete_message_local(store.messages(bob.id)[0].id)
+    assert sid == 3
+    local = store.enqueue_send("c", OWN, BOB, "pending")
+    with pytest.raises(BadInput):
+        store.delete_message_local(local.id)
+    ref = store.delete_conversation_local(bob.id)
+    # The newest it still had (3 went on its own above).
+    assert (ref.number, ref.remote, ref.up_to) == (OWN, BOB, 2)
+    # The send still on its way stays; everything else went.
+    assert [m.id for m in store.messages(bob.id)] == [local.id]
+    with pytest.raises(NotFound):
+        store.delete_conversation_local(999)
+    with pytest.raises(NotFound):
+        store.delete_message_local(999)
+
+
+def test_conversations_order_preview_and_paging(store: Store) -> None:
+    store.apply_sync(
+        [
+            mev(1, msg(1, "old bob", at=100.0)),
+            mev(2, msg(2, "carol", remote=CAROL, at=200.0)),
+            mev(3, msg(3, "new bob", at=300.0)),
+        ],
+        3,
+    )
+    convs = store.conversations()
+    assert [(c.remote, c.last_text, c.unread) for c in convs] == [
+        (BOB, "new bob", 2),
+        (CAROL, "carol", 1),
+    ]
+    assert [c.remote for c in store.conversations(limit=1, offset=1)] == [CAROL]
+    store.enqueue_send("c1", OWN, CAROL, "reply", now=400.0)
+    assert [c.remote for c in store.conversations()] == [CAROL, BOB]
+    bob = convs[0]
+    store.apply_sync([mev(i, msg(i, f"p{i}", at=1000.0 + i)) for i in range(10, 30)], 30)
+    page1 = store.messages(bob.id, limit=8)
+    page2 = store.messages(bob.id, before=page1[-1].id, limit=8)
+    page3 = store.messages(bob.id, before=page2[-1].id, limit=8)
+    ids = [m.server_id for m in page1 + page2 + page3]
+    assert ids == [*range(29, 9, -1), 3, 1]
+    with pytest.raises(NotFound):
+        store.messages(bob.id, before=999999)
+
+
+def test_reset_replaces_synced_state_keeps_ids_and_outbox(store: Store, db_path: Path) -> None:
+    store.apply_sync([mev(1, msg(1, "keep")), mev(2, msg(2, "gone")), mev(3, msg(3))], 3)
+    keep = store.messages(store.conversation_by_remote(OWN, BOB).id)[-1]  # type: ignore[union-attr]
+    assert keep.server_id == 1
+    pending = store.enqueue_send("p1", OWN, CAROL, "unsent")
+    snapshot = [
+        mev(50, msg(1, "keep")),
+        mev(50, msg(3)),
+        ev(50, "read", number=OWN, remote=BOB, up_to=1),
+    ]
+    evs = store.apply_sync(snapshot, 50, reset=True)
+    assert [e.kind for e in evs] == ["reset", "unread"]
+    assert store.cursor() == 50
+    conv = store.conversation_by_remote(OWN, BOB)
+    assert conv is not None
+    rows = store.messages(conv.id)
+    assert [m.server_id for m in rows] == [3, 1]
+    assert rows[-1].id == keep.id  # local ids survive a reset
+    assert conv.unread == 1
+    assert [i.client_id for i in store.outbox_items()] == ["p1"]
+    assert store.message(pending.id) is not None
+    state = dump(db_path)
+    store.apply_sync(snapshot, 50, reset=True)
+    assert dump(db_path) == state
+    # A reset to a lower cursor (the server's database was replaced) is taken as is.
+    store.apply_sync([], 7, reset=True)
+    assert store.cursor() == 7
+    assert store.messages(conv.id) == []
+
+
+def test_malformed_events_are_skipped(store: Store) -> None:
+    hostile: list[Any] = [
+        "nope",
+        {"kind": "message"},
+        ev(1, "message", message={"id": "x"}),
+        ev(2, "message", message={**msg(1), "direction": "sideways"}),
+        ev(3, "message", message={**msg(1), "at": float("nan")}),
+        ev(4, "message", message={**msg(1), "files": [{"name": "no sha"}]}),
+        ev(5, "read", number=OWN, remote=BOB, up_to=True),
+        ev(6, "message_state", id=1, state="exploded"),
+        ev(7, "delete_message", id=None),
+        ev(8, "delete_conversation", number=OWN),
+        ev(9, "some_future_kind", whatever=1),
+        {"seq": True, "kind": "message", "message": msg(1)},
+        mev(10, msg(1, "fine")),
+    ]
+    evs = store.apply_sync(hostile, 10)
+    assert [e.kind for e in evs] == ["message", "unread"]
+    assert store.cursor() == 10
+    with pytest.raises(BadInput):
+        store.apply_sync([], -1)
+
+
+# ---------------------------------------------------------------------------- search
+
+
+def test_search_contacts_conversations_messages(store: Store) -> None:
+    kept = store.replace_contacts(
+        [
+            {
+                "id": 1,
+                "name": "Bob Stone",
+                "numbers": [{"label": "mobile", "number": "(555) 765-4321"}],
+            },
+            {
+                "id": 2,
+                "name": "Café Owner",
+                "numbers": [{"label": "work", "number": "+15559990000"}],
+            },
+            {"id": "bad"},
+        ]
+    )
+    assert kept == 2
+    store.apply_sync(
+        [
+            mev(1, msg(1, "Let's meet at the café")),
+            mev(2, msg(2, "call 555 0100 later", remote=CAROL)),
+        ],
+        2,
+    )
+    bob = store.conversation_by_remote(OWN, BOB)
+    assert bob is not None
+    assert bob.name == "Bob Stone"
+    assert bob.title == "Bob Stone"
+    res = store.search("bob")
+    assert [c.name for c in res.contacts] == ["Bob Stone"]
+    assert [c.remote for c in res.conversations] == [BOB]
+    res = store.search("cafe")
+    assert [c.name for c in res.contacts] == ["Café Owner"]
+    assert [m.server_id for m in res.messages] == [1]
+    res = store.search("+1 (555) 765-43")
+    assert [c.name for c in res.contacts] == ["Bob Stone"]
+    assert [c.remote for c in res.conversations] == [BOB]
+    assert [c.remote for c in store.search("1112222").conversations] == [CAROL]
+    assert [m.server_id for m in store.search("555 01").messages] == [2]
+    assert [c.name for c in store.find_contacts("")] == ["Bob Stone", "Café Owner"]
+    assert [c.name for c in store.find_contacts("555999")] == ["Café Owner"]
+    # Case folding beyond ASCII, in conversation names as in contacts.
+    store.replace_contacts(
+        [{"id": 3, "name": "ÉMILE Zoë", "numbers": [{"label": "", "number": CAROL}]}]
+    )
+    assert [c.remote for c in store.search("émile").conversations] == [CAROL]
+    assert [c.remote for c in store.search("zoË").conversations] == [CAROL]
+    assert [c.name for c in store.search("emile").contacts] == ["ÉMILE Zoë"]
+    # Contacts replaced: names follow.
+    store.replace_contacts([])
+    bob = store.conversation_by_remote(OWN, BOB)
+    assert bob is not None
+    assert bob.name is None
+    assert store.search("").messages == ()
+
+
+@pytest.fixture(scope="module")
+def search_store() -> Iterator[Store]:
+    with tempfile.TemporaryDirectory() as d:
+        s = Store.open(Path(d) / "search.db")
+        s.replace_contacts([{"id": 1, "name": 'Zoë "Z" (NEAR)', "numbers": []}])
+        s.apply_sync(
+            [
+                mev(i, msg(i, t))
+                for i, t in enumerate(['AND OR NOT "quoted" (paren) col:on', "😀 emoji"], 1)
+            ],
+            2,
+        )
+        yield s
+        s.close()
+
+
+@given(st.text(max_size=100))
+def test_search_never_raises_on_any_input(search_store: Store, text: str) -> None:
+    res = search_store.search(text, limit=5)
+    assert len(res.messages) <= 5
+
+
+@pytest.mark.parametrize(
+    "text", ['"', '"quoted"', "(paren", "col:on", "NEAR(", "AND", "*", "^x", "\x00", "😀", "NOT"]
+)
+def test_search_hostile_examples(search_store: Store, text: str) -> None:
+    search_store.search(text)
+
+
+# ---------------------------------------------------------------------------- files, prefs
+
+
+def test_file_states(store: Store) -> None:
+    big = {"sha256": "cd" * 32, "name": "big.mp4", "mime": "video/mp4", "size": 900_000}
+    small = {"sha256": SHA, "name": "cat.jpg", "mime": "image/jpeg", "size": 48_213}
+    store.apply_sync([mev(1, msg(1, "pics", files=[small, big]))], 1)
+    assert [f.sha256 for f in store.pending_downloads(max_size=512_000)] == [SHA]
+    assert {f.sha256 for f in store.pending_downloads()} == {SHA, "cd" * 32}
+    store.set_file_state(SHA, "/data/cat.jpg", "done")
+    assert store.file_state(SHA) == ("/data/cat.jpg", "done")
+    assert store.pending_downloads(max_size=512_000) == []
+    row = store.message(1)
+    assert row is not None
+    assert [(f.name, f.state, f.path) for f in row.files] == [
+        ("cat.jpg", "done", "/data/cat.jpg"),
+        ("big.mp4", "none", None),
+    ]
+    with pytest.raises(BadInput):
+        store.set_file_state(SHA, None, "weird")
+
+
+def test_prefs_and_emoji(store: Store) -> None:
+    assert store.get_pref("notify", False) is False
+    store.set_pref("notify", True)
+    store.set_pref("sound", {"name": "ding", "volume": 0.5})
+    assert store.prefs() == {"notify": True, "sound": {"name": "ding", "volume": 0.5}}
+    store.emoji_used(["😀", "🎉"], now=1.0)
+    store.emoji_used(["😀"], now=2.0)
+    assert store.emoji_recent() == ["😀", "🎉"]
+    store.emoji_used([chr(0x1F400 + i) for i in range(60)], now=3.0)
+    recent = store.emoji_recent(100)
+    assert len(recent) == store_mod.EMOJI_RECENTS
+    assert recent[0] == chr(0x1F400 + 59)
+
+
+def test_export_rows(store: Store) -> None:
+    store.apply_sync(
+        [mev(1, msg(1, "a")), mev(2, msg(2, "b", remote=CAROL)), mev(3, msg(3, "c"))], 3
+    )
+    exported = list(store.export_rows())
+    assert [(e.conversation.remote, [m.text for m in e.messages]) for e in exported] == [
+        (BOB, ["a", "c"]),
+        (CAROL, ["b"]),
+    ]
+
+
+# ---------------------------------------------------------------------------- event log
+
+
+def test_event_log_replay_and_horizon(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_mod, "EVENT_HORIZON_COUNT", 20)
+    seen: list[LocalEvent] = []
+    store.on_events = seen.extend
+    for i in range(10):
+        store.append_event("link", {"status": f"s{i}"})
+    assert [e.id for e in seen] == list(range(1, 11))
+    events, truncated = store.events_since(4, limit=3)
+    assert [e.id for e in events] == [5, 6, 7]
+    assert not truncated
+    events, _ = store.events_since(4, up_to=6)
+    assert [e.data["status"] for e in events] == ["s4", "s5"]
+    for i in range(30):
+        store.append_event("link", {"status": f"t{i}"})
+    assert store.last_event_id() == 40
+    events, truncated = store.events_since(5)
+    assert truncated
+    assert [e.id for e in events] == list(range(21, 41))
+    events, truncated = store.events_since(20)
+    assert not truncated
+    assert len(events) == 20
+    # An id from another database (beyond the newest) is a gap too.
+    assert store.events_since(500) == ([], True)
+    with pytest.raises(BadInput):
+        store.append_event("nonsense", {})
+    # The time horizon: events older than 7 days go even below the count limit.
+    with store._write():
+        store._prune_events(seen[-1].at + store_mod.EVENT_HORIZON_SECONDS + 1)
+    assert store.events_since(40) == ([], False)
+    assert store.events_since(39)[1] is True
+
+
+def test_event_ids_never_reused_after_reopen(db_path: Path) -> None:
+    s = Store.open(db_path)
+    s.append_event("link", {"status": "up"})
+    s.close()
+    s = Store.open(db_path)
+    try:
+        assert s.append_event("link", {"status": "down"}).id == 2
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------------------- crash, threads
+
+CRASH = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from glosmsd.daemon.store import Store
+    s = Store.open(Path(sys.argv[1]))
+    s.enqueue_send("crash-1", "+15550001001", "+15557654321", "survive me")
+    os._exit(0)  # no close, no checkpoint: like a SIGKILL right after the reply
+    """
+)
+
+
+def test_outbox_survives_a_crash(db_path: Path) -> None:
+    subprocess.run([sys.executable, "-c", CRASH, str(db_path)], check=True, timeout=30)
+    assert db_path.with_name(db_path.name + "-wal").exists()  # it is only in the WAL
+    s = Store.open(db_path)
+    try:
+        items = s.outbox_items()
+        assert [(i.client_id, i.text) for i in items] == [("crash-1", "survive me")]
+        row = s.message(items[0].message_id)
+        assert row is not None
+        assert row.state == "sending"
+    finally:
+        s.close()
+
+
+async def test_async_store_runs_on_its_own_thread(db_path: Path) -> None:
+    got: list[list[LocalEvent]] = []
+    arrived = asyncio.Event()
+    loop_thread = threading.get_ident()
+
+    def on_events(events: list[LocalEvent]) -> None:
+        assert threading.get_ident() == loop_thread  # delivered on the loop
+        got.append(events)
+        arrived.set()
+
+    astore = await AsyncStore.open(db_path, on_events=on_events)
+    try:
+        assert astore.thread_id not in (0, loop_thread)
+        assert await astore.call(threading.get_ident) == astore.thread_id
+        assert await astore.call(threading.get_ident) == astore.thread_id
+        row = await astore.enqueue_send("a1", OWN, BOB, "hello")
+        await asyncio.wait_for(arrived.wait(), 5)
+        assert got[0][0].kind == "message"
+        assert got[0][0].data["message"]["id"] == row.id
+        # Concurrent writers are serialized on the one thread, none lost.
+        await asyncio.gather(*(astore.set_pref(f"k{i}", i) for i in range(20)))
+        assert len(await astore.prefs()) == 20
+        evs = await astore.apply_sync([mev(1, msg(1))], 1)
+        assert [e.kind for e in evs] == ["message", "unread"]
+        assert (await astore.unread()).total == 1
+        assert [c.remote for c in await astore.conversations()] == [BOB]
+        assert [e.conversation.remote async for e in astore.export_rows()] == [BOB]
+        assert (await astore.events_since(0))[0][0].kind == "message"
+    finally:
+        await astore.close()
+
+
+async def test_async_store_open_error(db_path: Path) -> None:
+    db_path.write_bytes(b"garbage" * 200)
+    with pytest.raises(StoreError):
+        await AsyncStore.open(db_path)
+
+
+def test_fts_index_stays_in_step_with_messages(store: Store, db_path: Path) -> None:
+    store.apply_sync([mev(i, msg(i, f"word{i} common")) for i in range(1, 30)], 29)
+    local = store.enqueue_send("e1", OWN, BOB, "local text")
+    store.outbox_done("e1", msg(40, "server edited text", direction="out", client_id="e1"))
+    store.apply_sync([ev(41, "delete_message", id=3)], 41)
+    store.apply_sync([ev(42, "delete_conversation", number=OWN, remote=BOB, up_to=10)], 42)
+    failed = store.enqueue_send("e2", OWN, CAROL, "will fail")
+    store.outbox_failed("e2", "no")
+    store.resend(failed.id, "e3")
+    store.apply_sync(
+        [
+            mev(50, msg(2, "snapshot")),
+            mev(50, msg(40, "server edited text", direction="out", client_id="e1")),
+        ],
+        50,
+        reset=True,
+    )
+    conn = sqlite3.connect(db_path)
+    try:
+        # FTS5 compares its index with the content table and raises on any difference.
+        conn.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
+    finally:
+        conn.close()
+    assert [m.id for m in store.search("server edited").messages] == [local.id]
+    assert store.search("local").messages == ()
+    assert [m.text for m in store.search("common").messages] == []
+    assert [m.client_id for m in store.search("will fail").messages] == ["e3"]
+
+
+REMOTES = (BOB, CAROL, "+15553334444")
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("in"), st.integers(0, 2)),
+        st.tuples(st.just("out"), st.integers(0, 2)),
+        st.tuples(st.just("read"), st.integers(0, 2), st.integers(0, 30)),
+        st.tuples(st.just("del_msg"), st.integers(1, 30)),
+        st.tuples(st.just("del_conv"), st.integers(0, 2), st.integers(0, 30)),
+        st.tuples(st.just("local_read"), st.one_of(st.none(), st.integers(0, 2))),
+        st.tuples(st.just("local_del"), st.integers(1, 40)),
+        st.tuples(st.just("reset"), st.integers(0, 30)),
+    ),
+    max_size=25,
+)
+
+
+@given(OPS)
+def test_unread_bookkeeping_matches_a_full_count(ops: list[tuple[Any, ...]]) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        s = Store.open(Path(d) / "u.db")
+        try:
+            sent: list[dict[str, Any]] = []
+            events: list[LocalEvent] = []
+            s.on_events = events.extend
+            for seq, op in enumerate(ops, start=1):
+                events.clear()
+                kind = op[0]
+                if kind in ("in", "out"):
+                    m = msg(seq, direction=kind, remote=REMOTES[op[1]])
+                    sent.append(m)
+                    s.apply_sync([mev(seq, m)], seq)
+                elif kind == "read":
+                    s.apply_sync(
+                        [ev(seq, "read", number=OWN, remote=REMOTES[op[1]], up_to=op[2])], seq
+                    )
+                elif kind == "del_msg":
+                    s.apply_sync([ev(seq, "delete_message", id=op[1])], seq)
+                elif kind == "del_conv":
+                    s.apply_sync(
+                        [
+                            ev(
+                                seq,
+                                "delete_conversation",
+                                number=OWN,
+                                remote=REMOTES[op[1]],
+                                up_to=op[2],
+                            )
+                        ],
+                        seq,
+                    )
+                elif kind == "local_read":
+                    conv = None if op[1] is None else s.conversation_by_remote(OWN, REMOTES[op[1]])
+                    if op[1] is None or conv is not None:
+                        s.mark_read_local(None if conv is None else conv.id)
+                elif kind == "local_del":
+                    if s.message(op[1]) is not None:
+                        s.delete_message_local(op[1])
+                else:
+                    keep = [m for m in sent if m["id"] <= op[1]]
+                    s.apply_sync([mev(seq, m) for m in keep], seq, reset=True)
+                full = s._unread_map()
+                assert s._unread_cache in (None, full)
+                for e in events:
+                    if e.kind == "unread":
+                        assert {c["id"]: c["count"] for c in e.data["conversations"]} == full
+                        assert e.data["total"] == sum(full.values())
+                # The list takes its counts from the bookkeeping, one conversation from SQL.
+                listed = s.conversations(limit=10)
+                assert [(c.id, c.unread) for c in listed] == [
+                    (c.id, c.unread) for c in map(s.conversation, (c.id for c in listed)) if c
+                ]
+                assert listed == list(s.search("+1555", 10).conversations)
+            assert s.unread().total == sum(s._unread_map().values())
+        finally:
+            s.close()
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def wal_frames(db_path: Path) -> int:
+    """Frames in the WAL now, seen from another connection (a PASSIVE checkpoint reports
+    them; it also copies them back, which is harmless here)."""
+    conn = sqlite3.connect(db_path)
+    try:
+        return int(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+    finally:
+        conn.close()
+
+
+def big_batches(count: int, first: int = 1) -> Iterator[tuple[list[dict[str, Any]], int]]:
+    """Sync batches of 100 messages of ~2 kB each: about 1000 WAL pages per 1,500 messages."""
+    for start in range(first, first + count, 100):
+        seqs = range(start, min(start + 100, first + count))
+        yield [mev(i, msg(i, f"m{i} " + "x" * 2000, remote=REMOTES[i % 3])) for i in seqs], seqs[-1]
+
+
+def test_deferred_checkpoints_never_run_inside_a_commit(db_path: Path) -> None:
+    # SQLite's automatic checkpoint would have copied the WAL back inside the commit that
+    # crossed 1000 pages, and a later write would have started it over: the WAL would hold
+    # fewer frames than written. Deferred, every commit only appends.
+    s = Store.open(db_path)
+    try:
+        commits: list[None] = []
+        s.defer_checkpoints(lambda: commits.append(None))
+        for batch, cursor in big_batches(3000):
+            s.apply_sync(batch, cursor)
+        s.enqueue_send("a1", OWN, BOB, "hello")
+        assert len(commits) == 31
+        assert wal_frames(db_path) > 2000
+    finally:
+        s.close()
+
+
+def test_the_writer_checkpoints_a_wal_past_the_limit(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkpoint thread that never runs (writes that never pause): the WAL stays bounded.
+    monkeypatch.setattr(store_mod, "WAL_LIMIT_BYTES", 1024 * 1024)
+    s = Store.open(db_path)
+    try:
+        s.defer_checkpoints(lambda: None)
+        wal = Path(f"{db_path}-wal")
+        sizes = []
+        for batch, cursor in big_batches(6000):
+            s.apply_sync(batch, cursor)
+            sizes.append(wal.stat().st_size)
+        # One batch writes ~700 kB (text, FTS, event log): the WAL never grows past the
+        # limit by more than that, where all 6,000 messages take about 40 MB.
+        assert max(sizes) < 2 * 1024 * 1024
+        assert s.cursor() == 6000
+    finally:
+        s.close()
+
+
+async def test_async_store_checkpoints_in_the_background(db_path: Path) -> None:
+    astore = await AsyncStore.open(db_path)
+    try:
+        checkpointer = astore._checkpointer
+        assert checkpointer is not None
+        autocheckpoint = await astore.call(
+            lambda: astore._store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        )
+        assert autocheckpoint == 0
+        for first in (1, 3001):  # twice: the WAL starts over while the daemon writes
+            for batch, cursor in big_batches(3000, first=first):
+                await astore.apply_sync(batch, cursor)
+            await astore.enqueue_send(f"a{first}", OWN, BOB, "hello")
+            # The writes pause: the thread copies the whole WAL back...
+            assert await asyncio.to_thread(checkpointer.wait_covered, checkpointer.commits, 20)
+            assert checkpointer.last is not None
+            busy, frames, copied = checkpointer.last
+            assert (busy, copied) == (0, frames)
+            # ...so the next write starts the WAL over instead of growing it.
+            await astore.set_pref("after", first)
+            assert wal_frames(db_path) < 50
+        assert await astore.cursor() == 6000
+    finally:
+        await astore.close()
+    # The store's connection closed last: SQLite checkpointed and removed the WAL.
+    assert not Path(f"{db_path}-wal").exists()
+
+
+# ---------------------------------------------------------------------------- batched merge
+
+SYNC_OPS = st.lists(
+    st.one_of(
+        # A server message: (server id, remote, direction, with the client id of a local send)
+        st.tuples(
+            st.just("msg"),
+            st.integers(1, 12),
+            st.integers(0, 2),
+            st.sampled_from(["in", "out"]),
+            st.booleans(),
+        ),
+        st.tuples(st.just("del_msg"), st.integers(1, 12)),
+        st.tuples(st.just("del_conv"), st.integers(0, 2), st.integers(0, 12)),
+        st.tuples(st.just("read"), st.integers(0, 2), st.integers(0, 12)),
+        st.tuples(
+            st.just("bad"),
+        ),
+    ),
+    max_size=30,
+)
+
+
+def sync_events(ops: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for seq, op in enumerate(ops, start=10):  # after the history `prepared` synced
+        if op[0] == "msg":
+            _, sid, r, direction, own = op
+            client_id = f"local{sid}" if own and direction == "out" else None
+            m = msg(sid, f"text {sid}", direction=direction, remote=REMOTES[r], client_id=client_id)
+            out.append(mev(seq, m))
+        elif op[0] == "del_msg":
+            out.append(ev(seq, "delete_message", id=op[1]))
+        elif op[0] == "del_conv":
+            out.append(
+                ev(seq, "delete_conversation", number=OWN, remote=REMOTES[op[1]], up_to=op[2])
+            )
+        elif op[0] == "read":
+            out.append(ev(seq, "read", number=OWN, remote=REMOTES[op[1]], up_to=op[2]))
+        else:
+            out.append(ev(seq, "message", message={"id": "not a message"}))
+    return out
+
+
+def prepared(path: Path) -> tuple[Store, list[LocalEvent]]:
+    """A store with history, a deleted stretch, and local sends waiting for their echo."""
+    s = Store.open(path)
+    s.apply_sync([mev(1, msg(1, remote=BOB)), mev(2, msg(2, remote=CAROL))], 2)
+    s.apply_sync([ev(3, "delete_conversation", number=OWN, remote=CAROL, up_to=4)], 3)
+    for sid in (3, 5, 9):
+        s.enqueue_send(f"local{sid}", OWN, REMOTES[sid % 3], f"local {sid}", now=100.0 + sid)
+    events: list[LocalEvent] = []
+    s.on_events = events.extend
+    return s, events
+
+
+@given(SYNC_OPS)
+def test_a_batch_merges_as_its_events_one_by_one(ops: list[tuple[Any, ...]]) -> None:
+    # apply_sync merges runs of message events together; the result must be what the
+    # same events give one batch at a time: rows, ids, search index and logged events.
+    batch = [*sync_events(ops), mev(100, msg(50, "last"))]
+    assert all(e["seq"] > 3 for e in batch)
+    with tempfile.TemporaryDirectory() as d:
+        one, one_events = prepared(Path(d) / "one.db")
+        each, each_events = prepared(Path(d) / "each.db")
+        try:
+            one.apply_sync(batch, 100)
+            for e in batch:
+                each.apply_sync([e], e["seq"])
+            assert dump(Path(d) / "one.db") == dump(Path(d) / "each.db")
+
+            def logged(events: list[LocalEvent]) -> list[tuple[str, Any]]:
+                return [(e.kind, e.data) for e in events if e.kind != "unread"]
+
+            assert logged(one_events) == logged(each_events)
+            assert [e.id for e in one_events] == sorted({e.id for e in one_events})
+            assert one.unread().total == each.unread().total
+            assert [m.id for m in one.search("text").messages] == [
+                m.id for m in each.search("text").messages
+            ]
+        finally:
+            one.close()
+            each.close()

@@ -1,0 +1,182 @@
+"""The server store in-process: isolation properties, idempotency, horizon, file names."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from glosmsd.core.errors import BadInput, NoSmsNumber, NotFound, SchemaTooNew
+from glosmsd.server.db import Store, clean_file_name
+
+NUMBERS = [f"+1555000{n:04d}" for n in range(4)]
+REMOTES = ["+15557654321", "+15557654322"]
+EXTS = [str(1001 + i) for i in range(5)]
+
+
+def png(seed: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), (seed % 256, seed // 256 % 256, 7)).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "s.db")
+    for ext in EXTS:
+        s.add_extension(ext, f"User {ext}")
+    return s
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> tuple[dict[str, set[str]], list[tuple[str, ...]]]:
+    """Random shares (ext -> numbers) and random traffic."""
+    shares = {ext: draw(st.sets(st.sampled_from(NUMBERS), max_size=2)) for ext in EXTS}
+    op = st.one_of(
+        st.tuples(st.just("in"), st.sampled_from(REMOTES), st.sampled_from(NUMBERS)),
+        st.tuples(st.just("out"), st.sampled_from(EXTS), st.sampled_from(REMOTES + NUMBERS)),
+        st.tuples(st.just("file"), st.sampled_from(EXTS), st.sampled_from(REMOTES + NUMBERS)),
+    )
+    return shares, draw(st.lists(op, max_size=12))
+
+
+@settings(max_examples=60)
+@given(world=worlds())
+def test_no_extension_ever_reads_another_accounts_messages(
+    world: tuple[dict[str, set[str]], list[tuple[str, ...]]],
+) -> None:
+    shares, ops = world
+    with tempfile.TemporaryDirectory() as tmp:
+        s = Store(Path(tmp) / "s.db")
+        try:
+            for ext in EXTS:
+                s.add_extension(ext, ext)
+                for number in sorted(shares[ext]):
+                    s.assign_number(ext, number)
+            hosted = {n for ns in shares.values() for n in ns}
+            counter = itertools.count()
+            for op in ops:
+                i = next(counter)
+                if op[0] == "in" and op[2] in hosted:
+                    s.receive(op[1], op[2], f"in{i}")
+                elif op[0] in ("out", "file") and shares[op[1]]:
+                    files = []
+                    if op[0] == "file":
+                        info = s.upload(op[1], png(i), f"../{i}.png")
+                        files = [{"sha256": info.sha256, "name": info.name}]
+                    s.send(op[1], f"c{i}", op[2], f"out{i}", files)
+            every_file = {
+                f["sha256"] for n in NUMBERS for m in s.messages_of(n) for f in m["files"]
+            }
+            for ext in EXTS:
+                mine = shares[ext]
+                events = s.sync(ext, 0, 1000).events
+                for e in events:
+                    if e["kind"] == "message":
+                        assert e["message"]["number"] in mine
+                    elif e["kind"] == "message_state":
+                        assert s.message(e["id"])["number"] in mine
+                visible_files = {
+                    f["sha256"] for n in mine for m in s.messages_of(n) for f in m["files"]
+                }
+                for sha in every_file:
+                    if sha in visible_files:
+                        assert s.download(ext, sha, 0, 10)["size"] > 0
+                    else:
+                        with pytest.raises(NotFound):
+                            s.download(ext, sha, 0, 10)
+                for n in NUMBERS:
+                    if n not in mine:
+                        with pytest.raises(NotFound):
+                            s.mark_read(ext, n, REMOTES[0], 1)
+                        with pytest.raises(NotFound):
+                            s.delete_conversation(ext, n, REMOTES[0])
+                for m in (m for n in NUMBERS if n not in mine for m in s.messages_of(n)):
+                    with pytest.raises(NotFound):
+                        s.delete_message(ext, m["id"])
+        finally:
+            s.close()
+
+
+def test_read_marks_and_deletions_are_per_extension(store: Store) -> None:
+    store.assign_number("1001", NUMBERS[0])
+    store.assign_number("1002", NUMBERS[0])
+    m = store.receive(REMOTES[0], NUMBERS[0], "hi")
+    store.mark_read("1001", NUMBERS[0], REMOTES[0], m["id"])
+    store.delete_message("1001", m["id"])
+    kinds_1001 = [e["kind"] for e in store.sync("1001", 0, 100).events]
+    kinds_1002 = [e["kind"] for e in store.sync("1002", 0, 100).events]
+    assert kinds_1001 == ["message", "read", "delete_message"]
+    assert kinds_1002 == ["message"]
+    with pytest.raises(NotFound):
+        store.delete_message("1001", m["id"])  # already hidden for 1001
+
+
+def test_send_is_idempotent_per_extension(store: Store) -> None:
+    store.assign_number("1001", NUMBERS[0])
+    store.assign_number("1002", NUMBERS[1])
+    a = store.send("1001", "x", REMOTES[0], "hi", [])
+    b = store.send("1001", "x", REMOTES[0], "hi again", [])
+    c = store.send("1002", "x", REMOTES[0], "other ext, same id", [])
+    assert a.new
+    assert not b.new
+    assert b.message["id"] == a.message["id"]
+    assert c.new
+    assert c.message["id"] != a.message["id"]
+    with pytest.raises(NoSmsNumber):
+        store.send("1003", "y", REMOTES[0], "hi", [])
+    with pytest.raises(BadInput, match="phone number"):
+        store.send("1001", "z", "call me", "hi", [])
+
+
+def test_horizon_gives_a_snapshot(store: Store) -> None:
+    store.assign_number("1001", NUMBERS[0])
+    ids = [store.receive(REMOTES[0], NUMBERS[0], f"t{i}")["id"] for i in range(10)]
+    store.delete_message("1001", ids[0])
+    assert store.prune(3) == 8
+    batch = store.sync("1001", 2, 100)
+    assert batch.reset
+    assert [e["message"]["text"] for e in batch.events] == [f"t{i}" for i in range(1, 10)]
+    assert store.sync("1001", batch.cursor, 100).events == []
+    assert store.sync("1001", 10_000, 100).reset  # a cursor from another database
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\boot.ini", "boot.ini"),
+        ("/abs/path/x.jpg", "x.jpg"),
+        ("..", "file"),
+        ("", "file"),
+        ("a\x00b\nc.png", "abc.png"),
+        (".hidden", "hidden"),
+    ],
+)
+def test_file_names_are_display_names_only(raw: str, clean: str) -> None:
+    assert clean_file_name(raw) == clean
+
+
+def test_blobs_live_only_under_the_file_store(store: Store) -> None:
+    store.assign_number("1001", NUMBERS[0])
+    info = store.upload("1001", png(1), "../../../../tmp/evil.png")
+    paths = [p for p in store.files_dir.rglob("*") if p.is_file()]
+    assert [p.name for p in paths] == [info.sha256]
+    with pytest.raises(NotFound):
+        store.download("1001", "../../etc/passwd", 0, 10)
+    with pytest.raises(BadInput):
+        store._blob_path("../../etc/passwd")
+
+
+def test_schema_too_new_is_left_untouched(tmp_path: Path) -> None:
+    s = Store(tmp_path / "s.db")
+    s.conn.execute("PRAGMA user_version = 99")
+    s.close()
+    with pytest.raises(SchemaTooNew):
+        Store(tmp_path / "s.db")

@@ -59,6 +59,43 @@ class RemoteProtocolError(ProtocolError):
     kind = "remote-protocol"
 
 
+class PoisonEvent(RemoteProtocolError):
+    """One event from the server cannot be used or stored (a wrong shape, a field out of
+    bounds, a value the store refuses). It is logged, skipped and counted in the link's
+    status, and never holds back the events after it: a batch that cannot be applied
+    names the event that stopped it here, so the link can drop that one and go on.
+
+    `seq` and `event_kind` name the event (None when it had none); both travel in `data`.
+    """
+
+    kind = "poison-event"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        seq: int | None = None,
+        event_kind: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        merged = dict(data or {})
+        if seq is not None:
+            merged["seq"] = seq
+        if event_kind is not None:
+            merged["event"] = event_kind
+        super().__init__(message, data=merged or None)
+
+    @property
+    def seq(self) -> int | None:
+        value = (self.data or {}).get("seq")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def event_kind(self) -> str | None:
+        value = (self.data or {}).get("event")
+        return value if isinstance(value, str) else None
+
+
 class LinkClosed(GlosmsdError):
     """The link to the server is down; the operation may be retried later."""
 
@@ -174,6 +211,7 @@ _BY_CODE: dict[int, type[GlosmsdError]] = {cls.code: cls for cls in reversed(APP
 _SHARED_CODE: tuple[type[GlosmsdError], ...] = (
     LocalProtocolError,
     RemoteProtocolError,
+    PoisonEvent,
     SchemaTooNew,
 )
 _BY_KIND: dict[str, type[GlosmsdError]] = {

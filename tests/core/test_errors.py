@@ -12,6 +12,7 @@ from glosmsd.core.errors import (
     GlosmsdError,
     LocalProtocolError,
     NotFound,
+    PoisonEvent,
     ProtocolError,
     RemoteProtocolError,
     RpcError,
@@ -24,6 +25,7 @@ ALL_CLASSES: tuple[type[GlosmsdError], ...] = (
     *APPLICATION_ERRORS,
     LocalProtocolError,
     RemoteProtocolError,
+    PoisonEvent,
     SchemaTooNew,
 )
 
@@ -128,3 +130,16 @@ def test_rebuilt_errors_are_caught_by_their_parents() -> None:
         raise error_from_rpc(RemoteProtocolError("bad frame").to_rpc())
     with pytest.raises(GlosmsdError):
         raise error_from_rpc({"code": -32601, "message": "Method not found"})
+
+
+def test_poison_event_names_its_event_and_survives_the_wire() -> None:
+    exc = PoisonEvent(
+        "message event seq 17: files[0].name is not text", seq=17, event_kind="message"
+    )
+    assert (exc.seq, exc.event_kind) == (17, "message")
+    assert isinstance(exc, RemoteProtocolError)
+    back = error_from_rpc(exc.to_rpc())
+    assert type(back) is PoisonEvent
+    assert isinstance(back, PoisonEvent)
+    assert (back.seq, back.event_kind, back.message) == (17, "message", exc.message)
+    assert PoisonEvent("no seq").seq is None

@@ -30,6 +30,7 @@ from glosmsd.core.errors import (
     INVALID_PARAMS,
     INVALID_REQUEST,
     PARSE_ERROR,
+    AmbiguousRecipient,
     AuthFailed,
     BadInput,
     ConfigError,
@@ -521,7 +522,7 @@ def _run_send(args: argparse.Namespace) -> int:
             client.call("subscribe", {})
         try:
             res = client.call("send", params)
-        except BadInput as exc:
+        except AmbiguousRecipient as exc:
             choices = (exc.data or {}).get("choices")
             if not choices or not _can_ask(args):
                 raise

@@ -18,21 +18,11 @@ from types import TracebackType
 from typing import Any, Final
 
 from glosmsd.core import rpc
-from glosmsd.core.errors import LinkClosed, RemoteProtocolError
+from glosmsd.core.errors import DaemonNotRunning, LinkClosed, RemoteProtocolError, SocketUnusable
+
+__all__ = ["CLIENT_MAX_LINE", "Client", "DaemonNotRunning", "SocketUnusable"]
 
 CLIENT_MAX_LINE: Final = 256 * 1024 * 1024
-
-
-class DaemonNotRunning(LinkClosed):
-    """Nothing answers on the socket."""
-
-    kind = "daemon-not-running"
-
-
-class SocketUnusable(LinkClosed):
-    """Something is at the socket path, but this user may not use it."""
-
-    kind = "socket-unusable"
 
 
 def default_socket_path() -> Path:

@@ -4,6 +4,39 @@ Every error a user or a client can see is a `GlosmsdError`. Each class carries t
 JSON-RPC code it maps to, so the local socket and the server link report it the same
 way and nothing else leaks a traceback to a client. Messages say what happened and what
 to do. This module must never import anything from the rest of the package.
+
+The tree (code, `data.kind`; a subclass without a code of its own shares its parent's
+and is told apart by its kind; tests/core/test_errors.py checks this drawing is whole)::
+
+    GlosmsdError                -32000 error
+    ├── ConfigError             -32001 config
+    ├── ProtocolError           -32002 protocol
+    │   ├── LocalProtocolError         local-protocol      we broke it
+    │   └── RemoteProtocolError        remote-protocol     the peer broke it
+    │       └── PoisonEvent            poison-event        one server event we cannot use
+    ├── LinkClosed              -32003 link-closed         the server (or daemon) is away
+    │   ├── AuthFailed          -32004 auth-failed         the token was refused
+    │   ├── DaemonNotRunning           daemon-not-running  nothing answers on the socket
+    │   ├── SocketUnusable             socket-unusable     something there we may not use
+    │   │   └── SocketNotOurs          socket-not-ours     another user's socket or folder
+    │   └── ConnectionLost             connection-lost     the daemon went away mid-call
+    ├── StoreError              -32005 store
+    │   └── SchemaTooNew               schema-too-new
+    ├── SendFailed              -32006 send-failed
+    │   └── NoSmsNumber         -32007 no-sms-number
+    ├── LimitExceeded           -32008 limit-exceeded
+    │   └── SubscriberDropped          subscriber-dropped  an event reader fell behind
+    ├── NotFound                -32009 not-found
+    ├── BadInput                -32010 bad-input
+    │   ├── InvalidNumber              invalid-number      not a phone number
+    │   └── AmbiguousRecipient         ambiguous-recipient several contacts or numbers
+    ├── Unsupported             -32011 unsupported
+    └── RpcError                (its own code) rpc         JSON-RPC's -32700..-32600 and
+                                                           codes this version does not know
+
+The client-side classes (`DaemonNotRunning`, `SocketUnusable`, `SocketNotOurs`,
+`ConnectionLost`) are raised by `glosmsd.client.ipc` and never cross the socket;
+`SubscriberDropped` is raised to an in-process event reader by `glosmsd.daemon.hub`.
 """
 
 # The class names are the public vocabulary of STYLE.md §3 (LinkClosed, SchemaTooNew, ...);
@@ -110,6 +143,34 @@ class AuthFailed(LinkClosed):
     kind = "auth-failed"
 
 
+class DaemonNotRunning(LinkClosed):
+    """Nothing answers on the daemon's socket (no socket, or a stale one)."""
+
+    kind = "daemon-not-running"
+
+
+class SocketUnusable(LinkClosed):
+    """Something is at the socket path, but this user may not use it."""
+
+    kind = "socket-unusable"
+
+
+class SocketNotOurs(SocketUnusable):
+    """The socket, its folder or the process behind it belongs to another user.
+
+    The client refuses before it sends a byte: whatever it would send (a message, a
+    file) would go to that user.
+    """
+
+    kind = "socket-not-ours"
+
+
+class ConnectionLost(LinkClosed):
+    """The daemon closed or reset the connection in the middle of a call."""
+
+    kind = "connection-lost"
+
+
 class StoreError(GlosmsdError):
     """The local database failed."""
 
@@ -144,6 +205,12 @@ class LimitExceeded(GlosmsdError):
     kind = "limit-exceeded"
 
 
+class SubscriberDropped(LimitExceeded):
+    """An event subscriber fell too far behind and was cut off (it stopped reading)."""
+
+    kind = "subscriber-dropped"
+
+
 class NotFound(GlosmsdError):
     """The named message, conversation, contact or file does not exist (for this user)."""
 
@@ -156,6 +223,23 @@ class BadInput(GlosmsdError):
 
     code = -32010
     kind = "bad-input"
+
+
+class InvalidNumber(BadInput):
+    """What was given as a phone number is not one; the message shows the form to use."""
+
+    kind = "invalid-number"
+
+
+class AmbiguousRecipient(BadInput):
+    """A name fits several contacts, or a contact has several numbers.
+
+    `data` says which: `{"contact": NAME, "choices": [{"pick", "label", "number"}, ...]}`
+    for one contact's numbers (send again with `pick`), or `{"contacts": [CONTACT, ...]}`
+    for several contacts (use the full name or a number).
+    """
+
+    kind = "ambiguous-recipient"
 
 
 class Unsupported(GlosmsdError):
@@ -212,11 +296,18 @@ _SHARED_CODE: tuple[type[GlosmsdError], ...] = (
     LocalProtocolError,
     RemoteProtocolError,
     PoisonEvent,
+    DaemonNotRunning,
+    SocketUnusable,
+    SocketNotOurs,
+    ConnectionLost,
     SchemaTooNew,
+    SubscriberDropped,
+    InvalidNumber,
+    AmbiguousRecipient,
 )
-_BY_KIND: dict[str, type[GlosmsdError]] = {
-    cls.kind: cls for cls in (*APPLICATION_ERRORS, *_SHARED_CODE)
-}
+#: Every class of the tree but `RpcError`, in the order of the drawing's codes.
+ALL_ERRORS: tuple[type[GlosmsdError], ...] = (*APPLICATION_ERRORS, *_SHARED_CODE)
+_BY_KIND: dict[str, type[GlosmsdError]] = {cls.kind: cls for cls in ALL_ERRORS}
 
 
 def error_from_rpc(obj: dict[str, Any]) -> GlosmsdError:

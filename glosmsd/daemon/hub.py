@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from glosmsd.core.errors import SubscriberDropped
+
 log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE = 1000
@@ -34,10 +36,6 @@ class Event:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "at": self.at, "data": dict(self.data)}
-
-
-class SubscriberDroppedError(Exception):
-    """The subscriber fell too far behind and was cut off."""
 
 
 class Subscription:
@@ -65,13 +63,16 @@ class Subscription:
             self.close()
 
     async def get(self) -> Event:
-        """The next event; raises `SubscriberDroppedError` once the subscriber has been cut off."""
+        """The next event; raises `SubscriberDropped` once the subscriber has been cut off."""
         if self.overflowed:
-            raise SubscriberDroppedError(self.name)
+            raise self._dropped()
         item = await self._queue.get()
         if item is None:
-            raise SubscriberDroppedError(self.name) if self.overflowed else EOFError(self.name)
+            raise self._dropped() if self.overflowed else EOFError(self.name)
         return item
+
+    def _dropped(self) -> SubscriberDropped:
+        return SubscriberDropped(f"{self.name} fell too far behind the events and was cut off")
 
     def close(self) -> None:
         if self.closed:

@@ -34,8 +34,14 @@ from typing import Any, Final
 
 from glosmsd import __version__
 from glosmsd.core import rpc
-from glosmsd.core.errors import INVALID_REQUEST, ConfigError, GlosmsdError, RpcError
-from glosmsd.daemon.hub import Event, Hub, SubscriberDroppedError, Subscription
+from glosmsd.core.errors import (
+    INVALID_REQUEST,
+    ConfigError,
+    GlosmsdError,
+    RpcError,
+    SubscriberDropped,
+)
+from glosmsd.daemon.hub import Event, Hub, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -431,7 +437,7 @@ class IpcServer:
                 if ev.id <= last:
                     continue
                 conn.send(rpc.encode(rpc.notification("event", ev.to_json())))
-        except SubscriberDroppedError:
+        except SubscriberDropped:
             conn.drop("event queue overflowed (it stopped reading)")
         except EOFError:
             return

@@ -32,6 +32,7 @@ from typing import Any, Final, Protocol
 from glosmsd import __version__
 from glosmsd.core import rules
 from glosmsd.core.errors import (
+    AmbiguousRecipient,
     BadInput,
     GlosmsdError,
     LinkClosed,
@@ -353,7 +354,7 @@ class Service:
             )
         if len(matches) > 1:
             names = ", ".join(c.name for c in matches[:10])
-            raise BadInput(
+            raise AmbiguousRecipient(
                 f"{to!r} matches several contacts: {names}. Use the full name or a number.",
                 data={"contacts": [c.to_json() for c in matches[:10]]},
             )
@@ -369,7 +370,7 @@ class Service:
             return numbers[pick - 1].number
         if len(numbers) > 1:
             listing = "; ".join(f"{i}) {n.label} {n.number}" for i, n in enumerate(numbers, 1))
-            raise BadInput(
+            raise AmbiguousRecipient(
                 f"{contact.name} has {len(numbers)} numbers: {listing}. Choose one with "
                 "--pick N (or the `pick` param).",
                 data={

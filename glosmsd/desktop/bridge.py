@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from glosmsd.core.errors import GlosmsdError
-from glosmsd.daemon.hub import Event, Hub, SubscriberDroppedError
+from glosmsd.core.errors import GlosmsdError, SubscriberDropped
+from glosmsd.daemon.hub import Event, Hub
 from glosmsd.daemon.service import Service
 from glosmsd.desktop.icon import Look
 from glosmsd.desktop.notify import Alert, Notifier
@@ -142,7 +142,7 @@ class Desktop:
             while True:
                 try:
                     event = await sub.get()
-                except (SubscriberDroppedError, EOFError):
+                except (SubscriberDropped, EOFError):
                     log.warning("desktop fell behind the event feed; resubscribing")
                     sub = self.hub.subscribe("desktop")
                     self._dirty.set()

@@ -10,24 +10,16 @@ from glosmsd.core import errors
 from glosmsd.core.errors import (
     APPLICATION_ERRORS,
     GlosmsdError,
-    LocalProtocolError,
     NotFound,
     PoisonEvent,
     ProtocolError,
     RemoteProtocolError,
     RpcError,
-    SchemaTooNew,
     StoreError,
     error_from_rpc,
 )
 
-ALL_CLASSES: tuple[type[GlosmsdError], ...] = (
-    *APPLICATION_ERRORS,
-    LocalProtocolError,
-    RemoteProtocolError,
-    PoisonEvent,
-    SchemaTooNew,
-)
+ALL_CLASSES: tuple[type[GlosmsdError], ...] = errors.ALL_ERRORS
 
 
 def test_application_codes_are_unique_and_in_the_server_range() -> None:
@@ -143,3 +135,52 @@ def test_poison_event_names_its_event_and_survives_the_wire() -> None:
     assert isinstance(back, PoisonEvent)
     assert (back.seq, back.event_kind, back.message) == (17, "message", exc.message)
     assert PoisonEvent("no seq").seq is None
+
+
+def _tree_classes() -> set[type[GlosmsdError]]:
+    found: set[type[GlosmsdError]] = set()
+    todo: list[type[GlosmsdError]] = [GlosmsdError]
+    while todo:
+        cls = todo.pop()
+        found.add(cls)
+        todo.extend(cls.__subclasses__())
+    return {c for c in found if c.__module__ == errors.__name__}
+
+
+def test_the_docstring_draws_every_class_with_its_parent_code_and_kind() -> None:
+    doc = errors.__doc__ or ""
+    drawing = [line for line in doc.splitlines() if line.startswith("    ") and line.strip()]
+    rows: dict[str, tuple[int, list[str]]] = {}
+    for line in drawing:
+        words = line.replace("│", " ").replace("├──", "   ").replace("└──", "   ").split()
+        if words and words[0].isidentifier() and words[0][0].isupper():
+            depth = (len(line) - len(line.lstrip(" │├└─"))) // 4
+            rows[words[0]] = (depth, words[1:])
+    classes = _tree_classes()
+    assert {c.__name__ for c in classes} == set(rows)
+    for cls in classes:
+        _depth, rest = rows[cls.__name__]
+        if cls is not errors.RpcError:
+            assert cls.kind in rest, cls
+            own_code = cls is GlosmsdError or cls.code != cls.__mro__[1].code  # type: ignore[attr-defined]
+            assert (str(cls.code) in rest) == own_code, cls
+    # The indentation draws the parent of each class.
+    order = list(rows)
+    for cls in classes - {GlosmsdError}:
+        depth = rows[cls.__name__][0]
+        above = order[: order.index(cls.__name__)]
+        parent = next(n for n in reversed(above) if rows[n][0] == depth - 1)
+        assert cls.__mro__[1].__name__ == parent, cls
+
+
+def test_every_class_but_rpc_error_is_rebuilt_from_its_kind() -> None:
+    assert set(errors.ALL_ERRORS) == _tree_classes() - {errors.RpcError}
+
+
+def test_an_ambiguous_recipient_is_bad_input_with_its_choices() -> None:
+    choices = [{"pick": 1, "label": "mobile", "number": "+15557654321"}]
+    sent = errors.AmbiguousRecipient("Bob Roe has 2 numbers", data={"choices": choices})
+    got = error_from_rpc(sent.to_rpc())
+    assert isinstance(got, errors.BadInput)
+    assert type(got) is errors.AmbiguousRecipient
+    assert got.data == {"choices": choices}

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from glosmsd.core.errors import BadInput, NoSmsNumber, NotFound, Unsupported
+from glosmsd.core.errors import AmbiguousRecipient, BadInput, NoSmsNumber, NotFound, Unsupported
 from glosmsd.daemon.config import Config
 from glosmsd.daemon.root import Daemon
 from glosmsd.daemon.service import Service
@@ -81,7 +81,7 @@ async def test_recipients_by_number_and_by_contact(daemon: Daemon) -> None:
     assert await svc.resolve_recipient(" 12345 ") == "12345"  # a short code
     with pytest.raises(BadInput, match="too short"):
         await svc.resolve_recipient("12")
-    with pytest.raises(BadInput, match="2 numbers") as info:
+    with pytest.raises(AmbiguousRecipient, match="2 numbers") as info:
         await svc.resolve_recipient("bob roe")
     assert info.value.data is not None
     assert [c["number"] for c in info.value.data["choices"]] == [BOB_MOBILE, BOB_WORK]
@@ -89,8 +89,10 @@ async def test_recipients_by_number_and_by_contact(daemon: Daemon) -> None:
     with pytest.raises(BadInput, match="pick 1 to 2"):
         await svc.resolve_recipient("Bob Roe", pick=3)
     assert await svc.resolve_recipient("Rob Stone") == "+15557650001"
-    with pytest.raises(BadInput, match="several contacts"):
+    with pytest.raises(AmbiguousRecipient, match="several contacts") as several:
         await svc.resolve_recipient("Rob")
+    assert several.value.data is not None
+    assert len(several.value.data["contacts"]) >= 2
     with pytest.raises(NotFound, match="No contact named"):
         await svc.resolve_recipient("Zed Zed")
 

@@ -9,7 +9,6 @@ the caller (for progress bars).
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -19,28 +18,18 @@ from typing import Any, Final
 
 from glosmsd.core import rpc
 from glosmsd.core.errors import DaemonNotRunning, LinkClosed, RemoteProtocolError, SocketUnusable
+from glosmsd.system.paths import socket_path
 
 __all__ = ["CLIENT_MAX_LINE", "Client", "DaemonNotRunning", "SocketUnusable"]
 
 CLIENT_MAX_LINE: Final = 256 * 1024 * 1024
 
 
-def default_socket_path() -> Path:
-    """`GLOSMSD_SOCKET`, else `$XDG_RUNTIME_DIR/glosmsd/socket`, else a per-user temp path."""
-    explicit = os.environ.get("GLOSMSD_SOCKET")
-    if explicit:
-        return Path(explicit)
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime:
-        return Path(runtime) / "glosmsd" / "socket"
-    return Path(f"/tmp/glosmsd-{os.getuid()}") / "socket"  # noqa: S108 - a 0700 dir of our own
-
-
 class Client:
     """`with Client() as c: c.call("status")`."""
 
     def __init__(self, path: Path | None = None, *, timeout: float | None = 30.0) -> None:
-        self.path = path or default_socket_path()
+        self.path = path or socket_path()
         self.timeout = timeout
         self._sock: socket.socket | None = None
         self._framer = rpc.LineFramer(CLIENT_MAX_LINE)

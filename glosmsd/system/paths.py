@@ -5,7 +5,10 @@ user data dir, the log in the user state dir, the socket in the runtime dir, all
 platformdirs for "glosmsd", so every one of them moves with the XDG variables
 (`XDG_CONFIG_HOME`, `XDG_DATA_HOME`, `XDG_STATE_HOME`, `XDG_RUNTIME_DIR`) and
 `GLOSMSD_SOCKET` moves the socket alone. Without `XDG_RUNTIME_DIR` (a cron job, a bare
-ssh session) the socket goes to `/tmp/glosmsd-UID/`, the same place `ipc_client` looks.
+ssh session) the socket goes to `/tmp/glosmsd-UID/` on Linux and the BSDs, and to
+platformdirs' per-user runtime folder on macOS and Windows. `socket_path` is the one
+function that decides it: the daemon binds there and `glosms` (the socket client) dials
+there.
 
 This module only computes paths and creates directories; it must never read or write
 the files themselves.
@@ -20,21 +23,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import platformdirs
-
 APP: Final = "glosmsd"
 
 
 def runtime_dir(env: Mapping[str, str] | None = None) -> Path:
-    """`$XDG_RUNTIME_DIR/glosmsd`, or a per-user directory under /tmp when it is unset."""
+    """`$XDG_RUNTIME_DIR/glosmsd`, or a per-user directory when it is unset."""
     env = os.environ if env is None else env
     base = env.get("XDG_RUNTIME_DIR")
     if base:
         return Path(base) / APP
     if sys.platform in ("darwin", "win32"):
+        import platformdirs  # only here: `glosms` pays for it only where it needs it
+
         return Path(platformdirs.user_runtime_dir(APP))
-    # platformdirs would warn and pick /tmp/runtime-UID; use the path the CLI client uses.
+    # platformdirs would warn and pick /tmp/runtime-UID: a name of our own instead, whose
+    # owner and mode both the daemon and the client check (anyone may create it first).
     return Path(f"/tmp/{APP}-{os.getuid()}")  # noqa: S108 - a 0700 dir of our own
+
+
+def socket_path(env: Mapping[str, str] | None = None) -> Path:
+    """The daemon's socket: `$GLOSMSD_SOCKET`, else `socket` in `runtime_dir`."""
+    env = os.environ if env is None else env
+    explicit = env.get("GLOSMSD_SOCKET")
+    return Path(explicit) if explicit else runtime_dir(env) / "socket"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +69,13 @@ class Paths:
         `env` is only consulted for `XDG_RUNTIME_DIR` and `GLOSMSD_SOCKET`; platformdirs
         reads the other XDG variables from `os.environ` itself.
         """
+        import platformdirs
+
         env = os.environ if env is None else env
         config = Path(platformdirs.user_config_dir(APP, appauthor=False, roaming=True))
         data = Path(platformdirs.user_data_dir(APP, appauthor=False, roaming=True))
         state = Path(platformdirs.user_state_dir(APP, appauthor=False))
         run = runtime_dir(env)
-        socket = env.get("GLOSMSD_SOCKET")
         return cls(
             config_file=config / "config.toml",
             data_dir=data,
@@ -73,7 +85,7 @@ class Paths:
             state_dir=state,
             log_file=state / "glosmsd.log",
             runtime_dir=run,
-            socket_path=Path(socket) if socket else run / "socket",
+            socket_path=socket_path(env),
         )
 
     def ensure_dirs(self) -> None:

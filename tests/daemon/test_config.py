@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from glosmsd.client.ipc import default_socket_path
+from glosmsd.client.ipc import Client
 from glosmsd.core.errors import ConfigError
 from glosmsd.daemon.config import (
     PREF_DEFAULTS,
@@ -49,7 +49,7 @@ def test_paths_follow_xdg(isolated_xdg: Path) -> None:
     assert p.log_file.parent == p.state_dir
     assert p.runtime_dir == isolated_xdg / "run" / "glosmsd"
     assert p.socket_path == p.runtime_dir / "socket"
-    assert p.socket_path == default_socket_path()
+    assert p.socket_path == Client().path
 
 
 def test_socket_override_and_runtime_fallback(
@@ -61,8 +61,40 @@ def test_socket_override_and_runtime_fallback(
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     p = Paths.default()
     assert p.runtime_dir == Path(f"/tmp/glosmsd-{os.getuid()}")
-    assert p.socket_path == default_socket_path()  # the CLI looks where the daemon listens
+    assert p.socket_path == Client().path  # the CLI looks where the daemon listens
     assert runtime_dir({"XDG_RUNTIME_DIR": "/r"}) == Path("/r/glosmsd")
+
+
+@pytest.mark.parametrize("platform", ["linux", "darwin", "win32", "freebsd14"])
+@pytest.mark.parametrize("xdg_runtime", [True, False])
+@pytest.mark.parametrize("explicit", [True, False])
+def test_the_daemon_and_the_client_agree_on_the_socket_everywhere(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    platform: str,
+    xdg_runtime: bool,
+    explicit: bool,
+) -> None:
+    # Issue 12 item 15: on macOS without XDG_RUNTIME_DIR the daemon bound under
+    # ~/Library/... while glosms dialled /tmp/glosmsd-UID/socket.
+    monkeypatch.setattr("sys.platform", platform)
+    # platformdirs picked its backend for the real OS at import: stand in for the other's.
+    library = tmp_path / "Library" / "Caches" / "TemporaryItems"
+    monkeypatch.setattr("platformdirs.user_runtime_dir", lambda app, *_a, **_k: str(library / app))
+    if xdg_runtime:
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    else:
+        monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    if explicit:
+        monkeypatch.setenv("GLOSMSD_SOCKET", str(tmp_path / "mine.sock"))
+    else:
+        monkeypatch.delenv("GLOSMSD_SOCKET", raising=False)
+    daemon_side = Paths.default().socket_path
+    assert Client().path == daemon_side
+    if explicit:
+        assert daemon_side == tmp_path / "mine.sock"
+    elif xdg_runtime:
+        assert daemon_side == tmp_path / "run" / "glosmsd" / "socket"
 
 
 def test_ensure_dirs_are_private(isolated_xdg: Path) -> None:
@@ -172,7 +204,7 @@ def test_errors_name_the_file_and_key(tmp_path: Path, text: str, complaint: str)
 def test_insecure_allows_plain_ws_and_loopback_needs_nothing(tmp_path: Path) -> None:
     f = write(tmp_path / "c.toml", 'server = "ws://sms.lan/v1"\ntoken = "t"\ninsecure = true\n')
     assert Config.load(f).insecure
-    for host in ("127.0.0.1", "[::1]", "localhost"):
+    for host in ("127.0.0.1", "[::1]", "localhost", "[::ffff:127.0.0.1]"):
         assert Config.load(overrides={"server": f"ws://{host}:1/v1", "token": "t"}).server
 
 

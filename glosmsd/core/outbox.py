@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from glosmsd.core.backoff import doubling
 from glosmsd.core.errors import (
     BadInput,
     GlosmsdError,
@@ -119,8 +120,7 @@ class RetryPolicy:
 
     def delay(self, attempts: int, rng: random.Random) -> float:
         """The wait after the `attempts`-th failed try (attempts >= 1)."""
-        full = min(self.cap, self.base * 2.0 ** min(max(attempts - 1, 0), 64))
-        return full * (1 - self.jitter * rng.random())
+        return doubling(self.base, self.cap, attempts - 1) * (1 - self.jitter * rng.random())
 
 
 def classify(

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import enum
 import math
-import random
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypeGuard
+from typing import Any, Final, TypeGuard
 
+from glosmsd.core.backoff import Backoff
 from glosmsd.core.errors import RemoteProtocolError
 
 PROTOCOL_VERSION: Final = 1
@@ -84,50 +84,6 @@ class LinkStatus:
                 return f"{line} ({self.detail})" if self.detail else line
             case State.DISCONNECTED:
                 return f"Offline ({self.detail})" if self.detail else "Offline"
-
-
-# --------------------------------------------------------------------------- backoff
-
-
-@dataclass(slots=True)
-class Backoff:
-    """Reconnect delays: exponential from `minimum` doubling up to `maximum`, with jitter.
-
-    `jitter="full"`: each delay is uniform in [minimum, cap], cap = minimum * 2**failures
-    clamped to `maximum` (full jitter, but never below the minimum, so a flapping server
-    never sees a zero-delay storm). `jitter="decorrelated"`: uniform in
-    [minimum, 3 * previous delay], clamped to `maximum` (AWS's "decorrelated jitter").
-    The randomness comes from `rng`, so tests pass a seeded `random.Random`.
-    """
-
-    rng: random.Random
-    minimum: float = 0.5
-    maximum: float = 60.0
-    jitter: Literal["full", "decorrelated"] = "full"
-    failures: int = 0
-    _previous: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not 0 < self.minimum <= self.maximum:
-            raise ValueError(f"need 0 < minimum <= maximum, got {self.minimum}, {self.maximum}")
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt; each call counts one more failure."""
-        if self.jitter == "decorrelated":
-            upper = max(self.minimum, self._previous * 3)
-            delay = min(self.maximum, self.rng.uniform(self.minimum, upper))
-        else:
-            # min() on the exponent first: 2.0**2000 would overflow to an error.
-            cap = min(self.maximum, self.minimum * 2.0 ** min(self.failures, 64))
-            delay = self.rng.uniform(self.minimum, cap)
-        self.failures += 1
-        self._previous = delay
-        return delay
-
-    def reset(self) -> None:
-        """Back to the minimum (after a stable connection, or new credentials)."""
-        self.failures = 0
-        self._previous = 0.0
 
 
 # --------------------------------------------------------------------------- keepalive

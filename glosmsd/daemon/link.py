@@ -32,11 +32,11 @@ from websockets.protocol import State as WsState
 
 from glosmsd import __version__
 from glosmsd.core import rpc
+from glosmsd.core.backoff import Backoff
 from glosmsd.core.errors import LinkClosed, LocalProtocolError, RpcError
 from glosmsd.core.protocol import (
     AUTH_FAILED_LINE,
     ApplyBatch,
-    Backoff,
     Close,
     Connect,
     Deliver,

@@ -37,6 +37,7 @@ from websockets.http11 import Request, Response
 
 from glosmsd import __version__
 from glosmsd.core import rpc
+from glosmsd.core.backoff import doubling
 from glosmsd.core.errors import BadInput, GlosmsdError, ProtocolError
 from glosmsd.server.carrier import Carrier, Inbound, build
 from glosmsd.server.db import E164, MAX_CHUNK, SHA256, CarrierMode, Outbound, Store, SyncBatch
@@ -140,7 +141,7 @@ class AuthThrottle:
         self._fails[addr] = (count, now)
         if count <= self._free:
             return 0.0
-        return float(min(self._cap, self._base * 2 ** (count - self._free - 1)))
+        return doubling(self._base, self._cap, count - self._free - 1)
 
     def success(self, addr: str) -> None:
         self._fails.pop(addr, None)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import logging
 import signal
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from glosmsd import __version__
 from glosmsd.core.errors import GlosmsdError
+from glosmsd.core.loopback import is_loopback
 from glosmsd.server import admin
 from glosmsd.server.app import App, Config
 from glosmsd.server.carrier import ADAPTERS
@@ -32,15 +32,6 @@ def parse_listen(value: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"--listen wants HOST:PORT, got {value!r}")
     host = host.strip("[]") or "127.0.0.1"
     return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""The link's protocol core, without an event loop: states, backoff, dedupe, status lines."""
+"""The link's protocol core, without an event loop: states, dedupe, status lines."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from glosmsd.core.backoff import Backoff
 from glosmsd.core.errors import RemoteProtocolError
 from glosmsd.core.protocol import (
     AUTH_FAILED_LINE,
     ApplyBatch,
-    Backoff,
     Close,
     Connect,
     Deliver,
@@ -58,50 +58,6 @@ def live_core(cursor: int = 0, now: float = 0.0) -> LinkCore:
     assert isinstance(batch, ApplyBatch)
     assert c.batch_applied(now) == GoLive()
     return c
-
-
-# --------------------------------------------------------------------------- backoff
-
-
-def test_backoff_full_jitter_grows_and_caps() -> None:
-    b = Backoff(random.Random(7))
-    delays = [b.next_delay() for _ in range(20)]
-    assert delays[0] == 0.5
-    for n, d in enumerate(delays):
-        assert 0.5 <= d <= min(60.0, 0.5 * 2**n)
-    assert max(delays[-5:]) > 20  # it does reach the high range
-
-
-def test_backoff_decorrelated_stays_in_range() -> None:
-    b = Backoff(random.Random(3), jitter="decorrelated")
-    delays = [b.next_delay() for _ in range(50)]
-    assert all(0.5 <= d <= 60 for d in delays)
-    assert max(delays) > 10
-
-
-def test_backoff_reset_and_determinism() -> None:
-    a, b = Backoff(random.Random(5)), Backoff(random.Random(5))
-    assert [a.next_delay() for _ in range(6)] == [b.next_delay() for _ in range(6)]
-    a.reset()
-    assert a.next_delay() == 0.5
-
-
-def test_backoff_rejects_bad_bounds() -> None:
-    with pytest.raises(ValueError, match="minimum"):
-        Backoff(random.Random(), minimum=0)
-    with pytest.raises(ValueError, match="minimum"):
-        Backoff(random.Random(), minimum=5, maximum=1)
-
-
-@given(
-    seed=st.integers(0, 2**32),
-    n=st.integers(1, 200),
-    jitter=st.sampled_from(["full", "decorrelated"]),
-)
-def test_backoff_always_between_bounds(seed: int, n: int, jitter: Any) -> None:
-    b = Backoff(random.Random(seed), jitter=jitter)
-    for _ in range(n):
-        assert 0.5 <= b.next_delay() <= 60.0
 
 
 # --------------------------------------------------------------------------- keepalive

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Final, Literal, get_args
 
 from glosmsd.core.errors import GlosmsdError, Unsupported
+from glosmsd.system.atomicwrite import write_atomic
 
 UNIT_NAME: Final = "glosmsd.service"
 AUTOSTART_NAME: Final = "glosmsd.desktop"
@@ -334,7 +335,7 @@ def write_packaging(directory: Path) -> list[Path]:
     written = []
     for name, text in packaging_files().items():
         path = directory / name
-        path.write_text(text, "utf-8", newline="\n")
+        write_atomic(path, text, mode=0o644)
         written.append(path)
     return written
 
@@ -526,14 +527,10 @@ def installed(places: Places | None = None) -> list[Path]:
 
 def _write(path: Path, text: str) -> None:
     """Write `text` atomically (a desktop never sees half a file), mode 0644."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, "utf-8", newline="\n")
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, text, mode=0o644)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise GlosmsdError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 

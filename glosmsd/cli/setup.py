@@ -21,7 +21,6 @@ import asyncio
 import dataclasses
 import getpass
 import logging
-import os
 import sys
 import tempfile
 import tomllib
@@ -34,6 +33,7 @@ from glosmsd.cli import autostart
 from glosmsd.core.errors import AuthFailed, BadInput, ConfigError, GlosmsdError, LinkClosed
 from glosmsd.core.protocol import LinkStatus, State
 from glosmsd.daemon.config import MAX_TOKEN_BYTES, SERVER_EXAMPLE, Config, save_token, tls_context
+from glosmsd.system.atomicwrite import write_atomic
 from glosmsd.system.paths import Paths
 
 EXIT_OK: Final = 0
@@ -323,8 +323,7 @@ def plan(
     text = render_config(server.strip(), insecure=insecure, kept=kept)
     staged = scratch / "config.toml"
     save_token(scratch / TOKEN_NAME, token)
-    staged.write_text(text, "utf-8")
-    staged.chmod(0o600)
+    write_atomic(staged, text, mode=0o600)
     try:
         config = Config.load(staged, paths=check_paths)
     except ConfigError as exc:
@@ -354,11 +353,7 @@ def write(p: Plan) -> None:
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         save_token(p.token_file, p.token)
-        tmp = directory / f".{p.config_file.name}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(p.text)
-        os.replace(tmp, p.config_file)
+        write_atomic(p.config_file, p.text, mode=0o600)
     except OSError as exc:
         raise ConfigError(
             f"cannot write {directory}: {exc.strerror or exc}: check that it is yours"

@@ -29,7 +29,6 @@ it must never touch the network, the store or the socket.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import os
@@ -46,6 +45,8 @@ if TYPE_CHECKING:
     import ssl
 
 from glosmsd.core.errors import ConfigError
+from glosmsd.core.loopback import is_loopback
+from glosmsd.system.atomicwrite import write_atomic
 from glosmsd.system.paths import Paths
 
 log = logging.getLogger(__name__)
@@ -237,21 +238,12 @@ def _check_server(value: Any, where: str, *, insecure: bool) -> str:
         raise ConfigError(f"{where}: {wanted}") from None
     if url.scheme not in ("ws", "wss") or not host:
         raise ConfigError(f"{where}: {wanted}")
-    if url.scheme == "ws" and not insecure and not _is_loopback(host):
+    if url.scheme == "ws" and not insecure and not is_loopback(host):
         raise ConfigError(
             f"{where}: 'server' uses ws:// (no TLS) to {host}: the token would travel in "
             f"clear. Use wss://, or set insecure = true if you really mean it."
         )
     return value.strip()
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _resolve_token(
@@ -368,11 +360,7 @@ def load_device_id(path: Path) -> str:
     device_id = uuid.uuid4().hex
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(device_id + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, device_id + "\n", mode=0o600)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot save the device id: {exc.strerror or exc}") from exc
     return device_id
@@ -384,8 +372,4 @@ def save_token(path: Path, token: str) -> None:
     if not token or any(c.isspace() for c in token):
         raise ConfigError("a token is one word without spaces")
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(token + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, token + "\n", mode=0o600)

@@ -74,13 +74,7 @@ def write_conversation(folder: Path, conv: ExportedConversation, own_name: str) 
     ]
     body = "\n\n".join(_line(m, own_name) for m in conv.messages)
     name = media.safe_name(f"{title} {c.remote}.txt" if c.name else f"{c.remote}.txt")
-    path = folder / name
-    n = 2
-    while path.exists():
-        path = folder / media.safe_name(f"{Path(name).stem} ({n}).txt")
-        n += 1
-    path.write_text("\n".join(header) + body + "\n", encoding="utf-8")
-    return path
+    return save_unique(folder, name, ("\n".join(header) + body + "\n").encode("utf-8"))
 
 
 async def export_history(

@@ -2,18 +2,18 @@
 
 A name from the network or a contact is sanitized (`media.safe_name`: no path parts, no
 leading dot, no control characters) and a file is never overwritten: `a.jpg`,
-`a (2).jpg`, ... created with O_EXCL, so two writers cannot clobber each other. This
-module only writes inside the folder it is given.
+`a (2).jpg`, ... each written whole under a fresh name (`system.atomicwrite.write_new`:
+never replacing, never seen half written), so two writers cannot clobber each other.
+This module only writes inside the folder it is given.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from glosmsd.core.errors import BadInput
 from glosmsd.daemon.media import safe_name
+from glosmsd.system.atomicwrite import write_new
 
 
 def save_unique(directory: Path, name: str, data: bytes) -> Path:
@@ -27,17 +27,13 @@ def save_unique(directory: Path, name: str, data: bytes) -> Path:
         candidate = safe if n == 1 else (f"{stem} ({n}).{ext}" if ext else f"{stem} ({n})")
         path = directory / candidate
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            write_new(path, data, mode=0o600)
         except FileExistsError:
             continue
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
         return path
     raise BadInput(f"Too many files named {safe} in {directory}.")
 
 
 def copy_unique(src: Path, directory: Path, name: str) -> Path:
     """Copy `src` into `directory` under a sanitized, unused version of `name`."""
-    dest = save_unique(directory, name, b"")
-    shutil.copyfile(src, dest)
-    return dest
+    return save_unique(directory, name, src.read_bytes())

@@ -47,6 +47,7 @@ from glosmsd.daemon.files import save_unique
 from glosmsd.daemon.hub import Event, Hub
 from glosmsd.daemon.store import EVENT_KINDS, FILE_STATES, AsyncStore, ConversationRow, OutboxItem
 from glosmsd.daemon.store import STATES as MESSAGE_STATES
+from glosmsd.system.atomicwrite import write_atomic
 
 __all__ = ["EVENT_KINDS", "FILE_STATES", "MESSAGE_STATES", "PREFS", "Service"]
 
@@ -433,12 +434,9 @@ class Service:
         out.mkdir(parents=True, exist_ok=True)
         path = out / sha
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            with open(tmp, "wb") as fh:
-                fh.write(att.data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            tmp.replace(path)
+            # Named by content: sends of the same file at once each stage their own
+            # temporary file (unique names) and the renames all put the same bytes there.
+            write_atomic(path, att.data, mode=0o600)
         return {
             "sha256": sha,
             "name": att.name,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import secrets
 import sqlite3
@@ -35,6 +34,7 @@ from typing import Any, Final
 from glosmsd.core.errors import BadInput, NoSmsNumber, NotFound, SchemaTooNew, StoreError
 from glosmsd.core.filetypes import check_type, sniff
 from glosmsd.core.rules import Limits, check_message
+from glosmsd.system.atomicwrite import write_atomic
 
 E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
 SHORT_CODE: Final = re.compile(r"[0-9]{3,8}")
@@ -512,12 +512,7 @@ class Store:
         path = self._blob_path(sha)
         if not path.exists():
             path.parent.mkdir(mode=0o700, exist_ok=True)
-            tmp = path.with_name(f".{sha}.{secrets.token_hex(4)}.tmp")
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            write_atomic(path, data, mode=0o600)
         return sha
 
     def _insert_file(self, sha: str, mime: str, size: int) -> None:

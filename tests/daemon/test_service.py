@@ -182,6 +182,25 @@ async def test_files_from_data_uris_and_bad_files(daemon: Daemon, tmp_path: Path
     assert len(outgoing) == 2
 
 
+async def test_twenty_parallel_sends_of_one_new_file_all_queue(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    # Issue 13 item 10: they all staged `outgoing/<sha>.tmp`; one rename took the file
+    # from under the others (FileNotFoundError, -32603 on the socket).
+    svc = svc_of(daemon)
+    for round_ in range(10):
+        note = tmp_path / f"note{round_}.txt"
+        note.write_bytes(f"round {round_}\n".encode() * 20_000)
+        sends = [svc.send(BOB_MOBILE, f"copy {n}", [str(note)]) for n in range(20)]
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        assert failed == [], f"round {round_}: {len(failed)} of 20 failed: {failed[:1]!r}"
+        kept = {r["message"]["files"][0]["size"] for r in results if isinstance(r, dict)}
+        assert kept == {note.stat().st_size}
+    outgoing = svc.files_dir / "outgoing"
+    assert [p.name for p in outgoing.iterdir() if p.name.endswith(".tmp")] == []
+
+
 async def test_no_sms_number_is_a_clear_error(server: ServerProcess) -> None:
     d = await started(server, "1005", None)
     task = asyncio.create_task(d.run())

@@ -1,7 +1,7 @@
 """`glosmsd-server --db PATH admin ...`: manage the server's database from a shell.
 
 Works while the server runs (the server notices commits from other processes and pushes
-the resulting events). Each command is one short transaction through `Store`; bad input
+the resulting events). Each command is one short transaction through `ServerStore`; bad input
 prints one clear line to stderr and exits 2. This module must never speak SQL or open a
 socket.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from glosmsd.core.errors import GlosmsdError
-from glosmsd.server.db import DEFAULT_CARRIER_REASON, CarrierMode, Store
+from glosmsd.server.db import DEFAULT_CARRIER_REASON, CarrierMode, ServerStore
 
 TRUE = frozenset({"true", "yes", "on", "1"})
 FALSE = frozenset({"false", "no", "off", "0"})
@@ -106,7 +106,7 @@ def parse_setting(current: Any, raw: str) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        store = Store(args.db)
+        store = ServerStore(args.db)
     except GlosmsdError as exc:
         print(f"glosmsd-server admin: {exc}", file=sys.stderr)
         return 2
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _dispatch(store: Store, args: argparse.Namespace) -> int:
+def _dispatch(store: ServerStore, args: argparse.Namespace) -> int:
     cmd = args.admin_command
     if cmd == "add-extension":
         avatar = args.avatar.read_bytes() if args.avatar else None

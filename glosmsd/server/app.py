@@ -40,7 +40,7 @@ from glosmsd.core import rpc
 from glosmsd.core.backoff import doubling
 from glosmsd.core.errors import BadInput, GlosmsdError, ProtocolError
 from glosmsd.server.carrier import Carrier, Inbound, build
-from glosmsd.server.db import E164, MAX_CHUNK, SHA256, CarrierMode, Outbound, Store, SyncBatch
+from glosmsd.server.db import E164, MAX_CHUNK, SHA256, CarrierMode, Outbound, ServerStore, SyncBatch
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,9 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class Config:
+class ServerConfig:
+    """How one server runs (the command line's options; `daemon.config.Config` is the daemon's)."""
+
     db: Path
     host: str = "127.0.0.1"
     port: int = 0
@@ -108,7 +110,7 @@ class Peer:
 
 
 def _write_then_read(
-    store: Store,
+    store: ServerStore,
     fn: Callable[..., T],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
@@ -150,10 +152,10 @@ class AuthThrottle:
 class App:
     """The running server: the store thread, the watcher, the carrier and the websocket side."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="glosmsd-store")
-        self._store: Store | None = None
+        self._store: ServerStore | None = None
         self.bell = Bell()
         self.table = self._build_table()
         self._throttle = AuthThrottle()
@@ -181,7 +183,7 @@ class App:
 
     def _call_store(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._store is None:
-            self._store = Store(self.config.db)
+            self._store = ServerStore(self.config.db)
             self._store.defer_checkpoints()  # the watcher checkpoints, off this thread
         return fn(self._store, *args, **kwargs)
 
@@ -213,7 +215,7 @@ class App:
         self.bell.ring()
 
     async def read_log(self, ext: str, cursor: int) -> SyncBatch:
-        """`Store.sync` for a pusher. The pushers one commit wakes ask in the same loop
+        """`ServerStore.sync` for a pusher. The pushers one commit wakes ask in the same loop
         turn; they share one trip to the store thread (one event to A and B cost two
         trips, and B's waited behind A's), and equal (ext, cursor) reads share a result."""
         batch = self._prefetched.get((ext, cursor))
@@ -235,7 +237,7 @@ class App:
         self, wanted: dict[tuple[str, int], list[asyncio.Future[SyncBatch]]]
     ) -> None:
         try:
-            batches = await self.db(Store.sync_many, list(wanted), PUSH_BATCH)
+            batches = await self.db(ServerStore.sync_many, list(wanted), PUSH_BATCH)
         except BaseException as exc:
             for futs in wanted.values():
                 for fut in futs:
@@ -252,7 +254,7 @@ class App:
     async def start(self) -> str:
         """Open everything and listen; returns the URL clients connect to."""
         self._loop = asyncio.get_running_loop()
-        await self.db(Store.prune, self.config.log_horizon)
+        await self.db(ServerStore.prune, self.config.log_horizon)
         self._watcher = threading.Thread(target=self._watch, name="glosmsd-watch", daemon=True)
         self._watcher.start()
         await self.carrier.start()
@@ -272,7 +274,7 @@ class App:
             ssl=tls,
             server_header=f"glosmsd-server/{__version__}",
         )
-        for outbound in await self.db(Store.pending_outbound):
+        for outbound in await self.db(ServerStore.pending_outbound):
             self._spawn(self._deliver(outbound))
         sock = next(iter(self.server.sockets))
         port = sock.getsockname()[1]
@@ -292,7 +294,7 @@ class App:
         self._watch_stop.set()
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.join)
-        await self.db(Store.close)
+        await self.db(ServerStore.close)
         self._pool.shutdown()
 
     def _spawn(self, coro: Any) -> None:
@@ -303,7 +305,7 @@ class App:
     def _watch(self) -> None:
         """Notice commits (the admin CLI's, and our own), prune the log and checkpoint
         the WAL, so no send waits for a checkpoint's fsyncs."""
-        store = Store(self.config.db)
+        store = ServerStore(self.config.db)
         try:
             seen = store.data_version()
             while not self._watch_stop.wait(WATCH_INTERVAL):
@@ -325,10 +327,10 @@ class App:
     # ------------------------------------------------------------------ carrier
 
     async def _carrier_mode(self) -> CarrierMode:
-        return await self.db(Store.carrier_mode)
+        return await self.db(ServerStore.carrier_mode)
 
     async def _inbound(self, msg: Inbound) -> None:
-        await self.write(Store.receive, msg.sender, msg.to, msg.text, msg.files)
+        await self.write(ServerStore.receive, msg.sender, msg.to, msg.text, msg.files)
 
     async def _deliver(self, outbound: Outbound) -> None:
         try:
@@ -338,14 +340,14 @@ class App:
         except Exception:
             log.exception("carrier failed on message %d", outbound.id)
             await self.write(
-                Store.set_state,
+                ServerStore.set_state,
                 outbound.id,
                 "failed",
                 "The carrier could not be reached; try again later.",
             )
             return
         state = "sent" if outcome.ok else "failed"
-        await self.write(Store.set_state, outbound.id, state, outcome.reason)
+        await self.write(ServerStore.set_state, outbound.id, state, outcome.reason)
 
     # ------------------------------------------------------------------ handshake
 
@@ -357,7 +359,7 @@ class App:
         scheme, _, token = auth.partition(" ")
         ext = None
         if scheme.lower() == "bearer" and token.strip() and len(token) < 512:
-            ext = await self.db(Store.ext_for_token, token.strip())
+            ext = await self.db(ServerStore.ext_for_token, token.strip())
         if ext is None:
             delay = self._throttle.delay(addr, time.monotonic())
             log.warning("auth failed from %s (answered after %.2f s)", addr, delay)
@@ -606,7 +608,7 @@ class App:
                 f"{', '.join(map(str, PROTOCOLS))}.",
                 data={"supported": list(PROTOCOLS)},
             )
-        info = await self.db(Store.hello, peer.ext)
+        info = await self.db(ServerStore.hello, peer.ext)
         peer.hello = True
         log.info("hello from %s: %s", peer.ext, client[:80])
         return {
@@ -617,7 +619,7 @@ class App:
         }
 
     async def m_sync(self, peer: Peer, cursor: int, limit: int = 500) -> dict[str, Any]:
-        batch = await self.db(Store.sync, peer.ext, cursor, limit)
+        batch = await self.db(ServerStore.sync, peer.ext, cursor, limit)
         return batch.to_json()
 
     async def m_send(
@@ -630,43 +632,45 @@ class App:
         **kw: str,
     ) -> dict[str, Any]:
         sent = await self.write(
-            Store.send, peer.ext, client_id, to, text, files or [], from_=kw.get("from")
+            ServerStore.send, peer.ext, client_id, to, text, files or [], from_=kw.get("from")
         )
         if sent.outbound is not None:
             self._spawn(self._deliver(sent.outbound))
         return sent.message
 
     async def m_read(self, peer: Peer, number: str, remote: str, up_to: int) -> dict[str, Any]:
-        return {"seq": await self.write(Store.mark_read, peer.ext, number, remote, up_to)}
+        return {"seq": await self.write(ServerStore.mark_read, peer.ext, number, remote, up_to)}
 
     async def m_delete_message(self, peer: Peer, id: int) -> dict[str, Any]:
-        return {"seq": await self.write(Store.delete_message, peer.ext, id)}
+        return {"seq": await self.write(ServerStore.delete_message, peer.ext, id)}
 
     async def m_delete_conversation(
         self, peer: Peer, number: str, remote: str, up_to: int | None = None
     ) -> dict[str, Any]:
-        seq, up_to = await self.write(Store.delete_conversation, peer.ext, number, remote, up_to)
+        seq, up_to = await self.write(
+            ServerStore.delete_conversation, peer.ext, number, remote, up_to
+        )
         return {"seq": seq, "up_to": up_to}
 
     async def m_contacts(self, peer: Peer, query: str = "", limit: int = 50) -> list[Any]:
         del peer
-        return await self.db(Store.contacts, query, limit)
+        return await self.db(ServerStore.contacts, query, limit)
 
     async def m_upload(self, peer: Peer, data: str, name: str = "file") -> dict[str, Any]:
         try:
             raw = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise BadInput("The file data is not valid base64.") from exc
-        info = await self.db(Store.upload, peer.ext, raw, name)
+        info = await self.db(ServerStore.upload, peer.ext, raw, name)
         return info.to_json()
 
     async def m_download(
         self, peer: Peer, sha256: str, offset: int = 0, length: int = MAX_CHUNK
     ) -> dict[str, Any]:
-        chunk = await self.db(Store.download, peer.ext, sha256, offset, length)
+        chunk = await self.db(ServerStore.download, peer.ext, sha256, offset, length)
         return {**chunk, "data": base64.b64encode(chunk["data"]).decode()}
 
     async def m_avatar(self, peer: Peer, ext: str) -> dict[str, Any]:
         del peer
-        chunk = await self.db(Store.avatar, ext)
+        chunk = await self.db(ServerStore.avatar, ext)
         return {"data": base64.b64encode(chunk["data"]).decode(), "mime": chunk["mime"]}

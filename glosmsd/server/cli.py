@@ -19,7 +19,7 @@ from glosmsd import __version__
 from glosmsd.core.errors import GlosmsdError
 from glosmsd.core.loopback import is_loopback
 from glosmsd.server import admin
-from glosmsd.server.app import App, Config
+from glosmsd.server.app import App, ServerConfig
 from glosmsd.server.carrier import ADAPTERS
 
 log = logging.getLogger("glosmsd.server")
@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.log_horizon < 1:
         print("glosmsd-server: --log-horizon must be at least 1", file=sys.stderr)
         return 2
-    config = Config(
+    config = ServerConfig(
         db=args.db,
         host=host,
         port=port,
@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-async def serve(config: Config) -> int:
+async def serve(config: ServerConfig) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

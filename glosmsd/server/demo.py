@@ -4,7 +4,7 @@ A small company: Ann Lee (1001) shares +15550001001 with Bo Diaz (1002) and Cy P
 (1003), so the demo shows sharer headers; Dee Ng (1004) has her own number, so two
 extensions can text each other on one server; Eve Stone (1005) has none, to show the
 "No SMS number assigned" path. Contacts include Bob Roe with a mobile and a work number.
-This module must never speak SQL: it only calls `Store`.
+This module must never speak SQL: it only calls `ServerStore`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from typing import Final
 
-from glosmsd.server.db import Store
+from glosmsd.server.db import ServerStore
 
 ANN_NUMBER: Final = "+15550001001"
 DEE_NUMBER: Final = "+15550001004"
@@ -50,7 +50,7 @@ def avatar_png(rgb: tuple[int, int, int], size: int = 64) -> bytes:
     return out.getvalue()
 
 
-def seed(store: Store) -> str:
+def seed(store: ServerStore) -> str:
     """Fill `store` with the demo company; returns a fresh token for extension 1001."""
     for ext, name, rgb in EXTENSIONS:
         store.add_extension(ext, name, avatar_png(rgb))

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from glosmsd.core.errors import BadInput, NoSmsNumber, NotFound, SchemaTooNew
-from glosmsd.server.db import Store, clean_file_name
+from glosmsd.server.db import ServerStore, clean_file_name
 
 NUMBERS = [f"+1555000{n:04d}" for n in range(4)]
 REMOTES = ["+15557654321", "+15557654322"]
@@ -27,8 +27,8 @@ def png(seed: int) -> bytes:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "s.db")
+def store(tmp_path: Path) -> ServerStore:
+    s = ServerStore(tmp_path / "s.db")
     for ext in EXTS:
         s.add_extension(ext, f"User {ext}")
     return s
@@ -53,7 +53,7 @@ def test_no_extension_ever_reads_another_accounts_messages(
 ) -> None:
     shares, ops = world
     with tempfile.TemporaryDirectory() as tmp:
-        s = Store(Path(tmp) / "s.db")
+        s = ServerStore(Path(tmp) / "s.db")
         try:
             for ext in EXTS:
                 s.add_extension(ext, ext)
@@ -104,7 +104,7 @@ def test_no_extension_ever_reads_another_accounts_messages(
             s.close()
 
 
-def test_read_marks_and_deletions_are_per_extension(store: Store) -> None:
+def test_read_marks_and_deletions_are_per_extension(store: ServerStore) -> None:
     store.assign_number("1001", NUMBERS[0])
     store.assign_number("1002", NUMBERS[0])
     m = store.receive(REMOTES[0], NUMBERS[0], "hi")
@@ -118,7 +118,7 @@ def test_read_marks_and_deletions_are_per_extension(store: Store) -> None:
         store.delete_message("1001", m["id"])  # already hidden for 1001
 
 
-def test_send_is_idempotent_per_extension(store: Store) -> None:
+def test_send_is_idempotent_per_extension(store: ServerStore) -> None:
     store.assign_number("1001", NUMBERS[0])
     store.assign_number("1002", NUMBERS[1])
     a = store.send("1001", "x", REMOTES[0], "hi", [])
@@ -135,7 +135,7 @@ def test_send_is_idempotent_per_extension(store: Store) -> None:
         store.send("1001", "z", "call me", "hi", [])
 
 
-def test_horizon_gives_a_snapshot(store: Store) -> None:
+def test_horizon_gives_a_snapshot(store: ServerStore) -> None:
     store.assign_number("1001", NUMBERS[0])
     ids = [store.receive(REMOTES[0], NUMBERS[0], f"t{i}")["id"] for i in range(10)]
     store.delete_message("1001", ids[0])
@@ -163,7 +163,7 @@ def test_file_names_are_display_names_only(raw: str, clean: str) -> None:
     assert clean_file_name(raw) == clean
 
 
-def test_blobs_live_only_under_the_file_store(store: Store) -> None:
+def test_blobs_live_only_under_the_file_store(store: ServerStore) -> None:
     store.assign_number("1001", NUMBERS[0])
     info = store.upload("1001", png(1), "../../../../tmp/evil.png")
     paths = [p for p in store.files_dir.rglob("*") if p.is_file()]
@@ -175,8 +175,8 @@ def test_blobs_live_only_under_the_file_store(store: Store) -> None:
 
 
 def test_schema_too_new_is_left_untouched(tmp_path: Path) -> None:
-    s = Store(tmp_path / "s.db")
+    s = ServerStore(tmp_path / "s.db")
     s.conn.execute("PRAGMA user_version = 99")
     s.close()
     with pytest.raises(SchemaTooNew):
-        Store(tmp_path / "s.db")
+        ServerStore(tmp_path / "s.db")

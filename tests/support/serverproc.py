@@ -46,7 +46,7 @@ from websockets.exceptions import ConnectionClosed
 
 from glosmsd.core.errors import error_from_rpc
 from glosmsd.daemon.link import close_quietly
-from glosmsd.server.db import Store
+from glosmsd.server.db import ServerStore
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 20.0
@@ -144,9 +144,9 @@ class ServerProcess:
         return res.stdout
 
     @contextlib.contextmanager
-    def store(self) -> Iterator[Store]:
+    def store(self) -> Iterator[ServerStore]:
         """The same database in this process, for fast set-up of many rows."""
-        st = Store(self.db)
+        st = ServerStore(self.db)
         try:
             yield st
         finally:

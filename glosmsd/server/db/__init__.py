@@ -1,0 +1,44 @@
+"""The reference server's store: the only place in the server that speaks SQL.
+
+A package of parts (see `base`): `schema` (migrations), `records` (value objects), `base`
+(connection, transactions, settings), `accounts`, `files`, `messages`, and `store`
+(`ServerStore`, the whole, with the event log's reads).
+"""
+
+from glosmsd.server.db.base import (
+    E164,
+    EXTENSION,
+    MAX_CHUNK,
+    SHA256,
+    SHORT_CODE,
+    clean_file_name,
+    normalize_number,
+)
+from glosmsd.server.db.records import (
+    DEFAULT_CARRIER_REASON,
+    CarrierMode,
+    FileInfo,
+    Outbound,
+    Sent,
+    SyncBatch,
+)
+from glosmsd.server.db.schema import MIGRATIONS
+from glosmsd.server.db.store import ServerStore
+
+__all__ = [
+    "DEFAULT_CARRIER_REASON",
+    "E164",
+    "EXTENSION",
+    "MAX_CHUNK",
+    "MIGRATIONS",
+    "SHA256",
+    "SHORT_CODE",
+    "CarrierMode",
+    "FileInfo",
+    "Outbound",
+    "Sent",
+    "ServerStore",
+    "SyncBatch",
+    "clean_file_name",
+    "normalize_number",
+]

@@ -1,0 +1,154 @@
+"""The server store's accounts part: extensions, numbers, tokens, hello, the directory."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from glosmsd.core.errors import BadInput, NotFound
+from glosmsd.core.filetypes import sniff
+from glosmsd.server.db.base import E164, EXTENSION, DbBase, normalize_number
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AccountsDb(DbBase):
+    """Who may log in, on which numbers, and the company directory."""
+
+    # ------------------------------------------------------------------ accounts
+
+    def add_extension(self, ext: str, name: str, avatar: bytes | None = None) -> None:
+        if not EXTENSION.fullmatch(ext):
+            raise BadInput(f"Extension {ext[:40]!r} must be 1 to 32 letters, digits, . _ or -.")
+        if not name.strip():
+            raise BadInput("An extension needs a display name (--name).")
+        avatar_sha = None
+        mime = None
+        if avatar is not None:
+            mime = sniff(avatar)
+            if mime is None or not mime.startswith("image/"):
+                raise BadInput("The avatar must be an image (JPEG, PNG, GIF, BMP or WebP).")
+            avatar_sha = self._store_blob(avatar, mime)
+        with self._write() as db:
+            if avatar_sha is not None and avatar is not None and mime is not None:
+                self._insert_file(avatar_sha, mime, len(avatar))
+            db.execute(
+                "INSERT INTO extensions (ext, name, avatar) VALUES (?, ?, ?) "
+                "ON CONFLICT (ext) DO UPDATE SET name = excluded.name, "
+                "avatar = COALESCE(excluded.avatar, avatar)",
+                (ext, name.strip(), avatar_sha),
+            )
+
+    def _require_ext(self, ext: str) -> None:
+        if self.conn.execute("SELECT 1 FROM extensions WHERE ext = ?", (ext,)).fetchone() is None:
+            raise NotFound(f"No extension {ext!r}: add it first with `admin add-extension`.")
+
+    def assign_number(self, ext: str, number: str) -> list[str]:
+        """Put `ext` on `number`; returns every extension now on it (sharers included)."""
+        number = normalize_number(number)
+        if not E164.fullmatch(number):
+            raise BadInput(
+                f"An SMS number must be in E.164 form like +15550001001, not {number!r}."
+            )
+        with self._write() as db:
+            self._require_ext(ext)
+            pos = db.execute(
+                "SELECT COALESCE(MAX(pos), -1) + 1 FROM numbers WHERE ext = ?", (ext,)
+            ).fetchone()[0]
+            db.execute(
+                "INSERT OR IGNORE INTO numbers (number, ext, pos) VALUES (?, ?, ?)",
+                (number, ext, pos),
+            )
+            return [
+                r[0]
+                for r in db.execute(
+                    "SELECT ext FROM numbers WHERE number = ? ORDER BY ext", (number,)
+                )
+            ]
+
+    def unassign_number(self, ext: str, number: str) -> None:
+        with self._write() as db:
+            cur = db.execute("DELETE FROM numbers WHERE ext = ? AND number = ?", (ext, number))
+            if cur.rowcount == 0:
+                raise NotFound(f"Extension {ext} is not on {number}.")
+
+    def new_token(self, ext: str) -> str:
+        """A fresh token for `ext`; only its hash is stored."""
+        token = secrets.token_urlsafe(32)
+        with self._write() as db:
+            self._require_ext(ext)
+            db.execute(
+                "INSERT INTO tokens (hash, ext, at) VALUES (?, ?, ?)",
+                (_hash_token(token), ext, time.time()),
+            )
+        return token
+
+    def ext_for_token(self, token: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT ext FROM tokens WHERE hash = ?", (_hash_token(token),)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def hello(self, ext: str) -> dict[str, Any]:
+        """The account part of the hello result."""
+        with self._read() as db:
+            numbers = []
+            for number in self.numbers_of(ext):
+                others = [
+                    self._person(r[0])
+                    for r in db.execute(
+                        "SELECT ext FROM numbers WHERE number = ? AND ext != ? ORDER BY ext",
+                        (number, ext),
+                    )
+                ]
+                numbers.append({"number": number, "shared_with": others})
+            return {"extension": self._person(ext), "numbers": numbers, "settings": self.settings()}
+
+    def add_contact(self, name: str, numbers: Sequence[tuple[str, str]]) -> int:
+        if not name.strip():
+            raise BadInput("A contact needs a name.")
+        if not numbers:
+            raise BadInput("A contact needs at least one number (--number label=+1555...).")
+        cleaned = [(label.strip() or "other", normalize_number(n)) for label, n in numbers]
+        with self._write() as db:
+            cid = int(
+                db.execute("INSERT INTO contacts (name) VALUES (?)", (name.strip(),)).lastrowid or 0
+            )
+            db.executemany(
+                "INSERT INTO contact_numbers (contact_id, pos, label, number) VALUES (?, ?, ?, ?)",
+                [(cid, i, label, n) for i, (label, n) in enumerate(cleaned)],
+            )
+        return cid
+
+    def contacts(self, query: str, limit: int) -> list[dict[str, Any]]:
+        """The company directory filtered by name or number (it is the same for everyone)."""
+        q = query.strip()
+        digits = re.sub(r"[^0-9+]", "", q)
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        num_like = "%" + digits + "%" if digits.strip("+") else None
+        with self._read() as db:
+            rows = db.execute(
+                """SELECT id, name FROM contacts c WHERE ? = '' OR c.name LIKE ? ESCAPE '\\'
+                   OR (? IS NOT NULL AND EXISTS (SELECT 1 FROM contact_numbers n
+                       WHERE n.contact_id = c.id AND n.number LIKE ?))
+                   ORDER BY name COLLATE NOCASE, id LIMIT ?""",
+                (q, like, num_like, num_like, limit),
+            ).fetchall()
+            out = []
+            for row in rows:
+                nums = [
+                    {"label": n["label"], "number": n["number"]}
+                    for n in db.execute(
+                        "SELECT label, number FROM contact_numbers WHERE contact_id = ? "
+                        "ORDER BY pos",
+                        (row["id"],),
+                    )
+                ]
+                out.append({"id": row["id"], "name": row["name"], "numbers": nums})
+            return out

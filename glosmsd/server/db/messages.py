@@ -1,0 +1,297 @@
+"""The server store's messages part: sending (once per client id), delivery, states,
+inbound messages, read marks and deletions."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from glosmsd.core.errors import NoSmsNumber, NotFound
+from glosmsd.core.rules import check_message
+from glosmsd.server.db.base import VISIBLE, clean_file_name, normalize_number
+from glosmsd.server.db.files import FilesDb
+from glosmsd.server.db.records import FileInfo, Outbound, Sent
+
+
+class MessagesDb(FilesDb):
+    """Messages and what each extension did with them."""
+
+    # ------------------------------------------------------------------ messages
+
+    def _files_of(self, message_id: int) -> list[dict[str, Any]]:
+        return [
+            {"sha256": r["sha256"], "name": r["name"], "mime": r["mime"], "size": r["size"]}
+            for r in self.conn.execute(
+                "SELECT f.sha256, f.name, x.mime, x.size FROM message_files f "
+                "JOIN files x ON x.sha256 = f.sha256 WHERE f.message_id = ? ORDER BY f.pos",
+                (message_id,),
+            )
+        ]
+
+    def _render(self, row: sqlite3.Row) -> dict[str, Any]:
+        return {
+            "id": row["id"],
+            "client_id": row["client_id"],
+            "number": row["number"],
+            "remote": row["remote"],
+            "direction": row["direction"],
+            "text": row["text"],
+            "state": row["state"],
+            "reason": row["reason"],
+            "at": row["at"],
+            "files": self._files_of(int(row["id"])),
+            "sender": self._person(row["sender_ext"]) if row["direction"] == "out" else None,
+        }
+
+    def message(self, message_id: int) -> dict[str, Any]:
+        row = self.conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"No message {message_id}.")
+        return self._render(row)
+
+    def _insert_message(
+        self,
+        *,
+        number: str,
+        remote: str,
+        direction: str,
+        text: str,
+        state: str,
+        sender_ext: str | None,
+        client_id: str | None,
+        files: Sequence[FileInfo],
+        at: float,
+    ) -> dict[str, Any]:
+        mid = int(
+            self.conn.execute(
+                "INSERT INTO messages (number, remote, direction, text, state, at, sender_ext, "
+                "client_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (number, remote, direction, text, state, at, sender_ext, client_id),
+            ).lastrowid
+            or 0
+        )
+        if files:
+            self.conn.executemany(
+                "INSERT INTO message_files (message_id, pos, sha256, name) VALUES (?, ?, ?, ?)",
+                [(mid, i, f.sha256, f.name) for i, f in enumerate(files)],
+            )
+        # What `message(mid)` would read back (`_render`), built from what was just
+        # written: reading it back cost two or three queries a message.
+        msg = {
+            "id": mid,
+            "client_id": client_id,
+            "number": number,
+            "remote": remote,
+            "direction": direction,
+            "text": text,
+            "state": state,
+            "reason": None,
+            "at": at,
+            # As stored (a blob first stored by another path keeps its first type).
+            "files": self._files_of(mid) if files else [],
+            "sender": self._person(sender_ext) if direction == "out" else None,
+        }
+        self._event("message", {"message": msg}, number=number, at=at)
+        return msg
+
+    def _hosted(self, number: str) -> bool:
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM numbers WHERE number = ? LIMIT 1", (number,)
+            ).fetchone()
+            is not None
+        )
+
+    def send(
+        self,
+        ext: str,
+        client_id: str,
+        to: str,
+        text: str,
+        files: Sequence[Mapping[str, str]],
+        *,
+        from_: str | None = None,
+    ) -> Sent:
+        """Store a message from `ext` (once per client_id) and deliver it if it is local."""
+        existing = self.conn.execute(
+            "SELECT * FROM messages WHERE sender_ext = ? AND client_id = ?", (ext, client_id)
+        ).fetchone()
+        if existing is not None:
+            return Sent(self._render(existing), None, new=False)
+        own = self.numbers_of(ext)
+        if not own:
+            raise NoSmsNumber(
+                f"No SMS number assigned: ask your administrator to assign one to extension {ext}."
+            )
+        number = own[0] if from_ is None else from_
+        if number not in own:
+            raise NotFound(f"{number} is not one of your SMS numbers ({', '.join(own)}).")
+        remote = normalize_number(to, what="recipient")
+        infos = [self._attachment(ext, f) for f in files]
+        check_message(text, [f.size for f in infos], self.limits())
+        now = time.time()
+        try:
+            with self._write():
+                local = self._hosted(remote)
+                msg = self._insert_message(
+                    number=number,
+                    remote=remote,
+                    direction="out",
+                    text=text,
+                    state="sent" if local else "sending",
+                    sender_ext=ext,
+                    client_id=client_id,
+                    files=infos,
+                    at=now,
+                )
+                if local:
+                    self._insert_message(
+                        number=remote,
+                        remote=number,
+                        direction="in",
+                        text=text,
+                        state="sent",
+                        sender_ext=None,
+                        client_id=None,
+                        files=infos,
+                        at=now,
+                    )
+        except sqlite3.IntegrityError:
+            # A concurrent send with the same client_id won the UNIQUE constraint.
+            row = self.conn.execute(
+                "SELECT * FROM messages WHERE sender_ext = ? AND client_id = ?", (ext, client_id)
+            ).fetchone()
+            if row is None:
+                raise
+            return Sent(self._render(row), None, new=False)
+        outbound = None if local else Outbound(msg["id"], number, remote, text, tuple(infos))
+        return Sent(msg, outbound, new=True)
+
+    def _attachment(self, ext: str, ref: Mapping[str, str]) -> FileInfo:
+        sha = str(ref.get("sha256", ""))
+        # Usable: what this extension uploaded, or a file it can already see (a forward).
+        row = self.conn.execute("SELECT mime, size FROM files WHERE sha256 = ?", (sha,)).fetchone()
+        mine = self.conn.execute(
+            "SELECT 1 FROM uploads WHERE ext = ? AND sha256 = ?", (ext, sha)
+        ).fetchone()
+        if row is None or (mine is None and not self.can_download(ext, sha)):
+            raise NotFound(f"File {sha[:12]}... was not uploaded: call upload first.")
+        return FileInfo(
+            sha, clean_file_name(str(ref.get("name", "file"))), row["mime"], int(row["size"])
+        )
+
+    def set_state(self, message_id: int, state: str, reason: str | None) -> None:
+        with self._write() as db:
+            row = db.execute("SELECT number FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                return
+            db.execute(
+                "UPDATE messages SET state = ?, reason = ? WHERE id = ?",
+                (state, reason, message_id),
+            )
+            self._event(
+                "message_state",
+                {"id": message_id, "state": state, "reason": reason},
+                number=row["number"],
+            )
+
+    def pending_outbound(self) -> list[Outbound]:
+        """Messages still `sending` (e.g. the server stopped before the carrier answered)."""
+        out = []
+        for row in self.conn.execute(
+            "SELECT * FROM messages WHERE state = 'sending' AND direction = 'out' ORDER BY id"
+        ).fetchall():
+            files = tuple(FileInfo(**f) for f in self._files_of(int(row["id"])))
+            out.append(Outbound(row["id"], row["number"], row["remote"], row["text"], files))
+        return out
+
+    def receive(
+        self, sender: str, to: str, text: str, files: Sequence[tuple[bytes, str]] = ()
+    ) -> dict[str, Any]:
+        """An inbound message from the carrier for a hosted number."""
+        remote = normalize_number(sender, what="sender")
+        number = normalize_number(to, what="recipient")
+        infos = []
+        for data, name in files:
+            sha, mime = self.store_inbound_file(data)
+            infos.append(FileInfo(sha, clean_file_name(name), mime, len(data)))
+        with self._write():
+            if not self._hosted(number):
+                raise NotFound(f"{number} is not hosted on this server: assign it first.")
+            return self._insert_message(
+                number=number,
+                remote=remote,
+                direction="in",
+                text=text,
+                state="sent",
+                sender_ext=None,
+                client_id=None,
+                files=infos,
+                at=time.time(),
+            )
+
+    def messages_of(self, number: str) -> list[dict[str, Any]]:
+        with self._read() as db:
+            return [
+                self._render(r)
+                for r in db.execute(
+                    "SELECT * FROM messages WHERE number = ? ORDER BY id", (number,)
+                )
+            ]
+
+    # ------------------------------------------------------------------ marks
+
+    def _own_number(self, ext: str, number: str) -> None:
+        if number not in self.numbers_of(ext):
+            raise NotFound(f"{number} is not one of your SMS numbers.")
+
+    def mark_read(self, ext: str, number: str, remote: str, up_to: int) -> int:
+        with self._write() as db:
+            self._own_number(ext, number)
+            db.execute(
+                "INSERT INTO reads (ext, number, remote, up_to) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT DO UPDATE SET up_to = MAX(up_to, excluded.up_to)",
+                (ext, number, remote, up_to),
+            )
+            return self._event(
+                "read", {"number": number, "remote": remote, "up_to": up_to}, ext=ext
+            )
+
+    def delete_message(self, ext: str, message_id: int) -> int:
+        with self._write() as db:
+            row = db.execute(
+                f"SELECT id FROM messages m WHERE id = :id AND {VISIBLE}",  # noqa: S608
+                {"id": message_id, "ext": ext},
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"No message {message_id} in your conversations.")
+            db.execute("INSERT OR IGNORE INTO hidden_messages VALUES (?, ?)", (ext, message_id))
+            return self._event("delete_message", {"id": message_id}, ext=ext)
+
+    def delete_conversation(
+        self, ext: str, number: str, remote: str, up_to: int | None = None
+    ) -> tuple[int, int]:
+        """Hide the conversation for `ext` up to message `up_to` (default: its newest).
+
+        A device that deleted while offline sends the newest id it had seen, so messages
+        that arrived in the meantime stay.
+        """
+        with self._write() as db:
+            self._own_number(ext, number)
+            top = db.execute(
+                "SELECT MAX(id) FROM messages WHERE number = ? AND remote = ?", (number, remote)
+            ).fetchone()[0]
+            if top is None:
+                raise NotFound(f"No conversation between {number} and {remote}.")
+            up_to = top if up_to is None else min(int(up_to), int(top))
+            db.execute(
+                "INSERT INTO hidden_conversations VALUES (?, ?, ?, ?) "
+                "ON CONFLICT DO UPDATE SET up_to = MAX(up_to, excluded.up_to)",
+                (ext, number, remote, up_to),
+            )
+            seq = self._event(
+                "delete_conversation", {"number": number, "remote": remote, "up_to": up_to}, ext=ext
+            )
+            return seq, int(up_to)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from glosmsd.core.errors import BadInput, NoSmsNumber, NotFound, SchemaTooNew
-from glosmsd.server.db import ServerStore, clean_file_name
+from glosmsd.server.db import SCHEMA_VERSION, ServerStore, clean_file_name
+from tests.support import sqltext
 
 NUMBERS = [f"+1555000{n:04d}" for n in range(4)]
 REMOTES = ["+15557654321", "+15557654322"]
@@ -180,3 +182,52 @@ def test_schema_too_new_is_left_untouched(tmp_path: Path) -> None:
     s.close()
     with pytest.raises(SchemaTooNew):
         ServerStore(tmp_path / "s.db")
+
+
+def test_a_newer_schema_is_refused_before_anything_writes(tmp_path: Path) -> None:
+    # Issue 12 item 16: the WAL switch ran before the version check, so the "left
+    # untouched" file had a new header and -wal/-shm files beside it.
+    path = tmp_path / "s.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE future (x)")
+    conn.execute("INSERT INTO future VALUES (1)")
+    conn.execute("PRAGMA user_version = 99")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(SchemaTooNew) as info:
+        ServerStore(path)
+    assert "newer glosmsd-server" in info.value.message
+    assert "left untouched" in info.value.message
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize("fixture", sorted(FIXTURES.glob("server-v*.sql")), ids=lambda p: p.stem)
+def test_every_frozen_schema_upgrades_to_the_fresh_one(tmp_path: Path, fixture: Path) -> None:
+    old = tmp_path / "old.db"
+    sqltext.load(fixture.read_text(), old)
+    assert sqltext.schema_of(old)["version"] <= SCHEMA_VERSION
+    ServerStore(old).close()
+    ServerStore(tmp_path / "fresh.db").close()
+    assert sqltext.schema_of(old) == sqltext.schema_of(tmp_path / "fresh.db")
+    s = ServerStore(old)
+    try:
+        # What the old file held is still there and still answers.
+        assert [m["id"] for m in s.messages_of("+15550001001")] == [1, 2, 3, 4, 6, 7, 8]
+        assert s.settings()["mms_max_bytes"] == 300_000
+        batch = s.sync("1001", 0, 100)  # before the pruned horizon: a snapshot
+        assert batch.reset
+        assert [e["message"]["id"] for e in batch.events if e["kind"] == "message"] == [
+            3,
+            4,
+            6,
+            7,
+            8,
+        ]
+        assert s.sync("1001", 12, 100).events[-1]["kind"] == "delete_conversation"
+    finally:
+        s.close()

@@ -22,7 +22,7 @@ from glosmsd.server.db.records import (
     Sent,
     SyncBatch,
 )
-from glosmsd.server.db.schema import MIGRATIONS
+from glosmsd.server.db.schema import SCHEMA, SCHEMA_VERSION
 from glosmsd.server.db.store import ServerStore
 
 __all__ = [
@@ -30,7 +30,8 @@ __all__ = [
     "E164",
     "EXTENSION",
     "MAX_CHUNK",
-    "MIGRATIONS",
+    "SCHEMA",
+    "SCHEMA_VERSION",
     "SHA256",
     "SHORT_CODE",
     "CarrierMode",

@@ -1,9 +1,10 @@
 """The server store's foundation: the connection, migrations, transactions, the event log's
 write side, settings, and who is on which number.
 
-One SQLite file (WAL, numbered migrations in `schema`, `PRAGMA user_version` as the schema
-version) holds extensions, token hashes, numbers and who shares them, the contact
-directory, messages, the per-extension event log, settings and the test carrier's mode.
+One SQLite file (WAL, the numbered migrations of `schema` run by core/migrations,
+`PRAGMA user_version` as the schema version) holds extensions, token hashes, numbers and
+who shares them, the contact directory, messages, the per-extension event log, settings
+and the test carrier's mode.
 File bytes live beside it under `<db>.files/`, addressed by their sha256 only.
 
 Everything in this package is synchronous and thread-bound: the server calls it from one
@@ -32,10 +33,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from glosmsd.core.errors import BadInput, SchemaTooNew, StoreError
+from glosmsd.core import migrations
+from glosmsd.core.errors import BadInput, StoreError
 from glosmsd.core.rules import Limits
 from glosmsd.server.db.records import DEFAULT_CARRIER_REASON, CarrierMode
-from glosmsd.server.db.schema import MIGRATIONS
+from glosmsd.server.db.schema import SCHEMA
 from glosmsd.system.atomicwrite import write_atomic
 
 E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -79,6 +81,11 @@ def clean_file_name(raw: str) -> str:
     return base[:MAX_NAME] or "file"
 
 
+def _use_wal(conn: migrations.Connection) -> None:
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+
 class DbBase:
     """The connection and what every part of the store needs."""
 
@@ -92,29 +99,18 @@ class DbBase:
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA busy_timeout = 10000")
         self.conn.execute("PRAGMA foreign_keys = ON")
-        self.conn.execute("PRAGMA journal_mode = WAL")
-        self.conn.execute("PRAGMA synchronous = NORMAL")
-        self._migrate()
+        try:
+            # The version is checked before the switch to WAL, which writes the header.
+            migrations.migrate(self.conn, SCHEMA, str(self.path), prepare=_use_wal)
+        except BaseException:
+            self.conn.close()
+            raise
         self.files_dir.mkdir(mode=0o700, exist_ok=True)
 
     def close(self) -> None:
         self.conn.close()
 
     # ------------------------------------------------------------------ plumbing
-
-    def _migrate(self) -> None:
-        with self._write():
-            version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
-            if version > len(MIGRATIONS):
-                raise SchemaTooNew(
-                    f"{self.path} has schema version {version}; this glosmsd-server knows "
-                    f"{len(MIGRATIONS)}. Upgrade glosmsd-server; the file was left untouched."
-                )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
-                self.conn.execute(f"PRAGMA user_version = {number}")
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

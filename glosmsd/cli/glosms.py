@@ -241,11 +241,13 @@ def _text_arg(value: str) -> str:
     return _read_stdin() if value == "-" else _checked_argument(value)
 
 
-def _conversation(value: str) -> int | str:
+def _conversation(value: str) -> str:
+    # Passed on as typed: the daemon decides "id or number?" (an id when one exists, else
+    # a number), so `read 12345` finds what `send 12345` started.
     text = _checked_argument(value).strip()
     if not text:
         raise CliError("name a conversation: its id from `glosms ls`, a number or a contact")
-    return int(text) if text.isdigit() and len(text) < 6 else text
+    return text
 
 
 def _positive(value: str) -> int:
@@ -633,8 +635,13 @@ def _run_mark_read(args: argparse.Namespace) -> int:
     res = _call(args, "mark_read", params)
     if args.json:
         _emit_json(res)
-    else:
+        return EXIT_OK
+    named = res.get("conversations") or []
+    which = ", ".join(f"{c.get('title')} ({c.get('remote')})" for c in named)
+    if args.all or not named:
         _emit(f"Marked {_plural(res['marked'], 'conversation')} read; {res['unread']} unread.")
+    else:
+        _emit(f"Marked {which} read; {res['unread']} unread.")
     return EXIT_OK
 
 

@@ -443,13 +443,19 @@ SPECS: Final[tuple[Spec, ...]] = (
                 "Omit or null: mark all conversations read.",
             ),
         ),
-        "Mark one conversation, or all, as read (synced).",
+        "Mark one conversation, or all, as read (synced). A contact's name marks every "
+        "conversation with that contact (one per number).",
         Result(
             "marked",
             _closed(
                 {
                     "marked": {**COUNT, "description": "Conversations that had unread ones."},
                     "unread": {**COUNT, "description": "Unread messages left."},
+                    "conversations": {
+                        **_list(_closed({"id": ID, "title": TEXT, "remote": TEXT})),
+                        "description": "The conversations marked: those named, or (marking "
+                        "all) those that had unread messages.",
+                    },
                 }
             ),
         ),

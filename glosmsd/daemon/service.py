@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from glosmsd import __version__
-from glosmsd.core import rules
+from glosmsd.core import numbers, rules
 from glosmsd.core.errors import (
     AmbiguousRecipient,
     BadInput,
     GlosmsdError,
+    InvalidNumber,
     LinkClosed,
     NoSmsNumber,
     NotFound,
@@ -56,7 +57,6 @@ log = logging.getLogger(__name__)
 #: Reading an attachment stops here: far beyond anything that can be fitted into an MMS.
 MAX_SOURCE_FILE: Final = 64 * 1024 * 1024
 DOWNLOAD_CHUNK: Final = 262144
-PHONE_LIKE: Final = re.compile(r"^\+?[\d\s\-().]{2,30}$")
 
 #: Preferences a user may set: default, type, and what it means.
 PREFS: Final[Mapping[str, tuple[Any, type, str]]] = {
@@ -121,10 +121,14 @@ class Account:
         return int(match.group(1)) if match else None
 
 
-def normalize_number(text: str) -> str:
-    """`+1 (555) 765-4321` -> `+15557654321`; short codes keep their digits."""
-    digits = re.sub(r"\D", "", text)
-    return ("+" if text.strip().startswith("+") else "") + digits
+def locale_name(env: Mapping[str, str] | None = None) -> str | None:
+    """The locale that says how this user writes numbers (POSIX order: LC_ALL,
+    LC_TELEPHONE, LANG); only its territory is used (`en_GB.UTF-8` -> GB)."""
+    env = os.environ if env is None else env
+    for key in ("LC_ALL", "LC_TELEPHONE", "LANG"):
+        if env.get(key):
+            return env[key]
+    return None
 
 
 class Service:
@@ -143,6 +147,7 @@ class Service:
         self.hub = hub
         self.files_dir = files_dir
         self.clock = clock
+        self.locale = locale_name()
         self.account = Account()
         self._link: ServerLink | None = None
         self.sender = Sender(self, rng or random.Random())
@@ -295,32 +300,72 @@ class Service:
     async def conversations(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
         return [c.to_json() for c in await self.store.conversations(limit, offset)]
 
+    @property
+    def number_region(self) -> str | None:
+        """The region of numbers typed without a country code (`numbers.default_region`)."""
+        return numbers.default_region(
+            setting=self.account.settings.get("region"),
+            own_number=self.account.number,
+            locale=self.locale,
+        )
+
     async def resolve_conversation(self, ref: int | str) -> ConversationRow:
-        """A conversation by local id, by phone number, or by contact name."""
+        """The conversation `ref` names (see `resolve_conversations`); of a contact with
+        several, the most recent."""
+        return (await self.resolve_conversations(ref))[0]
+
+    async def resolve_conversations(self, ref: int | str) -> list[ConversationRow]:
+        """Every conversation `ref` names, most recent first.
+
+        An int is a conversation id. Text is decided here, once, for every caller: a
+        conversation id when it can be one (`numbers.conversation_id`) and that
+        conversation exists, else a phone number, else the conversations of the contact
+        it names (each of its numbers; an exact name wins over a partial one), else the
+        one conversation a search finds.
+        """
         if isinstance(ref, int):
             conv = await self.store.conversation(ref)
             if conv is None:
                 raise NotFound(f"No conversation {ref}. List them with `glosms ls`.")
-            return conv
+            return [conv]
         text = ref.strip()
-        if text.isdigit() and len(text) < 6:
-            conv = await self.store.conversation(int(text))
+        cid = numbers.conversation_id(text)
+        if cid is not None:
+            conv = await self.store.conversation(cid)
             if conv is not None:
-                return conv
-        own = self.account.number
-        if PHONE_LIKE.match(text) and own:
-            conv = await self.store.conversation_by_remote(own, normalize_number(text))
-            if conv is not None:
-                return conv
-        for contact in await self.store.find_contacts(text, 10):
-            for num in contact.numbers:
-                conv = await self.store.conversation_by_remote(own or "", num.number)
+                return [conv]
+        own = self.account.number or ""
+        if numbers.looks_like_number(text):
+            with contextlib.suppress(InvalidNumber):  # not a number: a partial one, searched
+                remote = numbers.parse(text, self.number_region).e164
+                conv = await self.store.conversation_by_remote(own, remote)
                 if conv is not None:
-                    return conv
-        found = await self.store.search(text, 5)
-        if len(found.conversations) == 1:
-            return found.conversations[0]
+                    return [conv]
+        found = await self._contact_conversations(text, own)
+        if found:
+            return found
+        hits = await self.store.search(text, 5)
+        if len(hits.conversations) == 1:
+            return [hits.conversations[0]]
+        if cid is not None:
+            raise NotFound(
+                f"No conversation {ref}: none has that id or that number. "
+                "List them with `glosms ls`."
+            )
         raise NotFound(f"No conversation matches {ref!r}. List them with `glosms ls`.")
+
+    async def _contact_conversations(self, name: str, own: str) -> list[ConversationRow]:
+        """The conversations with the contacts `name` names: exact names (case-folded)
+        when any contact has it, else every contact it matches; most recent first."""
+        contacts = await self.store.find_contacts(name, 10)
+        exact = [c for c in contacts if c.name.casefold() == name.casefold()]
+        found: dict[int, ConversationRow] = {}
+        for contact in exact or contacts:
+            for num in contact.numbers:
+                conv = await self.store.conversation_by_remote(own, num.number)
+                if conv is not None and conv.last_at is not None:  # not deleted
+                    found.setdefault(conv.id, conv)
+        return sorted(found.values(), key=lambda c: (c.last_at or 0.0, c.id), reverse=True)
 
     async def messages(
         self, conversation: int | str, before: int | None = None, limit: int = 50
@@ -340,11 +385,10 @@ class Service:
     async def resolve_recipient(self, to: str, pick: int | None = None) -> str:
         """A phone number for `to` (a number, or a contact name; several numbers need `pick`)."""
         text = to.strip()
-        if PHONE_LIKE.match(text):
-            number = normalize_number(text)
-            if len(number.lstrip("+")) < 3:
-                raise BadInput(f"{to!r} is too short to be a phone number.")
-            return number
+        if numbers.looks_like_number(text):
+            # Refused here, before anything is queued: a number the server cannot take
+            # would only fail later and leave a conversation with it behind.
+            return numbers.parse(text, self.number_region).e164
         contacts = await self.store.find_contacts(text, 20)
         exact = [c for c in contacts if c.name.casefold() == text.casefold()]
         matches = exact or contacts
@@ -360,29 +404,29 @@ class Service:
                 data={"contacts": [c.to_json() for c in matches[:10]]},
             )
         contact = matches[0]
-        numbers = contact.numbers
-        if not numbers:
+        choices = contact.numbers
+        if not choices:
             raise BadInput(f"{contact.name} has no phone number.")
         if pick is not None:
-            if not 1 <= pick <= len(numbers):
+            if not 1 <= pick <= len(choices):
                 raise BadInput(
-                    f"{contact.name} has {len(numbers)} numbers; pick 1 to {len(numbers)}."
+                    f"{contact.name} has {len(choices)} numbers; pick 1 to {len(choices)}."
                 )
-            return numbers[pick - 1].number
-        if len(numbers) > 1:
-            listing = "; ".join(f"{i}) {n.label} {n.number}" for i, n in enumerate(numbers, 1))
+            return choices[pick - 1].number
+        if len(choices) > 1:
+            listing = "; ".join(f"{i}) {n.label} {n.number}" for i, n in enumerate(choices, 1))
             raise AmbiguousRecipient(
-                f"{contact.name} has {len(numbers)} numbers: {listing}. Choose one with "
+                f"{contact.name} has {len(choices)} numbers: {listing}. Choose one with "
                 "--pick N (or the `pick` param).",
                 data={
                     "contact": contact.name,
                     "choices": [
                         {"pick": i, "label": n.label, "number": n.number}
-                        for i, n in enumerate(numbers, 1)
+                        for i, n in enumerate(choices, 1)
                     ],
                 },
             )
-        return numbers[0].number
+        return choices[0].number
 
     async def send(
         self,
@@ -487,14 +531,27 @@ class Service:
                     await self.store.remove_pending_op(op_id)
 
     async def mark_read(self, conversation: int | str | None = None) -> dict[str, Any]:
-        cid = None if conversation is None else (await self.resolve_conversation(conversation)).id
-        marks = await self.store.mark_read_local(cid)
+        """Mark the conversations `conversation` names read (all of them when it names a
+        contact with several numbers), or every one; the answer says which."""
+        if conversation is None:
+            before = {c.id: c for c, _n in (await self.store.unread()).per_conversation}
+            marks = await self.store.mark_read_local(None)
+            named = [before[m.conversation_id] for m in marks if m.conversation_id in before]
+        else:
+            named = await self.resolve_conversations(conversation)
+            marks = []
+            for conv in named:
+                marks += await self.store.mark_read_local(conv.id)
         for mark in marks:
             await self._tell_server(
                 "read", {"number": mark.number, "remote": mark.remote, "up_to": mark.up_to}
             )
         unread = await self.store.unread()
-        return {"marked": len(marks), "unread": unread.total}
+        return {
+            "marked": len(marks),
+            "unread": unread.total,
+            "conversations": [{"id": c.id, "title": c.title, "remote": c.remote} for c in named],
+        }
 
     async def delete_message(self, id: int) -> dict[str, Any]:
         server_id = await self.store.delete_message_local(id)
@@ -503,7 +560,15 @@ class Service:
         return {"deleted": id}
 
     async def delete_conversation(self, conversation: int | str) -> dict[str, Any]:
-        conv = await self.resolve_conversation(conversation)
+        found = await self.resolve_conversations(conversation)
+        if len(found) > 1:
+            listing = "; ".join(f"{c.id} ({c.remote})" for c in found)
+            raise AmbiguousRecipient(
+                f"{conversation!r} names {len(found)} conversations: {listing}. Delete one "
+                "by its id (glosms delete --conversation ID).",
+                data={"conversations": [c.to_json() for c in found]},
+            )
+        conv = found[0]
         ref = await self.store.delete_conversation_local(conv.id)
         if ref.up_to is not None:  # what arrived after what this device had is not deleted
             await self._tell_server(

@@ -887,10 +887,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except tk.TclError as exc:
         print(f"glosms compose: cannot open a window ({exc}); use glosms send.", file=sys.stderr)
         return 1
-    conv: int | str | None = args.conversation
-    if isinstance(conv, str) and conv.isdigit():
-        conv = int(conv)
-    Popup(root, Client, to=args.to, conversation=conv)
+    # As typed: the daemon decides whether it is a conversation id or a number.
+    Popup(root, Client, to=args.to, conversation=args.conversation)
     root.mainloop()
     return 0
 

@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from glosmsd.core.errors import AmbiguousRecipient, BadInput, NoSmsNumber, NotFound, Unsupported
+from glosmsd.core.errors import (
+    AmbiguousRecipient,
+    BadInput,
+    InvalidNumber,
+    NoSmsNumber,
+    NotFound,
+    Unsupported,
+)
 from glosmsd.daemon.config import Config
 from glosmsd.daemon.root import Daemon
 from glosmsd.daemon.service import Service
@@ -79,8 +86,13 @@ async def test_recipients_by_number_and_by_contact(daemon: Daemon) -> None:
     svc = svc_of(daemon)
     assert await svc.resolve_recipient("+1 (555) 765-4321") == BOB_MOBILE
     assert await svc.resolve_recipient(" 12345 ") == "12345"  # a short code
-    with pytest.raises(BadInput, match="too short"):
+    # Without a country code, in the country of the user's own number (+1).
+    assert await svc.resolve_recipient("555-765-4321") == BOB_MOBILE
+    assert await svc.resolve_recipient("0044 20 7946 0958") == "+442079460958"
+    with pytest.raises(InvalidNumber, match="too short"):
         await svc.resolve_recipient("12")
+    with pytest.raises(InvalidNumber, match=r"like \+1 201-555-0123"):
+        await svc.resolve_recipient("555-765-43")
     with pytest.raises(AmbiguousRecipient, match="2 numbers") as info:
         await svc.resolve_recipient("bob roe")
     assert info.value.data is not None
@@ -199,6 +211,26 @@ async def test_twenty_parallel_sends_of_one_new_file_all_queue(
         assert kept == {note.stat().st_size}
     outgoing = svc.files_dir / "outgoing"
     assert [p.name for p in outgoing.iterdir() if p.name.endswith(".tmp")] == []
+
+
+async def test_the_servers_region_decides_numbers_without_a_country_code(
+    server: ServerProcess,
+) -> None:
+    with server.store() as st:
+        with pytest.raises(BadInput, match="ISO code"):
+            st.set_setting("region", "Narnia")
+        assert st.set_setting("region", "gb")["region"] == "GB"
+    d = await started(server, "1006", "+15550001006")  # a +1 number, but the server says GB
+    task = asyncio.create_task(d.run())
+    try:
+        await until(lambda: d.service is not None and d.service.account.number, 20, "hello")
+        svc = svc_of(d)
+        assert svc.number_region == "GB"
+        assert await svc.resolve_recipient("020 7946 0958") == "+442079460958"
+        assert await svc.resolve_recipient("+1 555 765 4321") == BOB_MOBILE
+    finally:
+        d.request_stop()
+        await asyncio.wait_for(task, 20)
 
 
 async def test_no_sms_number_is_a_clear_error(server: ServerProcess) -> None:

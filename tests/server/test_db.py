@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from glosmsd.core.errors import BadInput, NoSmsNumber, NotFound, SchemaTooNew
+from glosmsd.core.errors import BadInput, InvalidNumber, NoSmsNumber, NotFound, SchemaTooNew
 from glosmsd.server.db import SCHEMA_VERSION, ServerStore, clean_file_name
 from tests.support import sqltext
 
@@ -135,6 +135,29 @@ def test_send_is_idempotent_per_extension(store: ServerStore) -> None:
         store.send("1003", "y", REMOTES[0], "hi", [])
     with pytest.raises(BadInput, match="phone number"):
         store.send("1001", "z", "call me", "hi", [])
+
+
+@pytest.mark.parametrize(
+    ("to", "stored"),
+    [
+        ("+1 (555) 765-4321", "+15557654321"),
+        ("0044 20 7946 0958", "+442079460958"),  # 00: the international prefix
+        ("+1\u00a0555\u2011765\u20114321", "+15557654321"),
+        ("12345", "12345"),
+    ],
+)
+def test_numbers_are_parsed_by_the_one_numbers_module(
+    store: ServerStore, to: str, stored: str
+) -> None:
+    store.assign_number("1001", " +1 (555) 000-0000 ")
+    assert store.send("1001", f"n-{to}", to, "hi", []).message["remote"] == stored
+
+
+@pytest.mark.parametrize("to", ["555-765-4321", "+1 555", "+1 555 765 4321 9999", "call me"])
+def test_what_is_not_a_number_is_invalid_number_with_the_form(store: ServerStore, to: str) -> None:
+    store.assign_number("1001", NUMBERS[0])
+    with pytest.raises(InvalidNumber, match=r"^Recipient: .*like \+44 20 7946 0958"):
+        store.send("1001", "x", to, "hi", [])
 
 
 def test_horizon_gives_a_snapshot(store: ServerStore) -> None:

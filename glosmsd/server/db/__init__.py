@@ -10,7 +10,6 @@ from glosmsd.server.db.base import (
     EXTENSION,
     MAX_CHUNK,
     SHA256,
-    SHORT_CODE,
     clean_file_name,
     normalize_number,
 )
@@ -33,7 +32,6 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "SHA256",
-    "SHORT_CODE",
     "CarrierMode",
     "FileInfo",
     "Outbound",

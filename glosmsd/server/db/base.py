@@ -33,21 +33,22 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from glosmsd.core import migrations
-from glosmsd.core.errors import BadInput, StoreError
+from glosmsd.core import migrations, numbers
+from glosmsd.core.errors import BadInput, InvalidNumber, StoreError
 from glosmsd.core.rules import Limits
 from glosmsd.server.db.records import DEFAULT_CARRIER_REASON, CarrierMode
 from glosmsd.server.db.schema import SCHEMA
 from glosmsd.system.atomicwrite import write_atomic
 
-E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
-SHORT_CODE: Final = re.compile(r"[0-9]{3,8}")
+E164: Final = re.compile(numbers.E164_PATTERN)
 EXTENSION: Final = re.compile(r"[0-9A-Za-z_.-]{1,32}")
 SHA256: Final = re.compile(r"[0-9a-f]{64}")
 MAX_NAME: Final = 255
 MAX_CHUNK: Final = 262_144
 DEFAULT_PBX_VERSION: Final = "7.1"
-SERVER_SETTINGS: Final = ("pbx_version",)
+SERVER_SETTINGS: Final = ("pbx_version", "region")
+#: The `region` setting's default: none (numbers come with their country code).
+DEFAULT_REGION: Final = ""
 
 # It is a constant spliced into queries (S608 noqa below): every value stays a bound param.
 VISIBLE = """
@@ -59,14 +60,12 @@ VISIBLE = """
 
 
 def normalize_number(raw: str, *, what: str = "number") -> str:
-    """An E.164 number or a short code, with spaces, dashes, dots and brackets removed."""
-    cleaned = re.sub(r"[\s\-().]", "", raw)
-    if E164.fullmatch(cleaned) or SHORT_CODE.fullmatch(cleaned):
-        return cleaned
-    raise BadInput(
-        f"{what.capitalize()} {raw[:40]!r} is not a phone number: use the international "
-        "form like +15557654321, or a short code of 3 to 8 digits."
-    )
+    """An E.164 number or a short code (`glosmsd.core.numbers`), else `InvalidNumber`
+    naming `what` it was. Without a region: a number comes with its country code."""
+    try:
+        return numbers.parse(raw).e164
+    except InvalidNumber as exc:
+        raise InvalidNumber(f"{what.capitalize()}: {exc.message}") from None
 
 
 def clean_file_name(raw: str) -> str:
@@ -190,6 +189,7 @@ class DbBase:
         limits = Limits.from_settings(stored)
         out = limits.to_settings()
         out["pbx_version"] = str(stored.get("pbx_version", DEFAULT_PBX_VERSION))
+        out["region"] = str(stored.get("region", DEFAULT_REGION))
         return out
 
     def limits(self) -> Limits:
@@ -201,7 +201,14 @@ class DbBase:
         if key not in current:
             known = ", ".join(sorted(current))
             raise BadInput(f"Unknown setting {key!r}; known settings: {known}.")
-        if key in SERVER_SETTINGS:
+        if key == "region":
+            if not isinstance(value, str) or (value.strip() and not numbers.is_region(value)):
+                raise BadInput(
+                    "Setting 'region' is the country numbers without a country code are "
+                    f'in, as its ISO code like "US" or "GB" ("" for none), not {value!r}.'
+                )
+            value = value.strip().upper()
+        elif key in SERVER_SETTINGS:
             if not isinstance(value, str) or not value.strip():
                 raise BadInput(f'Setting {key!r} must be text like "7.1", not {value!r}.')
         else:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from glosmsd.core.errors import BadInput, GlosmsdError
 from glosmsd.daemon import media
 from glosmsd.daemon.files import copy_unique, save_unique
+from glosmsd.daemon.store import Store
 
 if TYPE_CHECKING:
     from glosmsd.daemon.service import Service
@@ -83,7 +84,7 @@ async def export_history(
     folder = await asyncio.to_thread(make_folder, parent)
     own_name = service.account.name or "me"
     conversations = files = missing = 0
-    total = max(1, len(await service.store.conversations(limit=100000)))
+    total = max(1, len(await service.store.run(Store.conversations, limit=100000)))
     step = max(1, total // 10)
     async for conv in service.store.export_rows():
         await asyncio.to_thread(write_conversation, folder, conv, own_name)
@@ -109,8 +110,10 @@ async def export_history(
         if progress is not None:
             progress(conversations, total)
         if conversations % step == 0:
-            await service.store.append_event(
-                "export", {"folder": str(folder), "done": conversations, "total": total}
+            await service.store.run(
+                Store.append_event,
+                "export",
+                {"folder": str(folder), "done": conversations, "total": total},
             )
     result = {
         "folder": str(folder),
@@ -118,5 +121,7 @@ async def export_history(
         "files": files,
         "missing_files": missing,
     }
-    await service.store.append_event("export", {**result, "done": conversations, "total": total})
+    await service.store.run(
+        Store.append_event, "export", {**result, "done": conversations, "total": total}
+    )
     return result

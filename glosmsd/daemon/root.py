@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ from glosmsd.daemon.hub import Event, Hub
 from glosmsd.daemon.ipc import IpcServer
 from glosmsd.daemon.link import Link
 from glosmsd.daemon.service import Service
-from glosmsd.daemon.store import AsyncStore
+from glosmsd.daemon.store import AsyncStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class Daemon:
                 device_id=self.config.device_id,
                 on_event=service.on_server_event,
                 on_status=service.on_link_status,
-                get_cursor=store.cursor,
+                get_cursor=functools.partial(store.run, Store.cursor),
                 apply_batch=service.apply_batch,
                 on_hello=service.on_hello,
                 ping_interval=self.config.ping_interval,
@@ -93,7 +94,7 @@ class Daemon:
                 api.build_table(service),
                 self.hub,
                 service.replay,
-                store.last_event_id,
+                functools.partial(store.run, Store.last_event_id),
                 on_quit=self.request_stop,
                 hello=lambda: {"server": self.config.server},
             )

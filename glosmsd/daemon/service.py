@@ -46,7 +46,14 @@ from glosmsd.core.protocol import LinkStatus, State
 from glosmsd.daemon import media
 from glosmsd.daemon.files import save_unique
 from glosmsd.daemon.hub import Event, Hub
-from glosmsd.daemon.store import EVENT_KINDS, FILE_STATES, AsyncStore, ConversationRow, OutboxItem
+from glosmsd.daemon.store import (
+    EVENT_KINDS,
+    FILE_STATES,
+    AsyncStore,
+    ConversationRow,
+    OutboxItem,
+    Store,
+)
 from glosmsd.daemon.store import STATES as MESSAGE_STATES
 from glosmsd.system.atomicwrite import write_atomic
 
@@ -172,16 +179,16 @@ class Service:
 
     async def load(self) -> None:
         """Restore what the store knows (account from the last hello) before the link runs."""
-        hello = await self.store.account()
+        hello = await self.store.run(Store.account)
         if hello:
             self.account = Account.from_hello(hello)
 
     async def seed_prefs(self, defaults: Mapping[str, Any]) -> None:
         """Take the config file's [prefs] as the starting values; the user's changes win."""
-        stored = await self.store.prefs()
+        stored = await self.store.run(Store.prefs)
         for key, value in defaults.items():
             if key in PREFS and key not in stored:
-                await self.store.set_pref(key, value)
+                await self.store.run(Store.set_pref, key, value)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -203,7 +210,7 @@ class Service:
     # ------------------------------------------------------------------ link callbacks
 
     async def on_hello(self, hello: dict[str, Any]) -> None:
-        await self.store.set_account(hello)
+        await self.store.run(Store.set_account, hello)
         self.account = Account.from_hello(hello)
         self.sender.wake_all()
         self._spawn(self._after_hello())
@@ -213,11 +220,13 @@ class Service:
         with contextlib.suppress(GlosmsdError):
             contacts = await self.link.call("contacts", {"query": "", "limit": 500})
             if isinstance(contacts, list):
-                await self.store.replace_contacts(contacts)
+                await self.store.run(Store.replace_contacts, contacts)
         await self.queue_auto_downloads()
 
     async def apply_batch(self, events: list[dict[str, Any]], cursor: int, reset: bool) -> None:
-        new = await self.store.apply_sync(events, cursor, reset=reset, own_ext=self.account.ext)
+        new = await self.store.run(
+            Store.apply_sync, events, cursor, reset=reset, own_ext=self.account.ext
+        )
         if any(ev.kind == "message" for ev in new):
             self._spawn(self.queue_auto_downloads())
 
@@ -233,14 +242,16 @@ class Service:
             "detail": status.detail,
             "line": self._link.describe() if self._link else status.describe(self.clock()),
         }
-        self._spawn(self.store.append_event("link", payload))
+        self._spawn(self.store.run(Store.append_event, "link", payload))
 
     async def replay(self, after: int, up_to: int) -> tuple[list[Event], bool]:
         events: list[Event] = []
         gap = False
         cursor = after
         while cursor < up_to:
-            batch, truncated = await self.store.events_since(cursor, up_to=up_to, limit=1000)
+            batch, truncated = await self.store.run(
+                Store.events_since, cursor, up_to=up_to, limit=1000
+            )
             gap = gap or truncated
             if not batch:
                 break
@@ -260,10 +271,10 @@ class Service:
         return number
 
     async def _sms_enabled(self) -> bool:
-        return bool(await self.store.get_pref("sms_enabled", True))
+        return bool(await self.store.run(Store.get_pref, "sms_enabled", True))
 
     async def status(self) -> dict[str, Any]:
-        unread = await self.store.unread()
+        unread = await self.store.run(Store.unread)
         link = self._link
         st = link.status if link else LinkStatus(State.DISCONNECTED)
         return {
@@ -298,7 +309,7 @@ class Service:
     # ------------------------------------------------------------------ reading
 
     async def conversations(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-        return [c.to_json() for c in await self.store.conversations(limit, offset)]
+        return [c.to_json() for c in await self.store.run(Store.conversations, limit, offset)]
 
     @property
     def number_region(self) -> str | None:
@@ -324,27 +335,27 @@ class Service:
         one conversation a search finds.
         """
         if isinstance(ref, int):
-            conv = await self.store.conversation(ref)
+            conv = await self.store.run(Store.conversation, ref)
             if conv is None:
                 raise NotFound(f"No conversation {ref}. List them with `glosms ls`.")
             return [conv]
         text = ref.strip()
         cid = numbers.conversation_id(text)
         if cid is not None:
-            conv = await self.store.conversation(cid)
+            conv = await self.store.run(Store.conversation, cid)
             if conv is not None:
                 return [conv]
         own = self.account.number or ""
         if numbers.looks_like_number(text):
             with contextlib.suppress(InvalidNumber):  # not a number: a partial one, searched
                 remote = numbers.parse(text, self.number_region).e164
-                conv = await self.store.conversation_by_remote(own, remote)
+                conv = await self.store.run(Store.conversation_by_remote, own, remote)
                 if conv is not None:
                     return [conv]
         found = await self._contact_conversations(text, own)
         if found:
             return found
-        hits = await self.store.search(text, 5)
+        hits = await self.store.run(Store.search, text, 5)
         if len(hits.conversations) == 1:
             return [hits.conversations[0]]
         if cid is not None:
@@ -357,12 +368,12 @@ class Service:
     async def _contact_conversations(self, name: str, own: str) -> list[ConversationRow]:
         """The conversations with the contacts `name` names: exact names (case-folded)
         when any contact has it, else every contact it matches; most recent first."""
-        contacts = await self.store.find_contacts(name, 10)
+        contacts = await self.store.run(Store.find_contacts, name, 10)
         exact = [c for c in contacts if c.name.casefold() == name.casefold()]
         found: dict[int, ConversationRow] = {}
         for contact in exact or contacts:
             for num in contact.numbers:
-                conv = await self.store.conversation_by_remote(own, num.number)
+                conv = await self.store.run(Store.conversation_by_remote, own, num.number)
                 if conv is not None and conv.last_at is not None:  # not deleted
                     found.setdefault(conv.id, conv)
         return sorted(found.values(), key=lambda c: (c.last_at or 0.0, c.id), reverse=True)
@@ -371,14 +382,14 @@ class Service:
         self, conversation: int | str, before: int | None = None, limit: int = 50
     ) -> dict[str, Any]:
         conv = await self.resolve_conversation(conversation)
-        rows = await self.store.messages(conv.id, before=before, limit=limit)
+        rows = await self.store.run(Store.messages, conv.id, before=before, limit=limit)
         return {"conversation": conv.to_json(), "messages": [m.to_json() for m in rows]}
 
     async def search(self, query: str, limit: int = 20) -> dict[str, Any]:
-        return (await self.store.search(query, limit)).to_json()
+        return (await self.store.run(Store.search, query, limit)).to_json()
 
     async def contacts(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
-        return [c.to_json() for c in await self.store.find_contacts(query, limit)]
+        return [c.to_json() for c in await self.store.run(Store.find_contacts, query, limit)]
 
     # ------------------------------------------------------------------ sending
 
@@ -389,7 +400,7 @@ class Service:
             # Refused here, before anything is queued: a number the server cannot take
             # would only fail later and leave a conversation with it behind.
             return numbers.parse(text, self.number_region).e164
-        contacts = await self.store.find_contacts(text, 20)
+        contacts = await self.store.run(Store.find_contacts, text, 20)
         exact = [c for c in contacts if c.name.casefold() == text.casefold()]
         matches = exact or contacts
         if not matches:
@@ -437,7 +448,7 @@ class Service:
         pick: int | None = None,
     ) -> dict[str, Any]:
         if client_id is not None:
-            existing = await self.store.message_by_client_id(client_id)
+            existing = await self.store.run(Store.message_by_client_id, client_id)
             if existing is not None:
                 return {"message": existing.to_json(), "dropped": [], "notice": None}
         number = self._require_number()
@@ -460,11 +471,11 @@ class Service:
         rules.check_message(text, [a.size for a in prepared.kept], limits)
         stored = [await asyncio.to_thread(self._keep_outgoing, a) for a in prepared.kept]
         cid = client_id or new_client_id()
-        row = await self.store.enqueue_send(cid, number, remote, text, stored)
+        row = await self.store.run(Store.enqueue_send, cid, number, remote, text, stored)
         self.sender.add(cid, row.id)
         emojis = _emoji_in(text)
         if emojis:
-            await self.store.emoji_used(emojis)
+            await self.store.run(Store.emoji_used, emojis)
         return {
             "message": row.to_json(),
             "dropped": [{"name": d.name, "reason": d.reason} for d in prepared.dropped],
@@ -491,9 +502,9 @@ class Service:
         }
 
     async def resend(self, id: int) -> dict[str, Any]:
-        item = await self.store.resend(id, new_client_id())
+        item = await self.store.run(Store.resend, id, new_client_id())
         self.sender.add(item.client_id, item.message_id)
-        message = await self.store.message(item.message_id)
+        message = await self.store.run(Store.message, item.message_id)
         return {"message": message.to_json() if message else None}
 
     # ------------------------------------------------------------------ changes the server hears
@@ -502,7 +513,7 @@ class Service:
         """Send a read mark or deletion now, or keep it (in the store) for after the next
         hello. While older kept changes wait, a new one queues behind them, so the server
         hears them in the order the user made them."""
-        if not await self.store.pending_ops(1):
+        if not await self.store.run(Store.pending_ops, 1):
             try:
                 await self.link.call(method, params)
             except LinkClosed:
@@ -512,7 +523,7 @@ class Service:
                 return
             else:
                 return
-        await self.store.add_pending_op(method, params)
+        await self.store.run(Store.add_pending_op, method, params)
         log.info("offline: %s kept until the server is back", method)
         if self._link is not None and self._link.status.online:
             self._spawn(self.flush_pending_ops())
@@ -520,7 +531,7 @@ class Service:
     async def flush_pending_ops(self) -> None:
         """Tell the server the kept changes, oldest first; stop at the first network error."""
         async with self._flush_lock:
-            while ops := await self.store.pending_ops(100):
+            while ops := await self.store.run(Store.pending_ops, 100):
                 for op_id, method, params in ops:
                     try:
                         await self.link.call(method, params)
@@ -528,25 +539,25 @@ class Service:
                         return
                     except GlosmsdError as exc:
                         log.warning("server refused queued %s: %s", method, exc.message)
-                    await self.store.remove_pending_op(op_id)
+                    await self.store.run(Store.remove_pending_op, op_id)
 
     async def mark_read(self, conversation: int | str | None = None) -> dict[str, Any]:
         """Mark the conversations `conversation` names read (all of them when it names a
         contact with several numbers), or every one; the answer says which."""
         if conversation is None:
-            before = {c.id: c for c, _n in (await self.store.unread()).per_conversation}
-            marks = await self.store.mark_read_local(None)
+            before = {c.id: c for c, _n in (await self.store.run(Store.unread)).per_conversation}
+            marks = await self.store.run(Store.mark_read_local, None)
             named = [before[m.conversation_id] for m in marks if m.conversation_id in before]
         else:
             named = await self.resolve_conversations(conversation)
             marks = []
             for conv in named:
-                marks += await self.store.mark_read_local(conv.id)
+                marks += await self.store.run(Store.mark_read_local, conv.id)
         for mark in marks:
             await self._tell_server(
                 "read", {"number": mark.number, "remote": mark.remote, "up_to": mark.up_to}
             )
-        unread = await self.store.unread()
+        unread = await self.store.run(Store.unread)
         return {
             "marked": len(marks),
             "unread": unread.total,
@@ -554,7 +565,7 @@ class Service:
         }
 
     async def delete_message(self, id: int) -> dict[str, Any]:
-        server_id = await self.store.delete_message_local(id)
+        server_id = await self.store.run(Store.delete_message_local, id)
         if server_id is not None:
             await self._tell_server("delete_message", {"id": server_id})
         return {"deleted": id}
@@ -569,7 +580,7 @@ class Service:
                 data={"conversations": [c.to_json() for c in found]},
             )
         conv = found[0]
-        ref = await self.store.delete_conversation_local(conv.id)
+        ref = await self.store.run(Store.delete_conversation_local, conv.id)
         if ref.up_to is not None:  # what arrived after what this device had is not deleted
             await self._tell_server(
                 "delete_conversation",
@@ -580,9 +591,11 @@ class Service:
     # ------------------------------------------------------------------ files
 
     async def queue_auto_downloads(self) -> None:
-        if not await self.store.get_pref("auto_download", True):
+        if not await self.store.run(Store.get_pref, "auto_download", True):
             return
-        for f in await self.store.pending_downloads(max_size=self.account.limits.mms_max_bytes):
+        for f in await self.store.run(
+            Store.pending_downloads, max_size=self.account.limits.mms_max_bytes
+        ):
             if f.sha256 and f.sha256 not in self._downloads:
                 self._start_download(f.sha256, f.name)
 
@@ -594,18 +607,18 @@ class Service:
 
     async def _download(self, sha256: str, name: str) -> None:
         async with self._download_slots:
-            path, state = await self.store.file_state(sha256)
+            path, state = await self.store.run(Store.file_state, sha256)
             if state == "done" and path and await asyncio.to_thread(os.path.exists, path):
                 return
-            await self.store.set_file_state(sha256, None, "downloading")
+            await self.store.run(Store.set_file_state, sha256, None, "downloading")
             try:
                 data = await self._fetch(sha256)
                 dest = await asyncio.to_thread(save_unique, self.files_dir, name, data)
             except GlosmsdError as exc:
                 log.info("download of %s failed: %s", name, exc.message)
-                await self.store.set_file_state(sha256, None, "failed")
+                await self.store.run(Store.set_file_state, sha256, None, "failed")
                 raise
-            await self.store.set_file_state(sha256, str(dest), "done")
+            await self.store.run(Store.set_file_state, sha256, str(dest), "done")
 
     async def _fetch(self, sha256: str) -> bytes:
         chunks: list[bytes] = []
@@ -636,7 +649,7 @@ class Service:
         file: int | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> dict[str, Any]:
-        message = await self.store.message(id)
+        message = await self.store.run(Store.message, id)
         if message is None:
             raise NotFound(f"No message {id}.")
         if not message.files:
@@ -673,7 +686,7 @@ class Service:
             finished += f.size or 0
             if progress is not None:
                 progress(finished, total)
-            path, state = await self.store.file_state(f.sha256)
+            path, state = await self.store.run(Store.file_state, f.sha256)
             out.append({"name": f.name, "path": path, "state": state, "size": f.size})
         return {"files": out}
 
@@ -682,7 +695,7 @@ class Service:
     ) -> dict[str, Any]:
         from glosmsd.daemon.export import export_history
 
-        if not await self.store.has_history():
+        if not await self.store.run(Store.has_history):
             raise NotFound("There is no SMS history to export yet.")
         target = await asyncio.to_thread(os.path.expanduser, dir)
         result: dict[str, Any] = await export_history(self, Path(target), progress)
@@ -691,7 +704,7 @@ class Service:
     # ------------------------------------------------------------------ prefs, emoji, count
 
     async def prefs_get(self, key: str | None = None) -> Any:
-        stored = await self.store.prefs()
+        stored = await self.store.run(Store.prefs)
         values = {k: stored.get(k, default) for k, (default, _t, _d) in PREFS.items()}
         if key is None:
             return values
@@ -719,17 +732,17 @@ class Service:
                     "Enable the SMS messaging on Desktop can be changed only when the phone "
                     f"system is older than version 7 (this one is {version})."
                 )
-        await self.store.set_pref(key, value)
-        await self.store.append_event("prefs", {"key": key, "value": value})
+        await self.store.run(Store.set_pref, key, value)
+        await self.store.run(Store.append_event, "prefs", {"key": key, "value": value})
         values: dict[str, Any] = await self.prefs_get(None)
         return values
 
     async def emoji_recent(self, limit: int = 20) -> list[str]:
-        return await self.store.emoji_recent(limit)
+        return await self.store.run(Store.emoji_recent, limit)
 
     async def emoji_used(self, emoji: Sequence[str]) -> list[str]:
-        await self.store.emoji_used(list(emoji))
-        return await self.store.emoji_recent(20)
+        await self.store.run(Store.emoji_used, list(emoji))
+        return await self.store.run(Store.emoji_recent, 20)
 
     async def count(self, text: str, files: int = 0, bytes: int = 0) -> dict[str, Any]:
         return rules.count_text(
@@ -755,7 +768,7 @@ class Sender:
         self._wake.set()
 
     async def run(self) -> None:
-        items = await self.service.store.outbox_items()
+        items = await self.service.store.run(Store.outbox_items)
         self.core.load(_queued(i) for i in items)
         try:
             while True:
@@ -777,7 +790,7 @@ class Sender:
         svc = self.service
         store = svc.store
         try:
-            queued = await store.outbox_item(item.client_id)
+            queued = await store.run(Store.outbox_item, item.client_id)
             if queued is None:  # deleted or already done
                 self.core.settle(item.client_id, svc.clock(), result=None)
                 return
@@ -791,12 +804,14 @@ class Sender:
         match verdict:
             case Done(message=message):
                 if message is not None:
-                    await store.outbox_done(item.client_id, message, own_ext=svc.account.ext)
+                    await store.run(
+                        Store.outbox_done, item.client_id, message, own_ext=svc.account.ext
+                    )
             case Failed(reason=reason):
-                await store.outbox_failed(item.client_id, reason)
+                await store.run(Store.outbox_failed, item.client_id, reason)
             case Retry(at=at, reason=reason):
                 log.info("send %s will retry: %s", item.client_id, reason)
-                await store.outbox_defer(item.client_id, at, reason)
+                await store.run(Store.outbox_defer, item.client_id, at, reason)
         self._wake.set()
 
     async def _deliver(self, queued: OutboxItem) -> Any:
@@ -815,7 +830,7 @@ class Sender:
             f.update(sha256=reply["sha256"], mime=reply["mime"], size=reply["size"], uploaded=True)
             changed = True
         if changed:
-            await self.service.store.outbox_update_files(queued.client_id, files)
+            await self.service.store.run(Store.outbox_update_files, queued.client_id, files)
         return await link.call(
             "send",
             {

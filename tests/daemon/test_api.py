@@ -29,7 +29,7 @@ from glosmsd.core import rules
 from glosmsd.core.protocol import State
 from glosmsd.daemon import api
 from glosmsd.daemon.service import PREFS
-from glosmsd.daemon.store import EVENT_KINDS, MIGRATIONS
+from glosmsd.daemon.store import EVENT_KINDS, STEPS
 from tests.support import specdoc
 
 _EXT: Final[dict[str, Any]] = {"^x-": {}}
@@ -215,7 +215,7 @@ def test_the_schemas_stay_out_of_the_dispatch_table() -> None:
 
 
 def _checks(table: str) -> dict[str, list[str]]:
-    sql = "\n".join(MIGRATIONS)
+    sql = "".join(f"{statement};\n" for step in STEPS for statement in step.sql)
     body = re.search(rf"CREATE TABLE {table} \((.*?)\n\s*\);", sql, re.S)
     assert body is not None, table
     return {

@@ -1,8 +1,9 @@
-"""Tests for glosmsd/daemon/store.py against real SQLite files on disk."""
+"""Tests for the glosmsd/daemon/store package against real SQLite files on disk."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sqlite3
 import subprocess
@@ -18,9 +19,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from glosmsd.core import migrations
 from glosmsd.core.errors import BadInput, NotFound, SchemaTooNew, StoreError
-from glosmsd.daemon import store as store_mod
-from glosmsd.daemon.store import MIGRATIONS, SCHEMA_VERSION, AsyncStore, LocalEvent, Store
+from glosmsd.daemon.store import (
+    EMOJI_RECENTS,
+    EVENT_HORIZON_SECONDS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    STEPS,
+    AsyncStore,
+    LocalEvent,
+    Store,
+)
+from glosmsd.daemon.store import base as store_base
+from glosmsd.daemon.store.unread import count_all
 
 OWN = "+15550001001"
 BOB = "+15557654321"
@@ -112,8 +124,8 @@ def test_migrates_from_empty_and_reopens(db_path: Path) -> None:
 
 
 def test_pending_ops_keep_their_order_and_move_over_from_the_v1_prefs(db_path: Path) -> None:
-    conn = sqlite3.connect(db_path)
-    conn.executescript(MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrations.migrate(conn, dataclasses.replace(SCHEMA, steps=STEPS[:1]), str(db_path))
     ops = [
         {"method": "read", "params": {"number": "+1555", "remote": "+1666", "up_to": 4}},
         {"method": "delete_message", "params": {"id": 7}},
@@ -572,7 +584,7 @@ def test_prefs_and_emoji(store: Store) -> None:
     assert store.emoji_recent() == ["😀", "🎉"]
     store.emoji_used([chr(0x1F400 + i) for i in range(60)], now=3.0)
     recent = store.emoji_recent(100)
-    assert len(recent) == store_mod.EMOJI_RECENTS
+    assert len(recent) == EMOJI_RECENTS
     assert recent[0] == chr(0x1F400 + 59)
 
 
@@ -591,7 +603,7 @@ def test_export_rows(store: Store) -> None:
 
 
 def test_event_log_replay_and_horizon(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_mod, "EVENT_HORIZON_COUNT", 20)
+    monkeypatch.setattr(store_base, "EVENT_HORIZON_COUNT", 20)
     seen: list[LocalEvent] = []
     store.on_events = seen.extend
     for i in range(10):
@@ -617,7 +629,7 @@ def test_event_log_replay_and_horizon(store: Store, monkeypatch: pytest.MonkeyPa
         store.append_event("nonsense", {})
     # The time horizon: events older than 7 days go even below the count limit.
     with store._write():
-        store._prune_events(seen[-1].at + store_mod.EVENT_HORIZON_SECONDS + 1)
+        store._prune_events(seen[-1].at + EVENT_HORIZON_SECONDS + 1)
     assert store.events_since(40) == ([], False)
     assert store.events_since(39)[1] is True
 
@@ -661,6 +673,14 @@ def test_outbox_survives_a_crash(db_path: Path) -> None:
         s.close()
 
 
+def thread_of(_store: Store) -> int:
+    return threading.get_ident()
+
+
+def autocheckpoint_of(store: Store) -> int:
+    return int(store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+
 async def test_async_store_runs_on_its_own_thread(db_path: Path) -> None:
     got: list[list[LocalEvent]] = []
     arrived = asyncio.Event()
@@ -674,21 +694,21 @@ async def test_async_store_runs_on_its_own_thread(db_path: Path) -> None:
     astore = await AsyncStore.open(db_path, on_events=on_events)
     try:
         assert astore.thread_id not in (0, loop_thread)
-        assert await astore.call(threading.get_ident) == astore.thread_id
-        assert await astore.call(threading.get_ident) == astore.thread_id
-        row = await astore.enqueue_send("a1", OWN, BOB, "hello")
+        assert await astore.run(thread_of) == astore.thread_id
+        assert await astore.run(thread_of) == astore.thread_id
+        row = await astore.run(Store.enqueue_send, "a1", OWN, BOB, "hello")
         await asyncio.wait_for(arrived.wait(), 5)
         assert got[0][0].kind == "message"
         assert got[0][0].data["message"]["id"] == row.id
         # Concurrent writers are serialized on the one thread, none lost.
-        await asyncio.gather(*(astore.set_pref(f"k{i}", i) for i in range(20)))
-        assert len(await astore.prefs()) == 20
-        evs = await astore.apply_sync([mev(1, msg(1))], 1)
+        await asyncio.gather(*(astore.run(Store.set_pref, f"k{i}", i) for i in range(20)))
+        assert len(await astore.run(Store.prefs)) == 20
+        evs = await astore.run(Store.apply_sync, [mev(1, msg(1))], 1)
         assert [e.kind for e in evs] == ["message", "unread"]
-        assert (await astore.unread()).total == 1
-        assert [c.remote for c in await astore.conversations()] == [BOB]
+        assert (await astore.run(Store.unread)).total == 1
+        assert [c.remote for c in await astore.run(Store.conversations)] == [BOB]
         assert [e.conversation.remote async for e in astore.export_rows()] == [BOB]
-        assert (await astore.events_since(0))[0][0].kind == "message"
+        assert (await astore.run(Store.events_since, 0))[0][0].kind == "message"
     finally:
         await astore.close()
 
@@ -788,8 +808,8 @@ def test_unread_bookkeeping_matches_a_full_count(ops: list[tuple[Any, ...]]) -> 
                 else:
                     keep = [m for m in sent if m["id"] <= op[1]]
                     s.apply_sync([mev(seq, m) for m in keep], seq, reset=True)
-                full = s._unread_map()
-                assert s._unread_cache in (None, full)
+                full = count_all(s._conn)
+                assert s._unread.cached in (None, full)
                 for e in events:
                     if e.kind == "unread":
                         assert {c["id"]: c["count"] for c in e.data["conversations"]} == full
@@ -800,7 +820,7 @@ def test_unread_bookkeeping_matches_a_full_count(ops: list[tuple[Any, ...]]) -> 
                     (c.id, c.unread) for c in map(s.conversation, (c.id for c in listed)) if c
                 ]
                 assert listed == list(s.search("+1555", 10).conversations)
-            assert s.unread().total == sum(s._unread_map().values())
+            assert s.unread().total == sum(count_all(s._conn).values())
         finally:
             s.close()
 
@@ -842,12 +862,10 @@ def test_deferred_checkpoints_never_run_inside_a_commit(db_path: Path) -> None:
         s.close()
 
 
-def test_the_writer_checkpoints_a_wal_past_the_limit(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_writer_checkpoints_a_wal_past_the_limit(db_path: Path) -> None:
     # A checkpoint thread that never runs (writes that never pause): the WAL stays bounded.
-    monkeypatch.setattr(store_mod, "WAL_LIMIT_BYTES", 1024 * 1024)
     s = Store.open(db_path)
+    s.wal_limit = 1024 * 1024
     try:
         s.defer_checkpoints(lambda: None)
         wal = Path(f"{db_path}-wal")
@@ -868,23 +886,21 @@ async def test_async_store_checkpoints_in_the_background(db_path: Path) -> None:
     try:
         checkpointer = astore._checkpointer
         assert checkpointer is not None
-        autocheckpoint = await astore.call(
-            lambda: astore._store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-        )
+        autocheckpoint = await astore.run(autocheckpoint_of)
         assert autocheckpoint == 0
         for first in (1, 3001):  # twice: the WAL starts over while the daemon writes
             for batch, cursor in big_batches(3000, first=first):
-                await astore.apply_sync(batch, cursor)
-            await astore.enqueue_send(f"a{first}", OWN, BOB, "hello")
+                await astore.run(Store.apply_sync, batch, cursor)
+            await astore.run(Store.enqueue_send, f"a{first}", OWN, BOB, "hello")
             # The writes pause: the thread copies the whole WAL back...
             assert await asyncio.to_thread(checkpointer.wait_covered, checkpointer.commits, 20)
             assert checkpointer.last is not None
             busy, frames, copied = checkpointer.last
             assert (busy, copied) == (0, frames)
             # ...so the next write starts the WAL over instead of growing it.
-            await astore.set_pref("after", first)
+            await astore.run(Store.set_pref, "after", first)
             assert wal_frames(db_path) < 50
-        assert await astore.cursor() == 6000
+        assert await astore.run(Store.cursor) == 6000
     finally:
         await astore.close()
     # The store's connection closed last: SQLite checkpointed and removed the WAL.

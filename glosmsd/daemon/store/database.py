@@ -1,0 +1,63 @@
+"""`Store`: the whole local database, its parts put together, and how a file is opened.
+
+Opening creates or migrates the file (core/migrations with `schema`): a database written
+by a newer glosmsd raises `SchemaTooNew` and is left byte for byte as it was, since the
+version is read before anything (not even the switch to WAL) writes to the file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from glosmsd.core import migrations
+from glosmsd.core.errors import StoreError
+from glosmsd.daemon.store.base import EventsListener
+from glosmsd.daemon.store.downloads import Downloads
+from glosmsd.daemon.store.local import LocalChanges
+from glosmsd.daemon.store.outbox import OutboxRows
+from glosmsd.daemon.store.prefs import Prefs
+from glosmsd.daemon.store.queries import Queries
+from glosmsd.daemon.store.schema import SCHEMA
+
+
+def _use_wal(conn: migrations.Connection) -> None:
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+
+class Store(OutboxRows, LocalChanges, Queries, Downloads, Prefs):
+    """The local database. Open with `Store.open(path)`; use from one thread only."""
+
+    @classmethod
+    def open(cls, path: Path, *, on_events: EventsListener | None = None) -> Store:
+        """Open (creating or migrating) the database at `path`.
+
+        Raises `SchemaTooNew` when the file comes from a newer glosmsd (the file is not
+        written to at all), `StoreError` when it is not a database or cannot be opened.
+        """
+        path = Path(path)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        except sqlite3.Error as exc:
+            raise StoreError(f"Cannot open the local database {path}: {exc}") from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA foreign_keys = ON")
+            migrations.migrate(conn, SCHEMA, str(path), prepare=_use_wal)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(
+                f"{path} is not a glosmsd database or is damaged ({exc}). "
+                "Move it aside and start glosmsd again to sync a fresh copy."
+            ) from exc
+        except BaseException:
+            conn.close()
+            raise
+        store = cls(conn, path)
+        store.on_events = on_events
+        with store._write():
+            store._prune_events(time.time())
+        return store

@@ -1,0 +1,276 @@
+"""Single rows of the main tables, read and written: what the merge, the outbox, the local
+changes and the reads all share.
+
+Messages come back as `MessageRow` with the download state of their files, conversations
+as `ConversationRow` with their unread count and a preview of their newest message.
+`_insert_message` is the one place besides the merge's batched insert that adds a
+message, and both index the text in FTS5 themselves (see there).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence, Sized
+from typing import Any, Final, TypeVar
+
+from glosmsd.core.search import digits_of, fold, phone_tail
+from glosmsd.daemon.store.base import StoreBase
+from glosmsd.daemon.store.incoming import sharer_from
+from glosmsd.daemon.store.rows import ConversationRow, FileRow, MessageRow
+
+T = TypeVar("T")
+
+MESSAGE_SELECT: Final = (
+    "SELECT m.*, c.number, c.remote FROM messages m "
+    "JOIN conversations c ON c.id = m.conversation_id "
+)
+
+_CONVERSATION_SELECT: Final = """
+    SELECT c.*,
+        (SELECT count(*) FROM messages u
+         WHERE u.conversation_id = c.id AND u.direction = 'in'
+           AND u.server_id > c.read_up_to) AS unread,
+        l.id AS last_message_id, l.text AS last_text, l.direction AS last_direction
+    FROM conversations c
+    LEFT JOIN messages l ON l.id = (
+        SELECT id FROM messages WHERE conversation_id = c.id ORDER BY at DESC, id DESC LIMIT 1)
+"""
+
+# The list form: no unread subquery (the counts come from the unread bookkeeping, kept up
+# to date by every write) and plain tuples; at 2,000 conversations the per-row count and
+# the name lookups of `sqlite3.Row` were two thirds of the time.
+_LIST_SELECT: Final = """
+    SELECT c.id, c.number, c.remote, c.name, c.last_at, c.read_up_to, c.deleted_up_to,
+        l.id, l.text, l.direction
+    FROM conversations c
+    LEFT JOIN messages l ON l.id = (
+        SELECT id FROM messages WHERE conversation_id = c.id ORDER BY at DESC, id DESC LIMIT 1)
+"""
+
+
+def chunks(values: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
+    """`values` in slices small enough for one statement's parameters."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def marks(values: Sized) -> str:
+    """`?,?,...`: one placeholder per value, for an `IN (...)`."""
+    return ",".join("?" * len(values))
+
+
+class Records(StoreBase):
+    """Reading and writing one message or conversation at a time."""
+
+    # ------------------------------------------------------------------ messages
+
+    def _file_states(self, shas: Iterable[str]) -> dict[str, tuple[str | None, str]]:
+        wanted = sorted(set(shas))
+        if not wanted:
+            return {}
+        rows = self._conn.execute(
+            f"SELECT sha256, path, state FROM files WHERE sha256 IN ({marks(wanted)})",  # noqa: S608
+            wanted,
+        ).fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def _messages_from(self, rows: Sequence[sqlite3.Row]) -> list[MessageRow]:
+        raw_files = [json.loads(r["files"]) for r in rows]
+        states = self._file_states(f["sha256"] for fl in raw_files for f in fl if f.get("sha256"))
+        out: list[MessageRow] = []
+        for r, fl in zip(rows, raw_files, strict=True):
+            files: list[FileRow] = []
+            for f in fl:
+                sha = f.get("sha256")
+                path, state = states.get(sha, (None, "none")) if sha else (None, "none")
+                if f.get("path"):
+                    # A file of ours: it is here since we sent it.
+                    path, state = f["path"], "done"
+                files.append(
+                    FileRow(sha, f.get("name") or "file", f.get("mime"), f.get("size"), path, state)
+                )
+            out.append(
+                MessageRow(
+                    id=r["id"],
+                    conversation_id=r["conversation_id"],
+                    number=r["number"],
+                    remote=r["remote"],
+                    server_id=r["server_id"],
+                    client_id=r["client_id"],
+                    direction=r["direction"],
+                    text=r["text"],
+                    state=r["state"],
+                    reason=r["reason"],
+                    at=r["at"],
+                    sender=sharer_from(r["sender"]),
+                    files=tuple(files),
+                )
+            )
+        return out
+
+    def _message(self, local_id: int) -> MessageRow | None:
+        rows = self._conn.execute(MESSAGE_SELECT + "WHERE m.id = ?", (local_id,)).fetchall()
+        found = self._messages_from(rows)
+        return found[0] if found else None
+
+    def _insert_message(
+        self,
+        *,
+        conversation_id: int,
+        direction: str,
+        text: str,
+        state: str,
+        at: float,
+        files: str,
+        server_id: int | None = None,
+        client_id: str | None = None,
+        reason: str | None = None,
+        sender: str | None = None,
+    ) -> int:
+        """Insert a message row and index its text; the one place besides the merge's
+        batched insert (`SyncMerge._insert_new`) that messages are inserted.
+
+        The FTS insert is done here and not by a trigger: inside a trigger every FTS5
+        write starts a savepoint, which makes FTS5 flush its pending terms row by row,
+        and a 10,000-message catch-up takes 3.5 times as long. Deletes and text updates
+        are rare and stay with triggers.
+        """
+        cur = self._conn.execute(
+            "INSERT INTO messages (server_id, client_id, conversation_id, direction, text, "
+            "state, reason, at, sender, files) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                server_id,
+                client_id,
+                conversation_id,
+                direction,
+                text,
+                state,
+                reason,
+                at,
+                sender,
+                files,
+            ),
+        )
+        local_id = int(cur.lastrowid or 0)
+        self._conn.execute("INSERT INTO messages_fts (rowid, text) VALUES (?, ?)", (local_id, text))
+        if direction == "in":
+            self._unread.mark(conversation_id)
+        return local_id
+
+    def _set_state(
+        self, row: sqlite3.Row, state: str, reason: str | None, *, quiet: bool = False
+    ) -> None:
+        """Move a message (`row`: its id, state, reason) to `state`, logging the change."""
+        if row["state"] == state and row["reason"] == reason:
+            return
+        self._conn.execute(
+            "UPDATE messages SET state = ?, reason = ? WHERE id = ?", (state, reason, row["id"])
+        )
+        if not quiet:
+            cid = self._conn.execute(
+                "SELECT conversation_id FROM messages WHERE id = ?", (row["id"],)
+            ).fetchone()[0]
+            self._append(
+                "message_state",
+                {"id": row["id"], "conversation_id": cid, "state": state, "reason": reason},
+            )
+
+    # ------------------------------------------------------------------ conversations
+
+    def _conversation_id(self, number: str, remote: str) -> int:
+        """The local id of (number, remote), creating the conversation when new."""
+        cached = self._conv_ids.get((number, remote))
+        if cached is not None:
+            return cached
+        row = self._conn.execute(
+            "SELECT id FROM conversations WHERE number = ? AND remote = ?", (number, remote)
+        ).fetchone()
+        if row is not None:
+            self._conv_ids[(number, remote)] = int(row[0])
+            return int(row[0])
+        tail = phone_tail(remote)
+        name_row = self._conn.execute(
+            "SELECT c.name FROM contact_numbers n JOIN contacts c ON c.id = n.contact_id "
+            "WHERE n.tail = ? AND n.tail != '' ORDER BY c.id LIMIT 1",
+            (tail,),
+        ).fetchone()
+        cur = self._conn.execute(
+            "INSERT INTO conversations (number, remote, remote_digits, remote_tail, name, "
+            "name_key) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                number,
+                remote,
+                digits_of(remote),
+                tail,
+                name_row[0] if name_row else None,
+                fold(name_row[0]) if name_row else "",
+            ),
+        )
+        self._conv_ids[(number, remote)] = int(cur.lastrowid or 0)
+        return int(cur.lastrowid or 0)
+
+    @staticmethod
+    def _conversation_from(r: sqlite3.Row) -> ConversationRow:
+        return ConversationRow(
+            id=r["id"],
+            number=r["number"],
+            remote=r["remote"],
+            name=r["name"],
+            last_at=r["last_at"],
+            unread=r["unread"],
+            read_up_to=r["read_up_to"],
+            deleted_up_to=r["deleted_up_to"],
+            last_message_id=r["last_message_id"],
+            last_text=r["last_text"],
+            last_direction=r["last_direction"],
+        )
+
+    def _conversation(self, conversation_id: int) -> ConversationRow | None:
+        row = self._conn.execute(
+            _CONVERSATION_SELECT + "WHERE c.id = ?", (conversation_id,)
+        ).fetchone()
+        return None if row is None else self._conversation_from(row)
+
+    def _list_conversations(self, where: str, params: Sequence[Any]) -> list[ConversationRow]:
+        """Conversations (`where` and what follows it) with their unread counts; only for
+        conversations with `last_at` set, and not inside a write (the counts are those of
+        the last commit)."""
+        counts = self._unread_counts()
+        cur = self._conn.cursor()
+        cur.row_factory = None
+        rows = cur.execute(_LIST_SELECT + where, params).fetchall()
+        return [
+            ConversationRow(
+                r[0], r[1], r[2], r[3], r[4], counts.get(r[0], 0), r[5], r[6], r[7], r[8], r[9]
+            )
+            for r in rows
+        ]
+
+    def _touch(self, conversation_id: int) -> None:
+        """Recompute the conversation's last activity from its visible messages."""
+        self._conn.execute(
+            "UPDATE conversations SET last_at = "
+            "(SELECT max(at) FROM messages WHERE conversation_id = ?) WHERE id = ?",
+            (conversation_id, conversation_id),
+        )
+
+    def _touch_all(self, conversation_ids: Iterable[int]) -> None:
+        """`_touch` for several conversations in one statement."""
+        for part in chunks(sorted(conversation_ids)):
+            self._conn.execute(
+                "UPDATE conversations SET last_at = (SELECT max(at) FROM messages "  # noqa: S608
+                f"WHERE conversation_id = conversations.id) WHERE id IN ({marks(part)})",
+                part,
+            )
+
+    def _raise_read_mark(self, cid: int, up_to: int, *, quiet: bool = False) -> bool:
+        cur = self._conn.execute(
+            "UPDATE conversations SET read_up_to = ? WHERE id = ? AND read_up_to < ?",
+            (up_to, cid, up_to),
+        )
+        if cur.rowcount:
+            self._unread.mark(cid)
+        if cur.rowcount and not quiet:
+            self._append("read", {"conversation_id": cid, "up_to": up_to})
+        return bool(cur.rowcount)

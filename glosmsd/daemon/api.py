@@ -323,6 +323,11 @@ SPECS: Final[tuple[Spec, ...]] = (
                     "sms_enabled": BOOL,
                     "unread": COUNT,
                     "outbox": {**COUNT, "description": "Sends waiting for the server."},
+                    "skipped_events": {
+                        **COUNT,
+                        "description": "Events from the server that could not be stored and "
+                        "were skipped, so that the rest could be (the daemon's log names each).",
+                    },
                     "settings": _ref("settings"),
                 }
             ),

@@ -291,6 +291,7 @@ class Service:
             "sms_enabled": await self._sms_enabled(),
             "unread": unread.total,
             "outbox": len(self.sender.core),
+            "skipped_events": (await self.store.run(Store.skipped_events))["count"],
             "settings": dict(self.account.settings),
         }
 

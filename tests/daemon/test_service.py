@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from glosmsd.daemon.config import Config
 from glosmsd.daemon.root import Daemon
 from glosmsd.daemon.service import Service
 from glosmsd.system.paths import Paths
+from tests.daemon.test_link import Peer, peer
 from tests.support.serverproc import ServerProcess, running_server
 
 ANN = "+15550001001"
@@ -245,3 +247,49 @@ async def test_no_sms_number_is_a_clear_error(server: ServerProcess) -> None:
     finally:
         d.request_stop()
         await asyncio.wait_for(task, 20)
+
+
+async def test_an_event_the_store_cannot_keep_is_skipped_not_fetched_forever(
+    tmp_path: Path,
+) -> None:
+    # Issue 12 item 1: a batch that cannot be applied used to fail apply_batch, end the
+    # session, reconnect and fetch the same batch again, forever. Now the one event is
+    # skipped (and counted in status) and sync goes on, on the same connection.
+    def message(seq: int, text: str) -> dict[str, Any]:
+        m: dict[str, Any] = {"id": seq, "client_id": None, "number": ANN, "remote": BOB_MOBILE}
+        m |= {"direction": "in", "text": text, "state": "sent", "reason": None, "at": 1.0}
+        return {"seq": seq, "kind": "message", "at": 1.0, "message": m | {"files": []}}
+
+    batch = [message(1, "one"), message(2, "bad \udc80"), message(3, "three")]
+    p = Peer(
+        [{"events": batch, "cursor": 3, "more": False}],
+        after_live=[
+            json.dumps({"jsonrpc": "2.0", "method": "event", "params": message(4, "four")})
+        ],
+    )
+    async with peer(p) as url:
+        config = Config(
+            server=url, token="t", device_id="svc", paths=Paths.default(), ping_interval=5
+        )
+        d = Daemon(config)
+        task = asyncio.create_task(d.run())
+        try:
+            await until(lambda: d.service is not None, 20, "the service")
+            svc = svc_of(d)
+
+            async def four_arrived() -> bool:
+                convs = await svc.conversations()
+                return bool(convs) and convs[0]["last_text"] == "four"
+
+            await until(four_arrived, 20, "the live event after the batch")
+            status = await svc.status()
+            assert status["skipped_events"] == 1
+            assert status["link"]["state"] == "live"
+            conv = (await svc.conversations())[0]
+            texts = [m["text"] for m in (await svc.messages(conv["id"]))["messages"]]
+            assert texts == ["four", "three", "one"]
+            assert p.connections == 1
+            assert [r["params"]["cursor"] for r in p.requests if r["method"] == "sync"] == [0]
+        finally:
+            d.request_stop()
+            await asyncio.wait_for(task, 20)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
+import logging
 import sqlite3
 import subprocess
 import sys
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from glosmsd.core import migrations
@@ -963,19 +965,43 @@ def prepared(path: Path) -> tuple[Store, list[LocalEvent]]:
     return s, events
 
 
+@contextlib.contextmanager
+def store_errors() -> Iterator[list[logging.LogRecord]]:
+    """The ERROR records the store logs meanwhile (hypothesis tests cannot take caplog)."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(logging.ERROR)
+    logger = logging.getLogger("glosmsd.daemon.store")
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+
+
+# Issue 12 item 1: the same server id twice in one catch-up batch, the first an echo of a
+# local send, failed the batch with "UNIQUE constraint failed: messages.server_id".
+@example(ops=[("msg", 1, 0, "in", False), ("msg", 3, 0, "out", True), ("msg", 3, 0, "in", False)])
 @given(SYNC_OPS)
 def test_a_batch_merges_as_its_events_one_by_one(ops: list[tuple[Any, ...]]) -> None:
     # apply_sync merges runs of message events together; the result must be what the
-    # same events give one batch at a time: rows, ids, search index and logged events.
+    # same events give one batch at a time: rows, ids, search index and logged events,
+    # without falling back to one by one (the store logs an error when it has to).
     batch = [*sync_events(ops), mev(100, msg(50, "last"))]
     assert all(e["seq"] > 3 for e in batch)
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory() as d, store_errors() as errors:
         one, one_events = prepared(Path(d) / "one.db")
         each, each_events = prepared(Path(d) / "each.db")
         try:
             one.apply_sync(batch, 100)
             for e in batch:
                 each.apply_sync([e], e["seq"])
+            assert [r.getMessage() for r in errors] == []
+            assert one.skipped_events()["count"] == 0
             assert dump(Path(d) / "one.db") == dump(Path(d) / "each.db")
 
             def logged(events: list[LocalEvent]) -> list[tuple[str, Any]]:
@@ -990,3 +1016,97 @@ def test_a_batch_merges_as_its_events_one_by_one(ops: list[tuple[Any, ...]]) -> 
         finally:
             one.close()
             each.close()
+
+
+def test_an_echo_and_a_repeat_of_its_server_id_in_one_batch(store: Store) -> None:
+    # Issue 12 item 1 as a user meets it: a local send, then a catch-up holding its echo
+    # and the same server id again. The batch applies (it failed on every reconnect, so
+    # sync never moved past it) and the send stays one row.
+    local = store.enqueue_send("local3", OWN, BOB, "on my way")
+    batch = [
+        mev(10, msg(1, "hi")),
+        mev(11, msg(3, "on my way", direction="out", client_id="local3")),
+        mev(12, msg(3, "on my way", direction="out")),
+    ]
+    store.apply_sync(batch, 12)
+    assert store.cursor() == 12
+    conv = store.conversation_by_remote(OWN, BOB)
+    assert conv is not None
+    rows = store.messages(conv.id)
+    assert [(m.id, m.server_id) for m in rows] == [(local.id, 3), (rows[1].id, 1)]
+    assert store.outbox_items() == []
+
+
+# ---------------------------------------------------------------------------- poison events
+
+SURROGATE = "\udc80"  # valid JSON ("\\udc80"), but no UTF-8 text: SQLite cannot bind it
+
+
+def poison_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.ERROR and r.name == "glosmsd.daemon.store"
+    ]
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [
+        pytest.param(mev(2, msg(2, f"bad {SURROGATE} text")), id="text"),
+        pytest.param(
+            mev(2, msg(2, "file", files=[{"sha256": SHA, "name": f"{SURROGATE}.png"}])),
+            id="file-name",
+        ),
+        pytest.param(ev(2, "read", number=OWN, remote=f"+1555{SURROGATE}", up_to=1), id="read"),
+    ],
+)
+def test_an_event_that_cannot_be_stored_is_named_and_skipped(
+    store: Store, caplog: pytest.LogCaptureFixture, poison: dict[str, Any]
+) -> None:
+    # Issue 12 item 1 / issue 13 item 11: one event SQLite refuses must not hold back the
+    # batch (the link would reconnect and be sent the same batch forever).
+    batch = [mev(1, msg(1, "before")), poison, mev(3, msg(3, "after")), mev(4, msg(4, "last"))]
+    caplog.set_level(logging.ERROR, logger="glosmsd.daemon.store")
+    evs = store.apply_sync(batch, 4)
+    assert store.cursor() == 4
+    conv = store.conversation_by_remote(OWN, BOB)
+    assert conv is not None
+    assert [m.text for m in store.messages(conv.id)] == ["last", "after", "before"]
+    assert [e.kind for e in evs] == ["message", "message", "message", "unread"]
+    skipped = store.skipped_events()
+    assert skipped["count"] == 1
+    assert [(s["seq"], s["kind"]) for s in skipped["last"]] == [(2, poison["kind"])]
+    logs = poison_logs(caplog)
+    assert len(logs) == 1
+    assert f"Event 2 ({poison['kind']}) from the server could not be stored" in logs[0]
+    assert "skipped" in logs[0]
+    # The same batch again (a reconnect): nothing new, nothing logged.
+    caplog.clear()
+    assert store.apply_sync(batch, 4) == []
+    assert poison_logs(caplog) == []
+
+
+def test_a_poison_event_alone_or_in_a_snapshot_is_skipped(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="glosmsd.daemon.store")
+    # A pushed event on its own: the cursor still moves past it.
+    assert store.apply_sync([mev(5, msg(5, SURROGATE))], 5) == []
+    assert store.cursor() == 5
+    # A snapshot (every event has the same seq): only the one event goes.
+    snapshot = [mev(9, msg(1, "one")), mev(9, msg(2, SURROGATE)), mev(9, msg(3, "three"))]
+    evs = store.apply_sync(snapshot, 9, reset=True)
+    assert [e.kind for e in evs] == ["reset", "unread"]
+    conv = store.conversation_by_remote(OWN, BOB)
+    assert conv is not None
+    assert [m.server_id for m in store.messages(conv.id)] == [3, 1]
+    skipped = store.skipped_events()
+    assert (skipped["count"], [s["seq"] for s in skipped["last"]]) == (2, [5, 9])
+    assert len(poison_logs(caplog)) == 2
+    # Only the last few are kept, the count goes on.
+    for seq in range(10, 40):
+        store.apply_sync([mev(seq, msg(seq, SURROGATE))], seq)
+    skipped = store.skipped_events()
+    assert skipped["count"] == 32
+    assert [s["seq"] for s in skipped["last"]] == list(range(20, 40))

@@ -109,20 +109,30 @@ class SyncMerge(Records):
             raise BadInput(f"sync cursor must be an integer >= 0, not {cursor!r}")
         items = _items(events, own_ext)
         dropped: list[tuple[_Item, PoisonEvent]] = []
-        one_by_one = False
+        run_failed: _RunFailed | None = None
         while True:
             try:
-                return self._apply_items(items, cursor, reset, dropped, one_by_one=one_by_one)
+                done = self._apply_items(
+                    items, cursor, reset, dropped, one_by_one=run_failed is not None
+                )
             except _RunFailed as failed:
-                # Merging a run together failed; one event at a time names the event
-                # (or shows that merging them together was wrong: a bug, logged).
-                log.error("sync: a run of messages failed to merge together", exc_info=failed)
-                one_by_one = True
+                # Merging a run together failed: one event at a time names the event.
+                run_failed = failed
+                continue
             except _Poisoned as p:
                 error = _poison(p.item, p.cause)
                 log.error("sync: %s", error.message, exc_info=p.cause)
                 dropped.append((p.item, error))
                 items = [i for i in items if i is not p.item]
+                continue
+            if run_failed is not None and not dropped:
+                # Every event could be stored on its own: merging them together was wrong.
+                log.error(
+                    "sync: a run of messages failed to merge together but not one by one "
+                    "(a bug in the batched merge); the batch was applied one by one",
+                    exc_info=run_failed.__cause__,
+                )
+            return done
 
     def skipped_events(self) -> dict[str, Any]:
         """Events the merge had to skip: how many, and the last few (seq, kind, why, at)."""

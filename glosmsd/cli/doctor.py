@@ -39,7 +39,9 @@ from typing import Any, Final, Literal
 from glosmsd import __version__
 
 Status = Literal["ok", "warning", "missing"]
-SocketState = Literal["answers", "absent", "stale", "not-socket", "denied", "silent", "broken"]
+SocketState = Literal[
+    "answers", "absent", "stale", "not-socket", "not-ours", "denied", "silent", "broken"
+]
 ServerOutcome = Literal[
     "ok",
     "skipped",
@@ -459,6 +461,18 @@ def judge_daemon(s: SocketSeen) -> Result:
                     "daemon", "Move it away (or set GLOSMSD_SOCKET elsewhere), then start glosmsd."
                 ),
             )
+        case "not-ours":
+            return Result(
+                "daemon",
+                "missing",
+                f"refusing {s.path}: {s.error}",
+                _advice(
+                    "daemon",
+                    "Another user may be listening there: remove that folder or socket (or "
+                    "run glosmsd with XDG_RUNTIME_DIR set, as a desktop login does), then "
+                    "start glosmsd.",
+                ),
+            )
         case "denied":
             return Result(
                 "daemon",
@@ -819,8 +833,14 @@ def _words(exc: BaseException, timeout: float) -> str:
 
 def probe_socket(path: Path, timeout: float) -> SocketSeen:
     """Is a daemon at `path`, and does it answer `status`?"""
-    from glosmsd.client.ipc import Client, DaemonNotRunning, SocketUnusable
-    from glosmsd.core.errors import GlosmsdError, LinkClosed
+    from glosmsd.client.ipc import Client
+    from glosmsd.core.errors import (
+        DaemonNotRunning,
+        GlosmsdError,
+        LinkClosed,
+        SocketNotOurs,
+        SocketUnusable,
+    )
 
     where = str(path)
     try:
@@ -836,6 +856,10 @@ def probe_socket(path: Path, timeout: float) -> SocketSeen:
             status = client.call("status")
     except DaemonNotRunning:
         return SocketSeen(where, "stale")
+    except SocketNotOurs as exc:
+        # The client's own words, less its advice (the doctor gives its own).
+        why = exc.message.split(": ", 1)[-1].split(", so ", 1)[0]
+        return SocketSeen(where, "not-ours", error=why)
     except SocketUnusable as exc:
         return SocketSeen(where, "denied", error=exc.message)
     except LinkClosed as exc:

@@ -9,6 +9,7 @@ the caller (for progress bars).
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -17,8 +18,15 @@ from types import TracebackType
 from typing import Any, Final
 
 from glosmsd.core import rpc
-from glosmsd.core.errors import DaemonNotRunning, LinkClosed, RemoteProtocolError, SocketUnusable
+from glosmsd.core.errors import (
+    DaemonNotRunning,
+    LinkClosed,
+    RemoteProtocolError,
+    SocketNotOurs,
+    SocketUnusable,
+)
 from glosmsd.system.paths import socket_path
+from glosmsd.system.peercred import owner_of, peer_uid, user_name
 
 __all__ = ["CLIENT_MAX_LINE", "Client", "DaemonNotRunning", "SocketUnusable"]
 
@@ -38,16 +46,22 @@ class Client:
         self._ids = rpc.IdSource()
 
     def connect(self) -> Client:
+        """Connect, after making sure the socket is this user's own daemon.
+
+        Nothing is sent before the socket's folder and the socket are found to be this
+        user's and the process listening is too (its uid, from the kernel): without
+        `XDG_RUNTIME_DIR` the socket is under /tmp, where another user may have made the
+        folder first and would read every message and file (issue 13 item 4).
+        """
+        self._check_path()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
             sock.connect(str(self.path))
+            self._check_peer(sock)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             sock.close()
-            raise DaemonNotRunning(
-                f"glosmsd is not running (nothing at {self.path}). Start it with `glosmsd &` "
-                "or `make demo`, or set GLOSMSD_SOCKET if it listens elsewhere."
-            ) from exc
+            raise self._not_running() from exc
         except PermissionError as exc:
             sock.close()
             raise SocketUnusable(
@@ -57,8 +71,65 @@ class Client:
         except OSError as exc:
             sock.close()
             raise SocketUnusable(f"Cannot connect to glosmsd at {self.path}: {exc}") from exc
+        except BaseException:
+            sock.close()
+            raise
         self._sock = sock
         return self
+
+    def _not_running(self) -> DaemonNotRunning:
+        return DaemonNotRunning(
+            f"glosmsd is not running (nothing at {self.path}). Start it with `glosmsd &` "
+            "or `make demo`, or set GLOSMSD_SOCKET if it listens elsewhere."
+        )
+
+    def _refuse(self, why: str) -> SocketNotOurs:
+        return SocketNotOurs(
+            f"Not using {self.path}: {why}, so another user could be listening there. "
+            "Nothing was sent. If you made it, fix its owner and mode; else remove it "
+            "(or point XDG_RUNTIME_DIR or GLOSMSD_SOCKET at a folder of your own) and "
+            "start glosmsd again."
+        )
+
+    def _check_path(self) -> None:
+        if not hasattr(os, "getuid"):  # pragma: no cover - Windows: no uids to compare
+            return
+        me = os.getuid()
+        folder = self.path.parent
+        try:
+            where = owner_of(folder)
+        except FileNotFoundError:
+            raise self._not_running() from None
+        except OSError as exc:
+            raise SocketUnusable(f"Cannot use {folder}: {exc.strerror or exc}") from exc
+        # A folder like /tmp (sticky, root's) is fine: nobody can swap our socket there.
+        shared_ok = where.sticky and where.uid == 0
+        if where.uid != me and not shared_ok:
+            raise self._refuse(f"its folder {folder} belongs to {user_name(where.uid)}")
+        if where.uid == me and where.others_may_write and not where.sticky:
+            raise self._refuse(
+                f"its folder {folder} can be changed by other users (mode {where.mode:04o})"
+            )
+        try:
+            it = owner_of(self.path)
+        except FileNotFoundError:
+            raise self._not_running() from None
+        except OSError as exc:
+            raise SocketUnusable(f"Cannot use {self.path}: {exc.strerror or exc}") from exc
+        if not it.is_socket:
+            raise SocketUnusable(
+                f"{self.path} is not a socket: move it away, or set GLOSMSD_SOCKET to the "
+                "daemon's socket."
+            )
+        if it.uid != me:
+            raise self._refuse(f"the socket belongs to {user_name(it.uid)}")
+
+    def _check_peer(self, sock: socket.socket) -> None:
+        if not hasattr(os, "getuid"):  # pragma: no cover
+            return
+        uid = peer_uid(sock)
+        if uid is not None and uid != os.getuid():
+            raise self._refuse(f"the process listening on it runs as {user_name(uid)}")
 
     def close(self) -> None:
         if self._sock is not None:

@@ -26,7 +26,6 @@ import logging
 import os
 import socket
 import stat
-import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from glosmsd.core.errors import (
     SubscriberDropped,
 )
 from glosmsd.daemon.hub import Event, Hub, Subscription
+from glosmsd.system.peercred import peer_uid
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +56,6 @@ Replay = Callable[[int, int], Awaitable[tuple[list[Event], bool]]]
 """replay(after_id, up_to_id) -> (events after `after_id` up to `up_to_id`, gap)."""
 
 _CONN: contextvars.ContextVar[Connection] = contextvars.ContextVar("glosmsd_ipc_conn")
-
-
-def peer_uid(sock: socket.socket) -> int | None:
-    """The uid of the process at the other end, where the OS tells it (Linux: SO_PEERCRED)."""
-    opt = getattr(socket, "SO_PEERCRED", None)
-    if opt is None:
-        return None
-    creds = sock.getsockopt(socket.SOL_SOCKET, opt, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
 
 
 @dataclass(eq=False)

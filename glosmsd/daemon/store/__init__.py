@@ -19,7 +19,7 @@ The parts, each a module and a class the next one builds on:
 - `merge`      the sync merge (`apply_sync`), batched and one by one alike
 - `outbox`     accepted sends until the server has them
 - `local`      read marks and deletions made here, pending ops for the server
-- `contacts`, `queries`, `downloads`, `prefs`   the rest of what the store keeps
+- `contacts`, `queries`, `downloads`, `drafts`, `prefs`   the rest of what the store keeps
 - `database`   `Store`, all of the above, and how a file is opened
 - `checkpoint` the thread that copies the WAL back outside every commit
 - `aio`        `AsyncStore`: the store on its own thread, `await store.run(Store.m, ...)`
@@ -58,6 +58,7 @@ from glosmsd.daemon.store.rows import (
     ContactRow,
     ConversationRef,
     ConversationRow,
+    Draft,
     ExportedConversation,
     FileRow,
     MessageRow,
@@ -87,6 +88,7 @@ __all__ = [
     "ContactRow",
     "ConversationRef",
     "ConversationRow",
+    "Draft",
     "EventsListener",
     "ExportedConversation",
     "FileRow",

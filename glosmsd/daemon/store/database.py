@@ -15,6 +15,7 @@ from glosmsd.core import migrations
 from glosmsd.core.errors import StoreError
 from glosmsd.daemon.store.base import EventsListener
 from glosmsd.daemon.store.downloads import Downloads
+from glosmsd.daemon.store.drafts import Drafts
 from glosmsd.daemon.store.local import LocalChanges
 from glosmsd.daemon.store.outbox import OutboxRows
 from glosmsd.daemon.store.prefs import Prefs
@@ -27,7 +28,7 @@ def _use_wal(conn: migrations.Connection) -> None:
     conn.execute("PRAGMA synchronous = NORMAL")
 
 
-class Store(OutboxRows, LocalChanges, Queries, Downloads, Prefs):
+class Store(OutboxRows, LocalChanges, Queries, Downloads, Drafts, Prefs):
     """The local database. Open with `Store.open(path)`; use from one thread only."""
 
     @classmethod

@@ -28,6 +28,16 @@ class Downloads(Records):
         ).fetchone()
         return (None, "none") if row is None else (row["path"], row["state"])
 
+    def file_name(self, sha256: str) -> str | None:
+        """The name a message gave the file with this sha256 (the newest such message)."""
+        row = self._conn.execute(
+            """SELECT j.value ->> 'name' FROM messages m, json_each(m.files) j
+               WHERE m.files != '[]' AND j.value ->> 'sha256' = ?
+               ORDER BY m.id DESC LIMIT 1""",
+            (sha256,),
+        ).fetchone()
+        return None if row is None or not row[0] else str(row[0])
+
     def pending_downloads(self, max_size: int | None = None, limit: int = 50) -> list[FileRow]:
         """Files of incoming messages not downloaded yet (state none), newest message first.
 

@@ -52,6 +52,45 @@ class LocalChanges(Records):
             self._settle_unread(before)
             return marks
 
+    def mark_unread_local(self, conversation_id: int) -> int:
+        """Make a conversation's newest incoming message unread again, here only (the
+        server's read marks only move forward); returns the conversation's unread count.
+
+        The next read mark from any device (opening it here, reading it on the phone)
+        clears it, as a read would.
+        """
+        with self._write() as db:
+            before = self._unread_counts()
+            row = db.execute(
+                "SELECT c.read_up_to, (SELECT max(server_id) FROM messages m "
+                "WHERE m.conversation_id = c.id AND m.direction = 'in') "
+                "FROM conversations c WHERE c.id = ?",
+                (conversation_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"No conversation {conversation_id}.")
+            read_up_to, newest_in = row[0], row[1]
+            if newest_in is None:
+                raise BadInput(
+                    "Nothing to mark as unread: nothing has come in in this conversation yet."
+                )
+            if read_up_to >= newest_in:
+                # Server ids grow, so exactly the newest incoming message is above this.
+                up_to = int(newest_in) - 1
+                db.execute(
+                    "UPDATE conversations SET read_up_to = ? WHERE id = ?",
+                    (up_to, conversation_id),
+                )
+                self._unread.mark(conversation_id)
+                self._append("read", {"conversation_id": conversation_id, "up_to": up_to})
+            self._settle_unread(before)
+            count = db.execute(
+                "SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+                "WHERE c.id = ? AND m.direction = 'in' AND m.server_id > c.read_up_to",
+                (conversation_id,),
+            ).fetchone()[0]
+            return int(count)
+
     def delete_message_local(self, local_id: int) -> int | None:
         """Delete a message here at once; returns the server id to delete, if it has one.
 
@@ -114,6 +153,7 @@ class LocalChanges(Records):
                     (top, conversation_id),
                 )
             self._touch(conversation_id)
+            db.execute("DELETE FROM drafts WHERE conversation_id = ?", (conversation_id,))
             self._append(
                 "deleted",
                 {"conversation_id": conversation_id, "message_ids": ids, "conversation": True},

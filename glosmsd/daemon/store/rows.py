@@ -227,6 +227,18 @@ class ConversationRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Draft:
+    """What the user had typed in a conversation and not sent, and when they last typed."""
+
+    conversation_id: int
+    text: str
+    at: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"conversation_id": self.conversation_id, "text": self.text, "at": self.at}
+
+
+@dataclass(frozen=True, slots=True)
 class ExportedConversation:
     conversation: ConversationRow
     messages: tuple[MessageRow, ...]

@@ -143,6 +143,18 @@ STEPS: Final[tuple[Step, ...]] = (
             "DELETE FROM prefs WHERE key = '_pending_server_ops'",
         ),
     ),
+    Step(
+        3,
+        "drafts, one per conversation, kept here so they outlive the SMS window (and the "
+        "quick-send popup) being closed; they are this device's own, never sent anywhere",
+        sql=(
+            """CREATE TABLE drafts (
+        conversation_id INTEGER PRIMARY KEY REFERENCES conversations (id) ON DELETE CASCADE,
+        text TEXT NOT NULL,
+        at REAL NOT NULL
+    )""",
+        ),
+    ),
 )
 
 SCHEMA: Final = Schema(

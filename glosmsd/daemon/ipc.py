@@ -11,6 +11,11 @@ is dropped with a logged reason), so no client slows the daemon or the other cli
 method whose handler takes a `progress` keyword (export, download) reports how far it got
 as `progress` notifications to the calling connection, when it asked for them in `hello`.
 
+The same sessions serve a second transport: the SMS window's WebSocket
+(`glosmsd.desktop.window.server`) opens one with `open_session`, feeds it one JSON value
+per frame with `handle`, and writes what the session queues; the method table, the
+validation, the built-ins, the queue bounds and the event replay are the socket's own.
+
 Use cases live in the service layer; this module only moves JSON. It must never touch the
 store or the server link directly.
 """
@@ -56,6 +61,11 @@ Replay = Callable[[int, int], Awaitable[tuple[list[Event], bool]]]
 """replay(after_id, up_to_id) -> (events after `after_id` up to `up_to_id`, gap)."""
 
 _CONN: contextvars.ContextVar[Connection] = contextvars.ContextVar("glosmsd_ipc_conn")
+#: What to run once the reply of the call being handled is queued (a subscription's replay
+#: starts then). Per call, not per connection: a transport may handle calls concurrently.
+_AFTER_REPLY: contextvars.ContextVar[list[Callable[[], None]]] = contextvars.ContextVar(
+    "glosmsd_ipc_after_reply"
+)
 
 
 @dataclass(eq=False)
@@ -66,9 +76,11 @@ class Connection:
     out: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(OUT_QUEUE))
     subscription: Subscription | None = None
     pump: asyncio.Task[None] | None = None
-    after_reply: list[Callable[[], None]] = field(default_factory=list)
     dropped: str | None = None
     wants_progress: bool = False
+    #: The longest message this connection's transport takes (`max_line` in `hello`).
+    max_line: int = rpc.DEFAULT_MAX_LINE
+    transport: str = "unix"
 
     def is_open(self) -> bool:
         return self.dropped is None
@@ -177,11 +189,12 @@ class IpcServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._counter += 1
-        conn = Connection(name=f"#{self._counter}")
         sock = writer.get_extra_info("socket")
         uid = self._uid_of(sock) if sock is not None else None
         if uid is not None and uid != self.allowed_uid:
-            log.warning("ipc client %s refused: uid %d is not the daemon's user", conn.name, uid)
+            log.warning(
+                "ipc client #%d refused: uid %d is not the daemon's user", self._counter, uid
+            )
             err = RpcError(
                 INVALID_REQUEST,
                 f"Permission denied: this glosmsd socket belongs to uid {self.allowed_uid}; "
@@ -192,27 +205,53 @@ class IpcServer:
                 await writer.drain()
             writer.close()
             return
-        self._conns.add(conn)
+        conn = self.open_session(f"#{self._counter}", max_line=self.max_line)
         write_task = asyncio.create_task(self._write_loop(conn, writer))
-        token = _CONN.set(conn)
         try:
             await self._read_loop(conn, reader)
         except (ConnectionError, OSError) as exc:
             log.debug("ipc client %s: %s", conn.name, exc)
         finally:
-            _CONN.reset(token)
-            self._conns.discard(conn)
-            if conn.pump is not None:
-                conn.pump.cancel()
-            if conn.subscription is not None:
-                conn.subscription.close()
-            if not conn.dropped:
-                conn.dropped = "closed"
-                with contextlib.suppress(asyncio.QueueFull):
-                    conn.out.put_nowait(None)
+            self.close_session(conn)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(write_task, 5)
             write_task.cancel()
+
+    # ------------------------------------------------------------------ sessions
+
+    def open_session(
+        self, name: str, *, max_line: int | None = None, transport: str = "unix"
+    ) -> Connection:
+        """A new client session, `name`d for the log; its transport writes what lands in
+        `conn.out` (bytes, one JSON value each, newline-terminated; None: close) until
+        `close_session`."""
+        conn = Connection(
+            name=name,
+            max_line=self.max_line if max_line is None else max_line,
+            transport=transport,
+        )
+        self._conns.add(conn)
+        return conn
+
+    def close_session(self, conn: Connection) -> None:
+        """The client went: stop its event stream and wake its writer to finish."""
+        self._conns.discard(conn)
+        if conn.pump is not None:
+            conn.pump.cancel()
+        if conn.subscription is not None:
+            conn.subscription.close()
+        if not conn.dropped:
+            conn.dropped = "closed"
+            with contextlib.suppress(asyncio.QueueFull):
+                conn.out.put_nowait(None)
+
+    async def handle(self, conn: Connection, message: bytes | str) -> None:
+        """Answer one JSON-RPC message (a call, a notification or a batch) of `conn`."""
+        token = _CONN.set(conn)
+        try:
+            await self._process(conn, message)
+        finally:
+            _CONN.reset(token)
 
     async def _read_loop(self, conn: Connection, reader: asyncio.StreamReader) -> None:
         framer = rpc.LineFramer(self.max_line)
@@ -233,23 +272,27 @@ class IpcServer:
                     )
                     await conn.reply(rpc.encode(rpc.error_reply(None, err.to_rpc())))
                     continue
-                await self._process(conn, item)
+                await self.handle(conn, item)
                 handled += 1
                 if handled % 64 == 0:  # one pipelining client must not starve the others
                     await asyncio.sleep(0)
 
-    async def _process(self, conn: Connection, line: bytes) -> None:
+    async def _process(self, conn: Connection, line: bytes | str) -> None:
         parsed = rpc.parse(line)
-        replies: list[dict[str, Any] | None] = []
-        for item in parsed.items:
-            if isinstance(item, dict):
-                replies.append(item)
-            else:
-                replies.append(await self._call(item))
+        callbacks: list[Callable[[], None]] = []
+        token = _AFTER_REPLY.set(callbacks)
+        try:
+            replies: list[dict[str, Any] | None] = []
+            for item in parsed.items:
+                if isinstance(item, dict):
+                    replies.append(item)
+                else:
+                    replies.append(await self._call(item))
+        finally:
+            _AFTER_REPLY.reset(token)
         out = rpc.assemble(parsed, replies)
         if out is not None:
             await conn.reply(out)
-        callbacks, conn.after_reply = conn.after_reply, []
         for cb in callbacks:
             cb()
 
@@ -377,7 +420,7 @@ class IpcServer:
             "protocol": IPC_PROTOCOL,
             "daemon": f"glosmsd/{__version__}",
             "capabilities": list(CAPABILITIES),
-            "max_line": self.max_line,
+            "max_line": _CONN.get().max_line,
             "queue": OUT_QUEUE,
             "methods": [m.name for m in self.table],
         }
@@ -403,7 +446,7 @@ class IpcServer:
             # the client's view is stale and it must reload.
             gap = True
         ready = asyncio.Event()
-        conn.after_reply.append(ready.set)
+        _AFTER_REPLY.get().append(ready.set)
         conn.pump = asyncio.create_task(self._pump(conn, sub, backlog, last, ready))
         return {"subscribed": True, "last_id": last, "replayed": len(backlog), "gap": gap}
 

@@ -1,7 +1,10 @@
-"""The daemon's socket API: every method, its params described once, bound to the service.
+"""The daemon's API: every method, its params described once, bound to the service.
 
-Each entry names a use case of the service layer (`glosmsd.daemon.service.Service`), the JSON
-Schema of its params and the JSON Schema of its result. The same table validates calls on
+Each entry names a use case of the service layer (`glosmsd.daemon.service.Service`), or of
+the desktop (`on="desktop"`: opening the SMS window, calling, opening a link, bound to what
+the entry point gives `build_table`), the JSON Schema of its params and the JSON Schema of
+its result. Both transports serve this one table: the Unix socket and the SMS window's
+WebSocket. The same table validates calls on
 the socket, answers `rpc.discover`, and generates `ipc/openrpc.json` (`python -m
 glosmsd.daemon.api`), so the spec, the schema and the code cannot drift apart. Result schemas
 only describe: the tests hold every real reply to them, the daemon never checks them.
@@ -19,6 +22,7 @@ from typing import Any, Final, get_args
 
 from glosmsd import __version__
 from glosmsd.core import rpc, rules
+from glosmsd.core.errors import Unsupported
 from glosmsd.core.protocol import State
 from glosmsd.daemon import service
 
@@ -179,6 +183,15 @@ SCHEMAS: Final[Mapping[str, Mapping[str, Any]]] = {
             "pbx_version": TEXT,
         },
     },
+    "draft": _closed(
+        {
+            "conversation_id": ID,
+            "text": {**TEXT, "description": "Empty when there is no draft."},
+            "at": {"type": ["number", "null"], "description": "When it was last typed."},
+        },
+        description="What the user typed in a conversation and has not sent (kept by the "
+        "daemon, on this device only).",
+    ),
     "prefs": _closed(
         dict.fromkeys(PREF_KEYS, BOOL),
         description="Every preference with its value.",
@@ -293,14 +306,15 @@ EMPTY: Final = Result("result", {})
 
 @dataclass(frozen=True, slots=True)
 class Spec:
-    """One socket method: its name, the service attribute it calls, params, a summary and
-    what it answers."""
+    """One method: its name, the attribute it calls (of the service, or `on` the desktop),
+    params, a summary and what it answers."""
 
     name: str
     attr: str
     params: tuple[rpc.Param, ...]
     summary: str
     result: Result = EMPTY
+    on: str = "service"
 
 
 P = rpc.Param
@@ -422,6 +436,46 @@ SPECS: Final[tuple[Spec, ...]] = (
         (P("id", MSG_ID),),
         "Send a failed message again.",
         Result("resent", _closed({"message": _or_null(_ref("message"))})),
+    ),
+    Spec(
+        "mark_unread",
+        "mark_unread",
+        (P("conversation", CONV),),
+        "Mark a conversation as unread on this desktop (its newest incoming message); "
+        "opening or reading it anywhere marks it read again.",
+        Result(
+            "marked",
+            _closed(
+                {
+                    "marked": {**COUNT, "description": "1: the conversation was marked."},
+                    "unread": {**COUNT, "description": "Unread messages now."},
+                }
+            ),
+        ),
+    ),
+    Spec(
+        "draft_get",
+        "draft_get",
+        (P("conversation", CONV),),
+        "The draft of a conversation (empty text when none).",
+        Result("draft", _ref("draft")),
+    ),
+    Spec(
+        "draft_set",
+        "draft_set",
+        (
+            P("conversation", CONV),
+            P("text", {"type": "string", "maxLength": 10000}, True, "Empty: remove the draft."),
+        ),
+        "Keep what the user typed in a conversation until it is sent (this device only).",
+        Result("draft", _ref("draft")),
+    ),
+    Spec(
+        "drafts",
+        "drafts",
+        (),
+        "Every draft, the most recently typed first.",
+        Result("drafts", _list(_ref("draft"))),
     ),
     Spec(
         "delete_message",
@@ -588,6 +642,76 @@ SPECS: Final[tuple[Spec, ...]] = (
     ),
 )
 
+#: What the desktop does for the SMS window (and any client): `on="desktop"`, bound to the
+#: object the entry point gives `build_table` (`glosmsd.desktop.window.actions`).
+DESKTOP_SPECS: Final[tuple[Spec, ...]] = (
+    Spec(
+        "window.open",
+        "window_open",
+        (
+            P(
+                "conversation",
+                {**CONV, "type": ["integer", "string", "null"]},
+                False,
+                "The conversation to show; omit or null for the list.",
+            ),
+            P(
+                "launch",
+                BOOL,
+                False,
+                "false: only the one-time URL (`glosms open --url`); nothing is shown.",
+            ),
+        ),
+        "A one-time URL of the SMS window (valid 60 s, once), and whether to launch a "
+        "window or bring the open one to the front (it is told to show the conversation).",
+        Result(
+            "opening",
+            _closed(
+                {
+                    "url": {**TEXT, "description": "http://127.0.0.1:PORT/?token=...#/c/ID"},
+                    "action": {
+                        "enum": ["launch", "focus", "none"],
+                        "description": "launch: no window is open; focus: one is (or is "
+                        "starting), and was told to show the conversation; none: launch false.",
+                    },
+                    "conversation_id": {"type": ["integer", "null"], "minimum": 1},
+                    "command": {
+                        "type": ["array", "null"],
+                        "items": TEXT,
+                        "description": "window_command from the config, if set ({url} "
+                        "marks where the URL goes).",
+                    },
+                    "profile": {
+                        **TEXT,
+                        "description": "The browser profile folder for an app window.",
+                    },
+                }
+            ),
+        ),
+        on="desktop",
+    ),
+    Spec(
+        "call",
+        "call",
+        (P("conversation", CONV),),
+        "Call the conversation's number: call_command from the config, else the "
+        "system's tel: handler.",
+        Result(
+            "calling",
+            _closed({"number": TEXT, "via": {"enum": ["call_command", "tel"]}}),
+        ),
+        on="desktop",
+    ),
+    Spec(
+        "open_link",
+        "open_link",
+        (P("url", {"type": "string", "minLength": 1, "maxLength": 4096}),),
+        "Open an http(s) link in the user's browser (an app window cannot).",
+        Result("opened", _closed({"opened": {"const": True}, "url": TEXT})),
+        on="desktop",
+    ),
+)
+
 #: The results of the methods the socket itself adds (`glosmsd.daemon.ipc`).
 BUILTIN_RESULTS: Final[Mapping[str, Result]] = {
     "hello": Result(
@@ -641,16 +765,28 @@ NOTIFICATIONS: Final[tuple[tuple[str, str, Mapping[str, Any]], ...]] = (
         "How far a long call got, after `hello` with `progress: true`.",
         _ref("progress"),
     ),
+    (
+        "window.show",
+        "To the SMS window's pages only: show this conversation (null: the list), because "
+        "`window.open` asked for it while the window was open.",
+        _closed({"conversation": {"type": ["integer", "null"], "minimum": 1}}),
+    ),
 )
 
 
-def build_table(service: object | None) -> rpc.MethodTable:
-    """The method table bound to `service` (None: handlers refuse, for docs generation)."""
+def build_table(service: object | None, desktop: object | None = None) -> rpc.MethodTable:
+    """The method table bound to `service` (None: handlers refuse, for docs generation)
+    and to `desktop` for the desktop's methods (None: they say the window is not here)."""
     table = rpc.MethodTable()
-    for spec in SPECS:
-        handler: Callable[..., Any] = (
-            getattr(service, spec.attr) if service is not None else _unbound(spec.name)
-        )
+    for spec in (*SPECS, *DESKTOP_SPECS):
+        owner = desktop if spec.on == "desktop" else service
+        handler: Callable[..., Any]
+        if owner is not None:
+            handler = getattr(owner, spec.attr)
+        elif spec.on == "desktop" and service is not None:
+            handler = _no_desktop(spec.name)
+        else:
+            handler = _unbound(spec.name)
         table.add(rpc.Method(spec.name, handler, spec.params, spec.summary))
     table.add(
         rpc.Method(
@@ -663,6 +799,16 @@ def build_table(service: object | None) -> rpc.MethodTable:
     return table
 
 
+def _no_desktop(name: str) -> Callable[..., Any]:
+    def refuse(**_: Any) -> Any:
+        raise Unsupported(
+            f"{name}: this glosmsd runs without its desktop side (the SMS window); "
+            "start it with `glosmsd`."
+        )
+
+    return refuse
+
+
 def _unbound(name: str) -> Callable[..., Any]:
     def refuse(**_: Any) -> Any:
         raise RuntimeError(f"{name}: no service bound")
@@ -673,7 +819,7 @@ def _unbound(name: str) -> Callable[..., Any]:
 def openrpc(table: rpc.MethodTable) -> dict[str, Any]:
     """An OpenRPC 1.2 document for the table, with the shared result shapes as
     `components/schemas` and the notifications as `x-notifications`."""
-    results = {**{s.name: s.result for s in SPECS}, **BUILTIN_RESULTS}
+    results = {**{s.name: s.result for s in (*SPECS, *DESKTOP_SPECS)}, **BUILTIN_RESULTS}
     methods = [
         {
             "name": m.name,
@@ -695,10 +841,39 @@ def openrpc(table: rpc.MethodTable) -> dict[str, Any]:
     return {
         "openrpc": "1.2.6",
         "info": {
-            "title": "glosmsd local socket",
+            "title": "glosmsd local API",
             "version": __version__,
-            "description": "Newline-delimited JSON-RPC 2.0 on a Unix socket; see ipc/SPEC.md.",
+            "description": "JSON-RPC 2.0 over two transports with one method table: "
+            "newline-delimited on the daemon's Unix socket, and one message per text frame "
+            "on the SMS window's WebSocket (http://127.0.0.1:PORT/rpc, for the page the "
+            "daemon serves there). See ipc/SPEC.md.",
         },
+        "servers": [
+            {
+                "name": "unix-socket",
+                "url": "unix:{socket}",
+                "summary": "Newline-delimited JSON-RPC 2.0; only its user can connect.",
+                "variables": {
+                    "socket": {
+                        "default": "$XDG_RUNTIME_DIR/glosmsd/socket",
+                        "description": "GLOSMSD_SOCKET moves it (see ipc/SPEC.md).",
+                    }
+                },
+            },
+            {
+                "name": "window-websocket",
+                "url": "ws://127.0.0.1:{port}/rpc",
+                "summary": "One JSON value per text frame; needs the SMS window's session "
+                "cookie and its Origin (see ipc/SPEC.md, The SMS window's WebSocket).",
+                "variables": {
+                    "port": {
+                        "default": "0",
+                        "description": "window_port from the config, or the free port the "
+                        "daemon took (the URL `window.open` returns says which).",
+                    }
+                },
+            },
+        ],
         "methods": methods,
         "components": {"schemas": {name: dict(schema) for name, schema in SCHEMAS.items()}},
         "x-notifications": [

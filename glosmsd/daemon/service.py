@@ -565,6 +565,17 @@ class Service:
             "conversations": [{"id": c.id, "title": c.title, "remote": c.remote} for c in named],
         }
 
+    async def mark_unread(self, conversation: int | str) -> dict[str, Any]:
+        """Mark a conversation as unread on this desktop (its newest incoming message).
+
+        Kept here only: the server's read marks only move forward, so opening it (here or
+        on any device) marks it read again, everywhere.
+        """
+        conv = await self.resolve_conversation(conversation)
+        await self.store.run(Store.mark_unread_local, conv.id)
+        unread = await self.store.run(Store.unread)
+        return {"marked": 1, "unread": unread.total}
+
     async def delete_message(self, id: int) -> dict[str, Any]:
         server_id = await self.store.run(Store.delete_message_local, id)
         if server_id is not None:
@@ -589,7 +600,38 @@ class Service:
             )
         return {"deleted": conv.id}
 
+    # ------------------------------------------------------------------ drafts
+
+    async def draft_get(self, conversation: int | str) -> dict[str, Any]:
+        conv = await self.resolve_conversation(conversation)
+        return (await self.store.run(Store.draft, conv.id)).to_json()
+
+    async def draft_set(self, conversation: int | str, text: str) -> dict[str, Any]:
+        conv = await self.resolve_conversation(conversation)
+        return (await self.store.run(Store.set_draft, conv.id, text)).to_json()
+
+    async def drafts(self) -> list[dict[str, Any]]:
+        return [d.to_json() for d in await self.store.run(Store.drafts)]
+
     # ------------------------------------------------------------------ files
+
+    async def local_file(self, sha256: str) -> tuple[Path, str] | None:
+        """Where the file with this sha256 is in the files dir, and its name: a download,
+        or the copy of a file this device sent. None when it is not here (not downloaded
+        yet), or when what the store says points outside the files dir."""
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+            return None
+        path, state = await self.store.run(Store.file_state, sha256)
+        if state == "done" and path:
+            found = await asyncio.to_thread(_inside, Path(path), self.files_dir)
+            if found is not None:
+                return found, found.name
+        outgoing = await asyncio.to_thread(
+            _inside, self.files_dir / "outgoing" / sha256, self.files_dir
+        )
+        if outgoing is not None:
+            return outgoing, await self.store.run(Store.file_name, sha256) or "file"
+        return None
 
     async def queue_auto_downloads(self) -> None:
         if not await self.store.run(Store.get_pref, "auto_download", True):
@@ -842,6 +884,18 @@ class Sender:
                 "from": queued.number,
             },
         )
+
+
+def _inside(path: Path, directory: Path) -> Path | None:
+    """`path` with its links resolved, if it is a regular file inside `directory`."""
+    try:
+        real = path.resolve(strict=True)
+        base = directory.resolve(strict=True)
+    except OSError:
+        return None
+    if not real.is_relative_to(base) or not real.is_file():
+        return None
+    return real
 
 
 def _queued(item: OutboxItem) -> QueuedItem:

@@ -68,7 +68,34 @@ OPENRPC: Final = {
             "patternProperties": _EXT,
             "additionalProperties": False,
         },
-        "servers": {"type": "array"},
+        "servers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "url"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "url": _TEXT,
+                    "summary": _TEXT,
+                    "description": _TEXT,
+                    "variables": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "required": ["default"],
+                            "properties": {
+                                "default": _TEXT,
+                                "description": _TEXT,
+                                "enum": {"type": "array", "items": _TEXT},
+                            },
+                            "additionalProperties": False,
+                        },
+                    },
+                },
+                "patternProperties": _EXT,
+                "additionalProperties": False,
+            },
+        },
         "methods": {
             "type": "array",
             "items": {
@@ -166,7 +193,11 @@ def test_every_method_and_notification_has_a_shape() -> None:
         result = method["result"]
         assert result["schema"], f"{name} has no result schema"
         assert result["name"] != "result", f"{name}: name what it answers"
-    assert [n["name"] for n in document()["x-notifications"]] == ["event", "progress"]
+    assert [n["name"] for n in document()["x-notifications"]] == [
+        "event",
+        "progress",
+        "window.show",
+    ]
 
 
 def test_the_document_has_the_structure_openrpc_requires() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from glosmsd.core.errors import BadInput, NotFound
 from glosmsd.core import migrations
+from glosmsd.core.errors import BadInput, NotFound
 from glosmsd.daemon.store import SCHEMA, SCHEMA_VERSION, STEPS, Store
 from tests.daemon.test_store import BOB, CAROL, OWN, SHA, ev, mev, msg
 

@@ -9,6 +9,10 @@ gives it)::
     # ping_interval = 20                     # seconds; a dead server is noticed in 2x this
     # insecure = false                       # allow ws:// to a host other than loopback
     # ca_file = "~/.config/glosmsd/ca.pem"  # trust this CA for wss:// (a private server)
+    # window_port = 8790                     # the SMS window's port on 127.0.0.1 (default:
+    #                                        # a free one at each start)
+    # window_command = "firefox --new-window {url}"  # how `glosms open` shows the window
+    # call_command = "linphonec -c 'call {number}'"  # what the window's Call button runs
 
     [prefs]                                  # defaults; the store keeps the user's changes
     notify = false                           # "Notify me when I receive a new SMS message"
@@ -32,6 +36,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shlex
 import stat
 import tomllib
 import uuid
@@ -75,6 +80,9 @@ _KEYS: Final = frozenset(
         "insecure",
         "ca_file",
         "prefs",
+        "window_port",
+        "window_command",
+        "call_command",
     }
 )
 
@@ -96,6 +104,12 @@ class Config:
     ca_file: Path | None = None
     prefs: Mapping[str, bool] = field(default_factory=lambda: dict(PREF_DEFAULTS))
     source: Path | None = None
+    #: The SMS window's port on 127.0.0.1; 0 takes a free one at each start.
+    window_port: int = 0
+    #: A command line for the window (`{url}` where the URL goes), split like a shell does.
+    window_command: tuple[str, ...] | None = None
+    #: What Call runs (`{number}` where the number goes); None: the system's tel: handler.
+    call_command: tuple[str, ...] | None = None
 
     def __repr__(self) -> str:
         # Never let the token reach a log line or a traceback.
@@ -173,6 +187,13 @@ def _build(
     ping = _check_ping(values.get("ping_interval", 20.0), at("ping_interval"))
     prefs = _check_prefs(values.get("prefs", {}), at("prefs"))
     ca_file = _check_ca_file(values.get("ca_file"), at("ca_file"), file)
+    window_port = _check_port(values.get("window_port", 0), at("window_port"))
+    window_command = _check_command(
+        values.get("window_command"), at("window_command"), "window_command", "url"
+    )
+    call_command = _check_command(
+        values.get("call_command"), at("call_command"), "call_command", "number"
+    )
     device_id = values.get("device_id")
     if device_id is None:
         device_id = load_device_id(paths.device_id_file)
@@ -189,7 +210,42 @@ def _build(
         ca_file=ca_file,
         prefs=prefs,
         source=source,
+        window_port=window_port,
+        window_command=window_command,
+        call_command=call_command,
     )
+
+
+def _check_port(value: Any, where: str) -> int:
+    wanted = "'window_port' must be a port number from 1024 to 65535 (or 0: any free port)"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: {wanted}")
+    if value != 0 and not 1024 <= value <= 65535:
+        raise ConfigError(f"{where}: {wanted}")
+    return value
+
+
+def _check_command(value: Any, where: str, key: str, slot: str) -> tuple[str, ...] | None:
+    """A command line as a string (split as a POSIX shell would, but never run by one) or
+    a list of words; `{slot}` marks where the URL or number goes (else it is appended)."""
+    if value is None:
+        return None
+    wanted = (
+        f"'{key}' must be a command line, e.g. \"myapp --open {{{slot}}}\" "
+        f"({{{slot}}} is replaced; without it, it is added at the end)"
+    )
+    if isinstance(value, str):
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {wanted}: {exc}") from None
+    elif isinstance(value, list) and all(isinstance(w, str) for w in value):
+        words = list(value)
+    else:
+        raise ConfigError(f"{where}: {wanted}")
+    if not words or not words[0].strip():
+        raise ConfigError(f"{where}: {wanted}")
+    return tuple(words)
 
 
 def _check_ca_file(value: Any, where: str, file: Path) -> Path | None:

@@ -310,3 +310,43 @@ def test_every_preference_can_have_a_default_in_the_config() -> None:
     from glosmsd.daemon.service import PREFS
 
     assert {key: spec[0] for key, spec in PREFS.items()} == PREF_DEFAULTS
+
+
+# --------------------------------------------------------------------------- the SMS window
+
+
+def test_the_window_keys_take_a_port_and_command_lines(tmp_path: Path) -> None:
+    f = write(
+        tmp_path / "config.toml",
+        f'server = "{SERVER}"\ntoken = "t"\nwindow_port = 8790\n'
+        "window_command = \"firefox --new-window '{url}'\"\n"
+        'call_command = ["linphonec", "-c", "call {number}"]\n',
+    )
+    config = Config.load(f)
+    assert config.window_port == 8790
+    assert config.window_command == ("firefox", "--new-window", "{url}")
+    assert config.call_command == ("linphonec", "-c", "call {number}")
+    plain = Config.load(write(tmp_path / "plain.toml", f'server = "{SERVER}"\ntoken = "t"\n'))
+    assert (plain.window_port, plain.window_command, plain.call_command) == (0, None, None)
+
+
+@pytest.mark.parametrize(
+    ("line", "complaint"),
+    [
+        ("window_port = 80", "'window_port' must be a port number from 1024 to 65535"),
+        ("window_port = 70000", "'window_port' must be a port number"),
+        ("window_port = true", "'window_port' must be a port number"),
+        ('window_port = "8790"', "'window_port' must be a port number"),
+        ('window_command = ""', "'window_command' must be a command line"),
+        ('window_command = "firefox \'unclosed"', "'window_command' must be a command line"),
+        ("window_command = [1, 2]", "'window_command' must be a command line"),
+        ("call_command = 5", r"'call_command' must be a command line, e.g. \"myapp --open"),
+    ],
+)
+def test_bad_window_keys_say_what_a_good_value_is(
+    tmp_path: Path, line: str, complaint: str
+) -> None:
+    f = write(tmp_path / "config.toml", f'server = "{SERVER}"\ntoken = "t"\n{line}\n')
+    with pytest.raises(ConfigError, match=complaint) as info:
+        Config.load(f)
+    assert str(f) in info.value.message

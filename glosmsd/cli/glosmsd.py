@@ -27,7 +27,9 @@ from glosmsd import __version__
 from glosmsd.core.errors import GlosmsdError
 
 if TYPE_CHECKING:
-    from glosmsd.daemon.root import Daemon
+    from glosmsd.daemon.config import Config
+    from glosmsd.daemon.root import Daemon, Frontend
+    from glosmsd.daemon.service import Service
     from glosmsd.desktop.bridge import Desktop
     from glosmsd.desktop.tray import Command, Tray
 
@@ -105,6 +107,14 @@ def setup_logging(log_file: Path, verbose: int) -> None:
     root.addHandler(err)
     for noisy in ("websockets", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def window_frontend(config: Config, service: Service) -> Frontend:
+    """The SMS window (its HTTP + WebSocket adapter on 127.0.0.1), for every daemon: with
+    or without a display, `glosms open --url` gives a link to it."""
+    from glosmsd.desktop.window.frontend import WindowFrontend
+
+    return WindowFrontend(config, service)
 
 
 def has_display() -> bool:
@@ -229,7 +239,7 @@ async def run_demo(args: argparse.Namespace, session: Session | None = None) -> 
         finally:
             hello.cancel()
 
-    daemon = Daemon(config, replace=args.replace, on_ready=ready)
+    daemon = Daemon(config, replace=args.replace, on_ready=ready, frontend=window_frontend)
     if session is not None:
         session.attach(daemon)
     try:
@@ -257,6 +267,7 @@ async def run_daemon(args: argparse.Namespace, session: Session | None = None) -
     daemon = Daemon(
         config,
         replace=args.replace,
+        frontend=window_frontend,
         on_ready=session.run_desktop if session is not None else None,
     )
     if session is not None:

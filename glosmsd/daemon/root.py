@@ -1,9 +1,12 @@
 """The composition root: builds the store, service, link and socket, and runs them.
 
 Everything is built here and nowhere else; the parts only know each other through the
-constructor arguments given here. The daemon runs until `request_stop()` (a signal, the
-socket's `daemon.quit`, or the tray's Quit), then closes the socket first (so clients
-see it go), stops the link and the outbox, and closes the store last.
+constructor arguments given here. The entry point may add a `Frontend` (the SMS
+window, from the desktop layer, which this layer may not import): its methods join the
+one method table and its transport serves the socket's sessions. The daemon runs until
+`request_stop()` (a signal, the socket's `daemon.quit`, or the tray's Quit), then closes
+the frontend and the socket first (so clients see them go), stops the link and the
+outbox, and closes the store last.
 
 This module holds no use case and speaks no protocol.
 """
@@ -16,7 +19,7 @@ import functools
 import logging
 import signal
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from glosmsd.daemon import api
 from glosmsd.daemon.config import Config, tls_context
@@ -29,6 +32,22 @@ from glosmsd.daemon.store import AsyncStore, Store
 log = logging.getLogger(__name__)
 
 
+class Frontend(Protocol):
+    """A part the entry point adds: `actions` binds the table's desktop methods
+    (`api.DESKTOP_SPECS`), and `start` serves the socket's sessions on its own transport.
+    A frontend that cannot start logs why and stays out of the way; the daemon runs on."""
+
+    @property
+    def actions(self) -> object: ...
+
+    async def start(self, sessions: IpcServer) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+FrontendFactory = Callable[[Config, Service], Frontend]
+
+
 class Daemon:
     def __init__(
         self,
@@ -36,14 +55,17 @@ class Daemon:
         *,
         replace: bool = False,
         on_ready: Callable[[Daemon], Any] | None = None,
+        frontend: FrontendFactory | None = None,
     ) -> None:
         self.config = config
         self.replace = replace
         self.on_ready = on_ready
+        self.make_frontend = frontend
         self.hub = Hub()
         self.service: Service | None = None
         self.link: Link | None = None
         self.ipc: IpcServer | None = None
+        self.frontend: Frontend | None = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -72,6 +94,7 @@ class Daemon:
         tasks: list[asyncio.Task[Any]] = []
         ipc: IpcServer | None = None
         link: Link | None = None
+        frontend: Frontend | None = None
         try:
             await service.load()
             await service.seed_prefs(self.config.prefs)
@@ -89,9 +112,11 @@ class Daemon:
             )
             self.link = link
             service.attach(link)
+            if self.make_frontend is not None:
+                frontend = self.make_frontend(self.config, service)
             ipc = IpcServer(
                 paths.socket_path,
-                api.build_table(service),
+                api.build_table(service, frontend.actions if frontend else None),
                 self.hub,
                 service.replay,
                 functools.partial(store.run, Store.last_event_id),
@@ -100,6 +125,9 @@ class Daemon:
             )
             await ipc.start(replace=self.replace)
             self.ipc = ipc
+            if frontend is not None:
+                await frontend.start(ipc)
+                self.frontend = frontend
             tasks = [
                 asyncio.create_task(link.run(), name="link"),
                 asyncio.create_task(service.sender.run(), name="outbox"),
@@ -122,6 +150,8 @@ class Daemon:
                     log.error("%s stopped", task.get_name(), exc_info=task.exception())
         finally:
             log.info("glosmsd stopping")
+            if frontend is not None:
+                await frontend.close()
             if ipc is not None:
                 await ipc.close()
             if link is not None:

@@ -35,7 +35,19 @@ SPEC = Path(__file__).resolve().parents[2] / "ipc" / "SPEC.md"
 BLOCK = re.compile(r"```json-rpc\n(.*?)```", re.S)
 #: Values that differ run to run; their keys must still be there.
 VOLATILE = frozenset(
-    {"at", "last_at", "path", "client_id", "line", "detail", "server", "folder", "last_id"}
+    {
+        "at",
+        "last_at",
+        "path",
+        "client_id",
+        "line",
+        "detail",
+        "server",
+        "folder",
+        "last_id",
+        "url",
+        "profile",
+    }
 )
 
 

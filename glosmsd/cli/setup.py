@@ -399,7 +399,7 @@ async def check_server(config: Config, wait: float) -> dict[str, Any]:
         await asyncio.Future()
         return 0
 
-    async def ignore(*_args: Any) -> None:
+    async def ignore(*_args: Any, **_kwargs: Any) -> None:
         return None
 
     link = Link(

@@ -98,7 +98,9 @@ class PoisonEvent(RemoteProtocolError):
     status, and never holds back the events after it: a batch that cannot be applied
     names the event that stopped it here, so the link can drop that one and go on.
 
-    `seq` and `event_kind` name the event (None when it had none); both travel in `data`.
+    `seq` and `event_kind` name the event (None when it had none); `index` is its place
+    in the batch it came in (how a snapshot's events, which share one seq, are told
+    apart); all three travel in `data`.
     """
 
     kind = "poison-event"
@@ -109,13 +111,11 @@ class PoisonEvent(RemoteProtocolError):
         *,
         seq: int | None = None,
         event_kind: str | None = None,
+        index: int | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
-        merged = dict(data or {})
-        if seq is not None:
-            merged["seq"] = seq
-        if event_kind is not None:
-            merged["event"] = event_kind
+        named = {"seq": seq, "event": event_kind, "index": index}
+        merged = {**(data or {}), **{k: v for k, v in named.items() if v is not None}}
         super().__init__(message, data=merged or None)
 
     @property
@@ -127,6 +127,11 @@ class PoisonEvent(RemoteProtocolError):
     def event_kind(self) -> str | None:
         value = (self.data or {}).get("event")
         return value if isinstance(value, str) else None
+
+    @property
+    def index(self) -> int | None:
+        value = (self.data or {}).get("index")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class LinkClosed(GlosmsdError):

@@ -19,17 +19,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeGuard
 
+from glosmsd.core import wire
 from glosmsd.core.backoff import Backoff
-from glosmsd.core.errors import RemoteProtocolError
+from glosmsd.core.errors import PoisonEvent, RemoteProtocolError
 
 PROTOCOL_VERSION: Final = 1
 DEFAULT_PING_INTERVAL: Final = 20.0
-SYNC_LIMIT: Final = 500
-
+SYNC_LIMIT: Final = wire.SYNC_LIMIT_DEFAULT
 #: Event kinds this client understands (protocol v1). Others are skipped, per the spec.
-KNOWN_KINDS: Final = frozenset(
-    {"message", "message_state", "read", "delete_message", "delete_conversation"}
-)
+KNOWN_KINDS: Final = wire.EVENT_KINDS
 
 AUTH_FAILED_LINE: Final = "Authentication failed: check the token (glosmsd setup)"
 
@@ -55,12 +53,16 @@ class LinkStatus:
 
     `since` and `retry_at` are on the link's clock (the `now` the core was given).
     `detail` is the last reason in words (why we are offline), or "" when there is none.
+    `skipped` counts the events from the server that could not be used (since the
+    daemon started), `last_skipped` says what was wrong with the last one.
     """
 
     state: State
     detail: str = ""
     retry_at: float | None = None
     since: float = 0.0
+    skipped: int = 0
+    last_skipped: str = ""
 
     @property
     def online(self) -> bool:
@@ -157,21 +159,33 @@ class SendSync:
 
     cursor: int
     limit: int = SYNC_LIMIT
+    #: Continue a snapshot taken at `cursor`, from after this message id.
+    snapshot_after: int | None = None
 
     @property
     def params(self) -> dict[str, Any]:
-        return {"cursor": self.cursor, "limit": self.limit}
+        params: dict[str, Any] = {"cursor": self.cursor, "limit": self.limit}
+        if self.snapshot_after is not None:
+            params["snapshot_after"] = self.snapshot_after
+        return params
 
 
 @dataclass(frozen=True, slots=True)
 class ApplyBatch:
-    """Commit these events and this cursor in one transaction (`reset`: replace first)."""
+    """Commit these events and this cursor in one transaction (`reset`: replace first).
+
+    `snapshot` is (after, through) on a page of a snapshot: the page replaces the synced
+    messages with `after < id <= through` (`through` None: no upper end); only its first
+    page (after 0) drops the read and deletion marks. Until its last page, `cursor` is
+    the one held before the snapshot, so a snapshot cut short starts over.
+    """
 
     events: list[dict[str, Any]]
     cursor: int
     reset: bool
     more: bool
     skipped: tuple[str, ...] = ()
+    snapshot: tuple[int, int | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +205,15 @@ class Ignore:
     """Drop what came in; `reason` is for the log."""
 
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A live event that cannot be used: log `reason`, and store `cursor` (nothing else),
+    so the event is behind us for good."""
+
+    reason: str
+    cursor: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +246,7 @@ Action = (
     | GoLive
     | Deliver
     | Ignore
+    | Skip
     | Close
     | Wait
     | Halt
@@ -236,53 +260,13 @@ def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-_FIELDS: Final[dict[str, tuple[tuple[str, type], ...]]] = {
-    "message": (("message", dict),),
-    "message_state": (("id", int), ("state", str)),
-    "read": (("number", str), ("remote", str), ("up_to", int)),
-    "delete_message": (("id", int),),
-    "delete_conversation": (("number", str), ("remote", str), ("up_to", int)),
-}
+#: What a server's events and hello must look like: `glosmsd.core.wire` checks and
+#: cleans every field (the link never hands on a field it did not check).
+check_event = wire.check_event
+check_hello = wire.check_hello
 
-
-def check_event(obj: Any, *, need_seq: bool = True) -> dict[str, Any]:
-    """`obj` if it is a well-formed event of a known kind; else `RemoteProtocolError`.
-
-    Only what the store relies on is checked (types of the identifying fields); extra
-    fields are kept, as the protocol allows new ones.
-    """
-    if not isinstance(obj, dict):
-        raise RemoteProtocolError(f"event is not an object: {type(obj).__name__}")
-    kind = obj.get("kind")
-    if not isinstance(kind, str):
-        raise RemoteProtocolError("event has no string 'kind'")
-    if need_seq and not _is_int(obj.get("seq")):
-        raise RemoteProtocolError(f"{kind} event has no integer 'seq'")
-    if kind not in KNOWN_KINDS:
-        raise RemoteProtocolError(f"unknown event kind {kind[:40]!r}")
-    for name, typ in _FIELDS[kind]:
-        value = obj.get(name)
-        ok = _is_int(value) if typ is int else isinstance(value, typ)
-        if not ok:
-            raise RemoteProtocolError(f"{kind} event: {name!r} must be {typ.__name__}")
-    if kind == "message" and not _is_int(obj["message"].get("id")):
-        raise RemoteProtocolError("message event: 'message.id' must be int")
-    return obj
-
-
-def check_hello(result: Any) -> dict[str, Any]:
-    """The hello result if it is usable; else `RemoteProtocolError` saying what is wrong."""
-    if not isinstance(result, dict):
-        raise RemoteProtocolError("hello result is not an object")
-    if result.get("protocol") != PROTOCOL_VERSION:
-        raise RemoteProtocolError(
-            f"server speaks protocol {result.get('protocol')!r}, we speak {PROTOCOL_VERSION}"
-        )
-    if not isinstance(result.get("numbers", []), list):
-        raise RemoteProtocolError("hello result: 'numbers' must be a list")
-    if not isinstance(result.get("settings", {}), dict):
-        raise RemoteProtocolError("hello result: 'settings' must be an object")
-    return result
+#: How far a sync page shrinks after the server sent a frame over our limit (1009).
+_SHRINK: Final = 4
 
 
 # --------------------------------------------------------------------------- the machine
@@ -294,9 +278,14 @@ class LinkCore:
 
     Typical run: `start` -> Connect; `connected` -> SendHello; `hello_result` ->
     FetchCursor; `sync_from(cursor)` -> SendSync; `sync_result` -> ApplyBatch;
-    `batch_applied` -> SendSync while `more`, then GoLive; `live_event` -> Deliver or
-    Ignore. `closed` at any point -> Wait(until); `retry` -> Connect. `auth_failed` ->
-    Halt until `reconfigure`.
+    `batch_applied` -> SendSync while `more`, then GoLive; `live_event` -> Deliver,
+    Ignore or Skip. `batch_refused` (the store could not apply one event) -> the batch
+    again without it. `closed` at any point -> Wait(until); `retry` -> Connect.
+    `auth_failed` -> Halt until `reconfigure`.
+
+    An event that fails `check_event` is never handed on: it is counted in the status
+    (`skipped`, `last_skipped`) and the sync goes on past it, so one bad event can never
+    hold back the ones after it.
     """
 
     backoff: Backoff
@@ -309,14 +298,26 @@ class LinkCore:
     retry_at: float | None = None
     cursor: int | None = None
     live_since: float | None = None
+    #: Events per sync page; shrinks after a page too big for a frame, back once live.
+    sync_limit: int = SYNC_LIMIT
+    skipped: int = 0
+    last_skipped: str = ""
     _pending: ApplyBatch | None = None
+    #: (cursor, snapshot_after) of the next page of a snapshot under way.
+    _snapshot: tuple[int, int] | None = None
     _last_status: LinkStatus | None = None
 
     # ---- status
 
     @property
     def status(self) -> LinkStatus:
-        return LinkStatus(self.state, self.detail, self.retry_at, self.since)
+        return LinkStatus(
+            self.state, self.detail, self.retry_at, self.since, self.skipped, self.last_skipped
+        )
+
+    def _poisoned(self, reason: str) -> None:
+        self.skipped += 1
+        self.last_skipped = reason[:300]
 
     def _enter(self, state: State, now: float, detail: str | None = None) -> None:
         if state is not self.state:
@@ -377,15 +378,18 @@ class LinkCore:
         if not _is_int(cursor) or cursor < 0:
             raise ValueError(f"cursor must be an int >= 0, got {cursor!r}")
         self.cursor = cursor
+        self._snapshot = None
         self._enter(State.SYNCING, now)
-        return SendSync(cursor)
+        return SendSync(cursor, self.sync_limit)
 
     def sync_result(self, result: Any, now: float) -> Action:
         """A `sync` reply: the batch to apply, or Close when the reply is unusable.
 
-        Malformed events are skipped (named in `skipped`); outside a reset, events at or
-        below the cursor are duplicates and dropped. A cursor that goes backwards without
-        `reset` is a broken server: the connection is closed rather than re-applying.
+        Events that fail `check_event` are skipped (named in `skipped`, counted in the
+        status); kinds this protocol does not know are dropped quietly; outside a reset,
+        events at or below the cursor are duplicates and dropped. A cursor that goes
+        backwards without `reset` is a broken server: the connection is closed rather
+        than re-applying.
         """
         if self.state is not State.SYNCING or self.cursor is None:
             return Close(f"sync answered in state {self.state.value}")
@@ -398,25 +402,57 @@ class LinkCore:
         held: int = self.cursor
         if not isinstance(more, bool) or not isinstance(reset, bool):
             return self._fail(now, "bad sync reply: 'more' and 'reset' must be booleans")
-        if cursor < 0 or (cursor < held and not reset):
+        if not 0 <= cursor <= wire.MAX_ID or (cursor < held and not reset):
             return self._fail(now, f"bad sync reply: cursor {cursor} is behind {held}")
+        page: tuple[int, int | None] | None = None
+        if reset:
+            page = self._snapshot_page(result.get("snapshot"), cursor, more)
+            if page is None:
+                return self._fail(now, "bad sync reply: a snapshot page out of order")
         kept: list[dict[str, Any]] = []
         skipped: list[str] = []
         for obj in events:
             try:
                 event = check_event(obj, need_seq=not reset)
-            except RemoteProtocolError as exc:
+            except PoisonEvent as exc:
                 skipped.append(exc.message)
+                self._poisoned(exc.message)
                 continue
+            if event is None:
+                continue  # a kind of a newer protocol: skipped, as the protocol says
             if not reset:
                 seq: int = event["seq"]
                 if not held < seq <= cursor:
                     skipped.append(f"seq {seq} outside ({held}, {cursor}]")
                     continue
             kept.append(event)
-        batch = ApplyBatch(kept, cursor, reset, more, tuple(skipped))
+        # Until a snapshot's last page, the stored cursor stays where it was: a snapshot
+        # cut short (crash, dropped link) then starts over instead of leaving a hole.
+        through = None if page is None else page[1]
+        store_at = held if reset and through is not None else cursor
+        batch = ApplyBatch(kept, store_at, reset, more, tuple(skipped), page)
         self._pending = batch
         return batch
+
+    def _snapshot_page(self, snap: Any, cursor: int, more: bool) -> tuple[int, int | None] | None:
+        """(after, through) of a snapshot page, or None when it is not the page we asked
+        for. No `snapshot` member: the whole snapshot in one page (older servers)."""
+        if snap is None:
+            after, following = 0, None
+        elif isinstance(snap, dict) and _is_int(snap.get("after")):
+            after, following = snap["after"], snap.get("next")
+            if following is not None and not (_is_int(following) and following > after):
+                return None
+        else:
+            return None
+        expected = self._snapshot
+        # A first page (after 0) is always welcome: the server may start over.
+        if after != 0 and (expected is None or expected != (cursor, after)):
+            return None
+        if following is not None and not more:
+            return None
+        self._snapshot = None if following is None else (cursor, following)
+        return (after, following)
 
     def batch_applied(self, now: float) -> Action:
         """The last ApplyBatch is committed: fetch more, or go live."""
@@ -425,11 +461,38 @@ class LinkCore:
             return Close(f"batch applied in state {self.state.value}")
         self._pending = None
         self.cursor = batch.cursor
+        if self._snapshot is not None:
+            snap_cursor, after = self._snapshot
+            return SendSync(snap_cursor, self.sync_limit, snapshot_after=after)
         if batch.more:
-            return SendSync(batch.cursor)
+            return SendSync(batch.cursor, self.sync_limit)
         self._enter(State.LIVE, now, "")
         self.live_since = now
+        self.sync_limit = SYNC_LIMIT
         return GoLive()
+
+    def batch_refused(self, error: PoisonEvent, now: float) -> Action:
+        """The store could not apply one event of the last batch (`error` names it by
+        its index in the batch, or by seq): the batch again without that event, so the
+        rest is stored. An event it cannot name closes the connection instead."""
+        batch = self._pending
+        if self.state is not State.SYNCING or batch is None:
+            return Close(f"batch refused in state {self.state.value}")
+        index = error.index
+        drop: int | None = None
+        if index is not None and 0 <= index < len(batch.events):
+            drop = index
+        elif error.seq is not None and not batch.reset:
+            drop = next((i for i, e in enumerate(batch.events) if e["seq"] == error.seq), None)
+        if drop is None:
+            return self._fail(now, f"could not store what the server sent: {error.message}")
+        self._poisoned(error.message)
+        events = batch.events[:drop] + batch.events[drop + 1 :]
+        again = ApplyBatch(
+            events, batch.cursor, batch.reset, batch.more, (error.message,), batch.snapshot
+        )
+        self._pending = again
+        return again
 
     def live_event(self, params: Any, now: float) -> Action:
         """An `event` notification, taken in arrival order once live."""
@@ -438,19 +501,39 @@ class LinkCore:
             return Ignore(f"event in state {self.state.value}")
         try:
             event = check_event(params)
-        except RemoteProtocolError as exc:
-            if isinstance(params, dict) and _is_int(params.get("seq")):
-                # An event of a kind we do not know still moves the cursor: it was sent.
-                self.cursor = max(self.cursor, params["seq"])
+        except PoisonEvent as exc:
+            self._poisoned(exc.message)
+            if exc.seq is not None and exc.seq > self.cursor:
+                # It was sent, and it will never be usable: step past it for good.
+                self.cursor = exc.seq
+                return Skip(exc.message, exc.seq)
             return Ignore(exc.message)
-        seq: int = event["seq"]
+        if event is None:
+            seq = params["seq"] if isinstance(params, dict) else None
+            if _is_int(seq):
+                # An event of a kind we do not know still moves the cursor: it was sent.
+                self.cursor = max(self.cursor, seq)
+            return Ignore(f"unknown event kind {str(params.get('kind'))[:40]!r}")
+        seq = event["seq"]
         if seq <= self.cursor:
             return Ignore(f"duplicate event seq {seq} <= cursor {self.cursor}")
         self.cursor = seq
         return Deliver(event)
 
-    def closed(self, now: float, reason: str) -> Action:
-        """The connection ended (or failed to open, or timed out): wait, then retry."""
+    def store_refused(self, error: PoisonEvent, event: dict[str, Any]) -> Action:
+        """The store could not apply a live event `Deliver` handed on: skip it."""
+        self._poisoned(error.message)
+        return Skip(error.message, event["seq"])
+
+    def closed(self, now: float, reason: str, *, too_big: bool = False) -> Action:
+        """The connection ended (or failed to open, or timed out): wait, then retry.
+
+        `too_big`: it ended because the server sent a frame over our limit. If that was
+        a sync page, the next connection asks for pages a quarter the size, down to one
+        event a page, so a server that sends pages too big for us still gets through.
+        """
+        if too_big and self.state is State.SYNCING:
+            self.sync_limit = max(1, self.sync_limit // _SHRINK)
         if self.state in (State.AUTH_FAILED, State.DISCONNECTED):
             return Halt(self.detail)
         if self.state is State.BACKOFF and self.retry_at is not None:
@@ -485,6 +568,7 @@ class LinkCore:
         if self.live_since is not None and now - self.live_since >= self.stable_after:
             self.backoff.reset()
         self._pending = None
+        self._snapshot = None
         self.live_since = None
         until = now + self.backoff.next_delay()
         self._enter(State.BACKOFF, now, reason)

@@ -166,6 +166,12 @@ SCHEMAS: Final[Mapping[str, Mapping[str, Any]]] = {
             "online": {**BOOL, "description": "True when messages flow (state live)."},
             "detail": {**TEXT, "description": "Why it is offline, or empty."},
             "line": {**TEXT, "description": "One line for a user."},
+            "skipped": {
+                **COUNT,
+                "description": "Events from the server that could not be used since the "
+                "daemon started: each was logged and skipped, and sync went on past it.",
+            },
+            "last_skipped": {**TEXT, "description": "What was wrong with the last one, or empty."},
         },
         description="The daemon's connection to the server.",
     ),

@@ -24,16 +24,17 @@ import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import CloseCode
 from websockets.protocol import State as WsState
 
 from glosmsd import __version__
 from glosmsd.core import rpc
 from glosmsd.core.backoff import Backoff
-from glosmsd.core.errors import LinkClosed, LocalProtocolError, RpcError
+from glosmsd.core.errors import LinkClosed, LocalProtocolError, PoisonEvent, RpcError
 from glosmsd.core.protocol import (
     AUTH_FAILED_LINE,
     ApplyBatch,
@@ -49,6 +50,7 @@ from glosmsd.core.protocol import (
     LinkStatus,
     SendHello,
     SendSync,
+    Skip,
     State,
     Wait,
 )
@@ -83,8 +85,22 @@ _LOG_CLIP: Final = 200
 OnEvent = Callable[[dict[str, Any]], Awaitable[None]]
 OnStatus = Callable[[LinkStatus], None]
 GetCursor = Callable[[], Awaitable[int]]
-ApplyBatchFn = Callable[[list[dict[str, Any]], int, bool], Awaitable[None]]
 OnHello = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ApplyBatchFn(Protocol):
+    """Commit a sync batch and its cursor in one transaction; `snapshot` (after,
+    through) on a page of a snapshot (see `glosmsd.core.protocol.ApplyBatch`). Raises
+    `PoisonEvent` naming the one event it cannot store (the link retries without it)."""
+
+    def __call__(
+        self,
+        events: list[dict[str, Any]],
+        cursor: int,
+        reset: bool,
+        *,
+        snapshot: tuple[int, int | None] | None = None,
+    ) -> Awaitable[None]: ...
 
 
 class _SessionEnded(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -182,6 +198,7 @@ class Link:
         self._done = asyncio.Event()
         self._chores: set[asyncio.Task[None]] = set()
         self.hello: dict[str, Any] | None = None
+        self._oversized = False
         #: How many times a connection was attempted (for tests and diagnostics).
         self.connect_attempts = 0
 
@@ -346,7 +363,8 @@ class Link:
             self._fail_pending(LinkClosed("The connection to the server was lost."))
         if self._stopping:
             return self._core.stop(self._clock())
-        return self._core.closed(self._clock(), reason)
+        oversized, self._oversized = self._oversized, False
+        return self._core.closed(self._clock(), reason, too_big=oversized)
 
     async def _session(self, ws: ClientConnection, reader: asyncio.Task[str]) -> str:
         """hello, sync, then live events until the connection ends. Returns why it ended."""
@@ -366,12 +384,16 @@ class Link:
         while isinstance(act, SendSync):
             reply = await self._step(ws, "sync", act.params, timeout)
             act = self._core.sync_result(reply, self._clock())
-            if isinstance(act, ApplyBatch):
+            while isinstance(act, ApplyBatch):
                 for why in act.skipped:
                     log.warning("link: skipped a sync event: %s", _clip(why))
-                await self._callback(
-                    "apply_batch", self._apply_batch(act.events, act.cursor, act.reset)
-                )
+                self._publish()
+                try:
+                    await self._callback("apply_batch", self._apply(act))
+                except PoisonEvent as exc:
+                    # The store names the one event it cannot take: the rest goes in.
+                    act = self._core.batch_refused(exc, self._clock())
+                    continue
                 act = self._core.batch_applied(self._clock())
         if isinstance(act, Close):
             return act.reason
@@ -387,7 +409,14 @@ class Link:
                     return reader.result() if not reader.cancelled() else "connection closed"
                 live = self._core.live_event(getter.result(), self._clock())
                 if isinstance(live, Deliver):
-                    await self._callback("on_event", self._on_event(live.event))
+                    try:
+                        await self._callback("on_event", self._on_event(live.event))
+                    except PoisonEvent as exc:
+                        live = self._core.store_refused(exc, live.event)
+                if isinstance(live, Skip):
+                    log.warning("link: skipped an event: %s", _clip(live.reason))
+                    self._publish()
+                    await self._callback("apply_batch", self._apply_batch([], live.cursor, False))
                 elif isinstance(live, Ignore):
                     log.warning("link: ignored an event: %s", _clip(live.reason))
         finally:
@@ -408,9 +437,17 @@ class Link:
             message = getattr(exc, "message", str(exc))
             raise _SessionEnded(f"{method} refused by the server: {_clip(message)}") from exc
 
+    def _apply(self, batch: ApplyBatch) -> Awaitable[None]:
+        if batch.snapshot is None:
+            return self._apply_batch(batch.events, batch.cursor, batch.reset)
+        return self._apply_batch(batch.events, batch.cursor, batch.reset, snapshot=batch.snapshot)
+
     async def _callback(self, name: str, awaitable: Awaitable[_T]) -> _T:
         try:
             return await awaitable
+        except PoisonEvent as exc:
+            log.error("link: %s refused an event: %s", name, exc.message)  # noqa: TRY400
+            raise
         except Exception as exc:
             log.exception("link: %s failed; reconnecting to sync again", name)
             raise _SessionEnded(f"could not store what the server sent ({name} failed)") from exc
@@ -471,6 +508,13 @@ class Link:
                     log.exception("link: could not handle a frame: %s", _clip(frame))
         except ConnectionClosed as exc:
             reason = _describe(exc)
+            sent = exc.sent
+            if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
+                self._oversized = True
+                reason = (
+                    f"the server sent a frame over {MAX_FRAME // 1024 // 1024} MiB; "
+                    "asking for smaller sync pages"
+                )
         self._fail_pending(LinkClosed(f"The connection to the server was lost ({reason})."))
         return reason
 

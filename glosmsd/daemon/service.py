@@ -223,9 +223,21 @@ class Service:
                 await self.store.run(Store.replace_contacts, contacts)
         await self.queue_auto_downloads()
 
-    async def apply_batch(self, events: list[dict[str, Any]], cursor: int, reset: bool) -> None:
+    async def apply_batch(
+        self,
+        events: list[dict[str, Any]],
+        cursor: int,
+        reset: bool,
+        *,
+        snapshot: tuple[int, int | None] | None = None,
+    ) -> None:
         new = await self.store.run(
-            Store.apply_sync, events, cursor, reset=reset, own_ext=self.account.ext
+            Store.apply_sync,
+            events,
+            cursor,
+            reset=reset,
+            own_ext=self.account.ext,
+            snapshot=snapshot,
         )
         if any(ev.kind == "message" for ev in new):
             self._spawn(self.queue_auto_downloads())
@@ -284,6 +296,9 @@ class Service:
                 "online": st.online,
                 "detail": st.detail,
                 "line": link.describe() if link else "Starting",
+                # Events from the server that could not be used (logged, skipped).
+                "skipped": st.skipped,
+                "last_skipped": st.last_skipped,
             },
             "extension": {"ext": self.account.ext, "name": self.account.name},
             "number": self.account.number,
@@ -645,8 +660,15 @@ class Service:
     def _start_download(self, sha256: str, name: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(self._download(sha256, name))
         self._downloads[sha256] = task
-        task.add_done_callback(lambda _t: self._downloads.pop(sha256, None))
+        task.add_done_callback(lambda t: self._download_done(sha256, t))
         return task
+
+    def _download_done(self, sha256: str, task: asyncio.Task[None]) -> None:
+        self._downloads.pop(sha256, None)
+        # An automatic download nobody awaits must not end as "Task exception was never
+        # retrieved" with a traceback: `_download` has logged why and marked it failed.
+        if not task.cancelled():
+            task.exception()
 
     async def _download(self, sha256: str, name: str) -> None:
         async with self._download_slots:

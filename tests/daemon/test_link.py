@@ -18,6 +18,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from glosmsd.core import wire
 from glosmsd.core.errors import BadInput, LinkClosed, LocalProtocolError, NotFound
 from glosmsd.core.protocol import AUTH_FAILED_LINE, LinkStatus, State
 from glosmsd.daemon.link import Link
@@ -49,7 +50,14 @@ class Recorder:
     async def get_cursor(self) -> int:
         return self.cursor
 
-    async def apply_batch(self, events: list[dict[str, Any]], cursor: int, reset: bool) -> None:
+    async def apply_batch(
+        self,
+        events: list[dict[str, Any]],
+        cursor: int,
+        reset: bool,
+        *,
+        snapshot: tuple[int, int | None] | None = None,
+    ) -> None:
         if self.fail_batches:
             self.fail_batches -= 1
             raise RuntimeError("disk full")
@@ -300,7 +308,24 @@ async def peer(p: Peer) -> AsyncIterator[str]:
 
 
 def ev(seq: int, text: str = "x") -> dict[str, Any]:
-    return {"seq": seq, "kind": "message", "at": 1.0, "message": {"id": seq, "text": text}}
+    return wire.event(seq, "message", 1.0, {"message": message(seq, text)})
+
+
+def message(mid: int, text: str = "x") -> dict[str, Any]:
+    """A whole MESSAGE, as the server sends it (the link passes on only what checks)."""
+    return wire.message(
+        id=mid,
+        client_id=None,
+        number=NUMBER,
+        remote=REMOTE,
+        direction="in",
+        text=text,
+        state="sent",
+        reason=None,
+        at=1.0,
+        files=[],
+        sender=None,
+    )
 
 
 def notify(event: Any) -> str:
@@ -450,3 +475,31 @@ async def test_stop_during_a_hanging_handshake_returns_promptly() -> None:
         hole.close()
         await hole.wait_closed()
     assert rec.state() is State.DISCONNECTED
+
+
+async def test_sync_pages_too_big_for_a_frame_shrink_until_they_pass() -> None:
+    # A server (not ours) that fills every page to the `limit` the link asks for, with
+    # events of 20,000 characters: 500 of them are 10 MB, past the 4 MiB frame limit.
+    # The link asks for a quarter as many per page after each 1009 close, and gets through.
+    events = [ev(i, f"{i:03d}" + "z" * (wire.MAX_TEXT - 3)) for i in range(1, 301)]
+
+    async def handle(ws: ServerConnection) -> None:
+        async for frame in ws:
+            req = json.loads(frame)
+            result: Any = {"protocol": 1, "numbers": [], "settings": {}}
+            if req["method"] == "sync":
+                after = [e for e in events if e["seq"] > req["params"]["cursor"]]
+                page = after[: req["params"]["limit"]]
+                more = len(after) > len(page)
+                cursor = page[-1]["seq"] if page else req["params"]["cursor"]
+                result = {"events": page, "cursor": cursor, "more": more}
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": result}))
+
+    rec = Recorder()
+    async with serve(handle, "127.0.0.1", 0, max_size=None) as srv:
+        url = f"ws://127.0.0.1:{next(iter(srv.sockets)).getsockname()[1]}/v1"
+        async with running(url, "t", rec, backoff_min=0.05, backoff_max=0.1) as link:
+            await rec.until(lambda: rec.state() is State.LIVE)
+            assert link.connect_attempts == 2
+    assert [e["message"]["text"][:3] for e in rec.synced()] == [f"{i:03d}" for i in range(1, 301)]
+    assert any("frame over 4 MiB" in s.detail for s in rec.statuses)

@@ -99,11 +99,16 @@ class SyncMerge(Records):
         *,
         reset: bool = False,
         own_ext: str | None = None,
+        snapshot: tuple[int, int | None] | None = None,
     ) -> list[LocalEvent]:
         """Apply one server sync batch (or one pushed event) and its cursor in one
         transaction; returns the local events logged (also given to `on_events`).
 
-        `own_ext` is the user's extension: its messages carry no sharer.
+        `own_ext` is the user's extension: its messages carry no sharer. `snapshot`
+        (after, through): this `reset` batch is one page of a snapshot listing the
+        messages with `after < id <= through` (`through` None: no upper end); only the
+        synced messages in that range it does not list are dropped, and only the first
+        page (after 0) clears the read and deletion marks. None: the whole snapshot.
         """
         if not is_id(cursor):
             raise BadInput(f"sync cursor must be an integer >= 0, not {cursor!r}")
@@ -113,7 +118,12 @@ class SyncMerge(Records):
         while True:
             try:
                 done = self._apply_items(
-                    items, cursor, reset, dropped, one_by_one=run_failed is not None
+                    items,
+                    cursor,
+                    reset,
+                    dropped,
+                    one_by_one=run_failed is not None,
+                    page=snapshot or (0, None),
                 )
             except _RunFailed as failed:
                 # Merging a run together failed: one event at a time names the event.
@@ -147,13 +157,14 @@ class SyncMerge(Records):
         dropped: Sequence[tuple[_Item, PoisonEvent]],
         *,
         one_by_one: bool,
+        page: tuple[int, int | None],
     ) -> list[LocalEvent]:
         with self._write():
             before = self._unread_counts()
             stored = self.cursor()
             touched: set[int] = set()
             if reset:
-                self._reset(items)
+                self._reset(items, page)
             run: list[_Item] = []  # consecutive message events, merged together
             for item in items:
                 if not reset and item.seq <= stored:
@@ -271,19 +282,22 @@ class SyncMerge(Records):
             )
         return ids
 
-    def _reset(self, items: Sequence[_Item]) -> None:
+    def _reset(self, items: Sequence[_Item], page: tuple[int, int | None]) -> None:
         keep = [i.message.server_id for i in items if i.message is not None]
         db = self._conn
         db.execute("CREATE TEMP TABLE IF NOT EXISTS keep_ids (id INTEGER PRIMARY KEY)")
         db.execute("DELETE FROM temp.keep_ids")
         db.executemany("INSERT OR IGNORE INTO temp.keep_ids (id) VALUES (?)", ((i,) for i in keep))
         self._unread.mark(None)
+        after, through = page
         db.execute(
-            "DELETE FROM messages WHERE server_id IS NOT NULL "
-            "AND server_id NOT IN (SELECT id FROM temp.keep_ids)"
+            "DELETE FROM messages WHERE server_id IS NOT NULL AND server_id > ? "
+            "AND (? IS NULL OR server_id <= ?) AND server_id NOT IN (SELECT id FROM temp.keep_ids)",
+            (after, through, through),
         )
         db.execute("DELETE FROM temp.keep_ids")
-        db.execute("UPDATE conversations SET read_up_to = 0, deleted_up_to = 0")
+        if after == 0:
+            db.execute("UPDATE conversations SET read_up_to = 0, deleted_up_to = 0")
         db.execute(
             "UPDATE conversations SET last_at = "
             "(SELECT max(at) FROM messages WHERE conversation_id = conversations.id)"

@@ -36,17 +36,19 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from glosmsd import __version__
-from glosmsd.core import rpc
+from glosmsd.core import rpc, wire
 from glosmsd.core.backoff import doubling
-from glosmsd.core.errors import BadInput, GlosmsdError, ProtocolError
+from glosmsd.core.errors import INVALID_PARAMS, BadInput, GlosmsdError, ProtocolError, RpcError
+from glosmsd.server import frames
 from glosmsd.server.carrier import Carrier, Inbound, build
-from glosmsd.server.db import E164, MAX_CHUNK, SHA256, CarrierMode, Outbound, ServerStore, SyncBatch
+from glosmsd.server.db import CarrierMode, Outbound, ServerStore, SyncBatch
 
 log = logging.getLogger(__name__)
 
 PROTOCOLS: Final = (1,)
 PATH: Final = "/v1"
-MAX_FRAME: Final = 4 * 1024 * 1024
+MAX_FRAME: Final = wire.MAX_FRAME
+MAX_CHUNK: Final = wire.MAX_CHUNK
 CAPABILITIES: Final = ("sync", "send", "read", "delete", "files", "contacts", "snapshot")
 CLOSE_BEHIND_HORIZON: Final = 4001
 WATCH_INTERVAL: Final = 0.1
@@ -104,9 +106,9 @@ class Peer:
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: str) -> None:
         async with self.send_lock:
-            await self.ws.send(data, text=True)
+            await self.ws.send(data)
 
 
 def _write_then_read(
@@ -395,30 +397,46 @@ class App:
             log.info("extension %s disconnected (device %r)", ext, peer.device)
 
     async def _frame(self, peer: Peer, frame: str | bytes) -> None:
+        """Answer one frame: its calls in order, one reply frame, within the batch limits."""
         if isinstance(frame, bytes):
             err = ProtocolError("Binary frames are not part of protocol 1: send JSON as text.")
-            await peer.send(rpc.encode(rpc.error_reply(None, err.to_rpc())))
+            await peer.send(frames.ready(rpc.error_reply(None, err.to_rpc())))
             return
         parsed = rpc.parse(frame)
-        replies: list[dict[str, Any] | None] = []
+        if parsed.is_batch and len(parsed.items) > frames.MAX_BATCH:
+            await peer.send(frames.batch_too_long(len(parsed.items)))
+            return
+        texts: list[str] = []
+        size = 0
         go_live: int | None = None
         for item in parsed.items:
+            text: str | None
             if isinstance(item, dict):
-                replies.append(item)
-                continue
-            try:
-                result = await self._call(peer, item)
-            except Exception as exc:
-                if not isinstance(exc, GlosmsdError):
-                    log.exception("method %s failed", item.method)
-                replies.append(rpc.reply_for(item, error=exc))
-                continue
-            if item.method == "sync" and not result["more"]:
-                go_live = (
-                    result["cursor"] if result["reset"] else max(result["cursor"], peer.live or 0)
-                )
-            replies.append(rpc.reply_for(item, result))
-        data = rpc.assemble(parsed, replies)
+                text = frames.ready(item)
+            elif size >= frames.REPLY_BUDGET:
+                text = frames.over_budget(item)
+            else:
+                try:
+                    result = await self._call(peer, item)
+                except Exception as exc:
+                    if not isinstance(exc, GlosmsdError):
+                        log.exception("method %s failed", item.method)
+                    text = frames.error(item, exc)
+                else:
+                    if isinstance(result, SyncBatch):
+                        if not result.more:
+                            go_live = (
+                                result.cursor
+                                if result.reset
+                                else max(result.cursor, peer.live or 0)
+                            )
+                        text = frames.raw_result(item, result.to_json_text())
+                    else:
+                        text = frames.result(item, result)
+            if text is not None:
+                texts.append(text)
+                size += wire.byte_size(text)
+        data = frames.assemble(texts, parsed.is_batch)
         if data is not None:
             await peer.send(data)
         if go_live is not None:
@@ -430,6 +448,18 @@ class App:
         method, kwargs = self.table.bind(req)
         if not peer.hello and method.name != "hello":
             raise ProtocolError("Call hello first: it names the protocol version you speak.")
+        bad = wire.lone_surrogate(kwargs)
+        if bad is not None:
+            raise RpcError(
+                INVALID_PARAMS,
+                f"Invalid params for {method.name}: param {bad!r} is not valid Unicode (it "
+                "holds a lone surrogate): send text as UTF-8",
+            )
+        for param in method.params:
+            # jsonschema takes 5.0 as an integer; the store and the replies want 5.
+            value = kwargs.get(param.name)
+            if isinstance(value, float) and param.schema.get("type") == "integer":
+                kwargs[param.name] = int(value)
         return await method.handler(peer, **kwargs)
 
     async def _push(self, peer: Peer) -> None:
@@ -448,8 +478,8 @@ class App:
                             CLOSE_BEHIND_HORIZON, "cursor behind the log horizon: sync again"
                         )
                         return
-                    for event in batch.events:
-                        await peer.send(rpc.encode(rpc.notification("event", event)))
+                    for text in batch.texts:
+                        await peer.send(frames.event(text))
                     peer.live = max(peer.live or 0, batch.cursor)
                     if not batch.more:
                         break
@@ -460,145 +490,10 @@ class App:
     # ------------------------------------------------------------------ methods
 
     def _build_table(self) -> rpc.MethodTable:
+        """Every method's params come from `wire.PARAMS`, the protocol's one description."""
         t = rpc.MethodTable()
-        number = {"type": "string", "minLength": 1, "maxLength": 40}
-        add = t.add
-        add(
-            rpc.Method(
-                "hello",
-                self.m_hello,
-                (
-                    rpc.Param("protocol", {"type": "integer"}),
-                    rpc.Param("client", {"type": "string", "maxLength": 200}, required=False),
-                ),
-                "Start the session: protocol version, account, numbers, settings.",
-            )
-        )
-        add(
-            rpc.Method(
-                "sync",
-                self.m_sync,
-                (
-                    rpc.Param("cursor", {"type": "integer", "minimum": 0}),
-                    rpc.Param(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, required=False
-                    ),
-                ),
-                "Events after the cursor; live push follows a batch with more=false.",
-            )
-        )
-        add(
-            rpc.Method(
-                "send",
-                self.m_send,
-                (
-                    rpc.Param("client_id", {"type": "string", "minLength": 1, "maxLength": 64}),
-                    rpc.Param("to", number),
-                    rpc.Param("text", {"type": "string", "maxLength": 20_000}),
-                    rpc.Param(
-                        "files",
-                        {
-                            "type": "array",
-                            "maxItems": 100,
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "sha256": {"type": "string", "pattern": f"^{SHA256.pattern}$"},
-                                    "name": {"type": "string", "maxLength": 1000},
-                                },
-                                "required": ["sha256"],
-                                "additionalProperties": False,
-                            },
-                        },
-                        required=False,
-                    ),
-                    rpc.Param(
-                        "from", {"type": "string", "pattern": f"^{E164.pattern}$"}, required=False
-                    ),
-                ),
-                "Send an SMS or MMS, once per client_id.",
-            )
-        )
-        add(
-            rpc.Method(
-                "read",
-                self.m_read,
-                (
-                    rpc.Param("number", number),
-                    rpc.Param("remote", number),
-                    rpc.Param("up_to", {"type": "integer", "minimum": 0}),
-                ),
-                "Mark a conversation read up to a message id.",
-            )
-        )
-        add(
-            rpc.Method(
-                "delete_message",
-                self.m_delete_message,
-                (rpc.Param("id", {"type": "integer", "minimum": 1}),),
-                "Hide a message for this extension.",
-            )
-        )
-        add(
-            rpc.Method(
-                "delete_conversation",
-                self.m_delete_conversation,
-                (
-                    rpc.Param("number", number),
-                    rpc.Param("remote", number),
-                    rpc.Param("up_to", {"type": "integer", "minimum": 1}, required=False),
-                ),
-                "Hide a conversation for this extension (up to a message id, default all).",
-            )
-        )
-        add(
-            rpc.Method(
-                "contacts",
-                self.m_contacts,
-                (
-                    rpc.Param("query", {"type": "string", "maxLength": 200}, required=False),
-                    rpc.Param(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 500}, required=False
-                    ),
-                ),
-                "Search the company directory by name or number.",
-            )
-        )
-        add(
-            rpc.Method(
-                "upload",
-                self.m_upload,
-                (
-                    rpc.Param("data", {"type": "string", "maxLength": MAX_FRAME}),
-                    rpc.Param("name", {"type": "string", "maxLength": 1000}, required=False),
-                ),
-                "Store a file for a later send; its type is checked by content.",
-            )
-        )
-        add(
-            rpc.Method(
-                "download",
-                self.m_download,
-                (
-                    rpc.Param("sha256", {"type": "string", "pattern": f"^{SHA256.pattern}$"}),
-                    rpc.Param("offset", {"type": "integer", "minimum": 0}, required=False),
-                    rpc.Param(
-                        "length",
-                        {"type": "integer", "minimum": 1, "maximum": MAX_CHUNK},
-                        required=False,
-                    ),
-                ),
-                "A chunk of a file attached to one of your messages.",
-            )
-        )
-        add(
-            rpc.Method(
-                "avatar",
-                self.m_avatar,
-                (rpc.Param("ext", {"type": "string", "minLength": 1, "maxLength": 32}),),
-                "An extension's avatar image.",
-            )
-        )
+        for name, params in wire.PARAMS.items():
+            t.add(rpc.Method(name, getattr(self, f"m_{name}"), params, wire.SUMMARIES[name]))
         return t
 
     async def m_hello(self, peer: Peer, protocol: int, client: str = "") -> dict[str, Any]:
@@ -618,9 +513,14 @@ class App:
             "capabilities": list(CAPABILITIES),
         }
 
-    async def m_sync(self, peer: Peer, cursor: int, limit: int = 500) -> dict[str, Any]:
-        batch = await self.db(ServerStore.sync, peer.ext, cursor, limit)
-        return batch.to_json()
+    async def m_sync(
+        self,
+        peer: Peer,
+        cursor: int,
+        limit: int = wire.SYNC_LIMIT_DEFAULT,
+        snapshot_after: int | None = None,
+    ) -> SyncBatch:
+        return await self.db(ServerStore.sync, peer.ext, cursor, limit, snapshot_after)
 
     async def m_send(
         self,

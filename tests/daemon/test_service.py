@@ -253,14 +253,18 @@ async def test_an_event_the_store_cannot_keep_is_skipped_not_fetched_forever(
     tmp_path: Path,
 ) -> None:
     # Issue 12 item 1: a batch that cannot be applied used to fail apply_batch, end the
-    # session, reconnect and fetch the same batch again, forever. Now the one event is
-    # skipped (and counted in status) and sync goes on, on the same connection.
+    # session, reconnect and fetch the same batch again, forever. Now the link cleans what
+    # it can (a lone surrogate becomes U+FFFD, issue 13 item 11), skips what it cannot (an
+    # id past SQLite's INTEGER), counts it in status, and sync goes on, on the same
+    # connection. (What the store itself cannot keep is skipped there the same way.)
     def message(seq: int, text: str) -> dict[str, Any]:
         m: dict[str, Any] = {"id": seq, "client_id": None, "number": ANN, "remote": BOB_MOBILE}
         m |= {"direction": "in", "text": text, "state": "sent", "reason": None, "at": 1.0}
         return {"seq": seq, "kind": "message", "at": 1.0, "message": m | {"files": []}}
 
-    batch = [message(1, "one"), message(2, "bad \udc80"), message(3, "three")]
+    huge = message(5, "an id past what SQLite holds")
+    huge["message"]["id"] = 2**70
+    batch = [message(1, "one"), message(2, "bad \udc80"), huge, message(3, "three")]
     p = Peer(
         [{"events": batch, "cursor": 3, "more": False}],
         after_live=[
@@ -283,11 +287,11 @@ async def test_an_event_the_store_cannot_keep_is_skipped_not_fetched_forever(
 
             await until(four_arrived, 20, "the live event after the batch")
             status = await svc.status()
-            assert status["skipped_events"] == 1
+            assert status["skipped_events"] + status["link"]["skipped"] == 1
             assert status["link"]["state"] == "live"
             conv = (await svc.conversations())[0]
             texts = [m["text"] for m in (await svc.messages(conv["id"]))["messages"]]
-            assert texts == ["four", "three", "one"]
+            assert texts == ["four", "three", "bad \ufffd", "one"]
             assert p.connections == 1
             assert [r["params"]["cursor"] for r in p.requests if r["method"] == "sync"] == [0]
         finally:

@@ -5,14 +5,8 @@ A package of parts (see `base`): `schema` (migrations), `records` (value objects
 (`ServerStore`, the whole, with the event log's reads).
 """
 
-from glosmsd.server.db.base import (
-    E164,
-    EXTENSION,
-    MAX_CHUNK,
-    SHA256,
-    clean_file_name,
-    normalize_number,
-)
+from glosmsd.core.wire import MAX_CHUNK, SHA256, clean_file_name
+from glosmsd.server.db.base import E164, EXTENSION, normalize_number
 from glosmsd.server.db.records import (
     DEFAULT_CARRIER_REASON,
     CarrierMode,

@@ -28,35 +28,40 @@ import json
 import re
 import sqlite3
 import time
-import unicodedata
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from glosmsd.core import migrations, numbers
+from glosmsd.core import migrations, numbers, wire
 from glosmsd.core.errors import BadInput, InvalidNumber, StoreError
 from glosmsd.core.rules import Limits
+from glosmsd.core.wire import SHA256
 from glosmsd.server.db.records import DEFAULT_CARRIER_REASON, CarrierMode
 from glosmsd.server.db.schema import SCHEMA
 from glosmsd.system.atomicwrite import write_atomic
 
 E164: Final = re.compile(numbers.E164_PATTERN)
 EXTENSION: Final = re.compile(r"[0-9A-Za-z_.-]{1,32}")
-SHA256: Final = re.compile(r"[0-9a-f]{64}")
-MAX_NAME: Final = 255
-MAX_CHUNK: Final = 262_144
 DEFAULT_PBX_VERSION: Final = "7.1"
 SERVER_SETTINGS: Final = ("pbx_version", "region")
 #: The `region` setting's default: none (numbers come with their country code).
 DEFAULT_REGION: Final = ""
 
-# It is a constant spliced into queries (S608 noqa below): every value stays a bound param.
-VISIBLE = """
-    m.number IN (SELECT number FROM numbers WHERE ext = :ext)
-    AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.ext = :ext AND h.message_id = m.id)
+
+def visible(m: str = "m") -> str:
+    """The SQL condition "extension :ext can see message row `m`" (not hidden by its own
+    deletions, on one of its numbers). A constant spliced into queries (the S608 noqa
+    where it is used): every value stays a bound param."""
+    # `m` is a table alias of ours, never input.
+    return f"""
+    {m}.number IN (SELECT number FROM numbers WHERE ext = :ext)
+    AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.ext = :ext AND h.message_id = {m}.id)
     AND NOT EXISTS (SELECT 1 FROM hidden_conversations c WHERE c.ext = :ext
-                    AND c.number = m.number AND c.remote = m.remote AND m.id <= c.up_to)
-"""
+                    AND c.number = {m}.number AND c.remote = {m}.remote AND {m}.id <= c.up_to)
+"""  # noqa: S608
+
+
+VISIBLE: Final = visible("m")
 
 
 def normalize_number(raw: str, *, what: str = "number") -> str:
@@ -66,18 +71,6 @@ def normalize_number(raw: str, *, what: str = "number") -> str:
         return numbers.parse(raw).e164
     except InvalidNumber as exc:
         raise InvalidNumber(f"{what.capitalize()}: {exc.message}") from None
-
-
-def clean_file_name(raw: str) -> str:
-    """A display name only: no directories, no control characters, never empty.
-
-    The name is never used to build a path on the server; cleaning it keeps clients that
-    save files from being handed `../../etc/passwd`.
-    """
-    base = re.split(r"[/\\]", raw)[-1]
-    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip()
-    base = base.lstrip(".").strip()
-    return base[:MAX_NAME] or "file"
 
 
 def _use_wal(conn: migrations.Connection) -> None:
@@ -163,7 +156,7 @@ class DbBase:
     ) -> int:
         cur = self.conn.execute(
             "INSERT INTO events (ext, number, kind, at, body) VALUES (?, ?, ?, ?, ?)",
-            (ext, number, kind, time.time() if at is None else at, json.dumps(body)),
+            (ext, number, kind, time.time() if at is None else at, wire.encode_body(body)),
         )
         return int(cur.lastrowid or 0)
 
@@ -250,8 +243,8 @@ class DbBase:
             "SELECT ext, name, avatar FROM extensions WHERE ext = ?", (ext,)
         ).fetchone()
         if row is None:
-            return {"ext": ext, "name": ext, "avatar": None}
-        return {"ext": row["ext"], "name": row["name"], "avatar": row["avatar"]}
+            return wire.person(ext, ext, None)
+        return wire.person(row["ext"], row["name"], row["avatar"])
 
     # ------------------------------------------------------------------ blobs
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from glosmsd.core.errors import BadInput, NotFound
 from glosmsd.core.filetypes import check_type, sniff
+from glosmsd.core.wire import MAX_CHUNK, SHA256, clean_file_name
 from glosmsd.server.db.accounts import AccountsDb
-from glosmsd.server.db.base import MAX_CHUNK, SHA256, VISIBLE, clean_file_name
+from glosmsd.server.db.base import VISIBLE
 from glosmsd.server.db.records import FileInfo
 
 

@@ -8,9 +8,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from glosmsd.core.errors import NoSmsNumber, NotFound
+from glosmsd.core import wire
+from glosmsd.core.errors import BadInput, NoSmsNumber, NotFound
 from glosmsd.core.rules import check_message
-from glosmsd.server.db.base import VISIBLE, clean_file_name, normalize_number
+from glosmsd.core.wire import clean_file_name
+from glosmsd.server.db.base import VISIBLE, normalize_number
 from glosmsd.server.db.files import FilesDb
 from glosmsd.server.db.records import FileInfo, Outbound, Sent
 
@@ -20,36 +22,56 @@ class MessagesDb(FilesDb):
 
     # ------------------------------------------------------------------ messages
 
-    def _files_of(self, message_id: int) -> list[dict[str, Any]]:
-        return [
-            {"sha256": r["sha256"], "name": r["name"], "mime": r["mime"], "size": r["size"]}
-            for r in self.conn.execute(
-                "SELECT f.sha256, f.name, x.mime, x.size FROM message_files f "
-                "JOIN files x ON x.sha256 = f.sha256 WHERE f.message_id = ? ORDER BY f.pos",
-                (message_id,),
+    def _files_of(self, message_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        """The files of each message (only those that have any), in one query."""
+        out: dict[int, list[dict[str, Any]]] = {}
+        for chunk in range(0, len(message_ids), 500):
+            ids = message_ids[chunk : chunk + 500]
+            marks = ",".join("?" * len(ids))
+            # Only "?" placeholders are spliced in.
+            query = (
+                "SELECT f.message_id, f.sha256, f.name, x.mime, x.size FROM message_files f "  # noqa: S608
+                f"JOIN files x ON x.sha256 = f.sha256 WHERE f.message_id IN ({marks}) "
+                "ORDER BY f.message_id, f.pos"
             )
-        ]
+            for r in self.conn.execute(query, ids):
+                out.setdefault(r[0], []).append(wire.file_ref(r[1], r[2], r[3], r[4]))
+        return out
 
-    def _render(self, row: sqlite3.Row) -> dict[str, Any]:
-        return {
-            "id": row["id"],
-            "client_id": row["client_id"],
-            "number": row["number"],
-            "remote": row["remote"],
-            "direction": row["direction"],
-            "text": row["text"],
-            "state": row["state"],
-            "reason": row["reason"],
-            "at": row["at"],
-            "files": self._files_of(int(row["id"])),
-            "sender": self._person(row["sender_ext"]) if row["direction"] == "out" else None,
-        }
+    def _render(self, rows: Sequence[sqlite3.Row]) -> list[dict[str, Any]]:
+        """MESSAGE objects of message rows: their files in one query, each sender once."""
+        files = self._files_of([int(r["id"]) for r in rows])
+        people: dict[str, dict[str, Any] | None] = {}
+        out = []
+        for row in rows:
+            sender = None
+            if row["direction"] == "out":
+                ext = row["sender_ext"]
+                if ext not in people:
+                    people[ext] = self._person(ext)
+                sender = people[ext]
+            out.append(
+                wire.message(
+                    id=row["id"],
+                    client_id=row["client_id"],
+                    number=row["number"],
+                    remote=row["remote"],
+                    direction=row["direction"],
+                    text=row["text"],
+                    state=row["state"],
+                    reason=row["reason"],
+                    at=row["at"],
+                    files=files.get(int(row["id"]), []),
+                    sender=sender,
+                )
+            )
+        return out
 
     def message(self, message_id: int) -> dict[str, Any]:
         row = self.conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
         if row is None:
             raise NotFound(f"No message {message_id}.")
-        return self._render(row)
+        return self._render([row])[0]
 
     def _insert_message(
         self,
@@ -79,21 +101,21 @@ class MessagesDb(FilesDb):
             )
         # What `message(mid)` would read back (`_render`), built from what was just
         # written: reading it back cost two or three queries a message.
-        msg = {
-            "id": mid,
-            "client_id": client_id,
-            "number": number,
-            "remote": remote,
-            "direction": direction,
-            "text": text,
-            "state": state,
-            "reason": None,
-            "at": at,
+        msg = wire.message(
+            id=mid,
+            client_id=client_id,
+            number=number,
+            remote=remote,
+            direction=direction,
+            text=text,
+            state=state,
+            reason=None,
+            at=at,
             # As stored (a blob first stored by another path keeps its first type).
-            "files": self._files_of(mid) if files else [],
-            "sender": self._person(sender_ext) if direction == "out" else None,
-        }
-        self._event("message", {"message": msg}, number=number, at=at)
+            files=self._files_of([mid]).get(mid, []) if files else [],
+            sender=self._person(sender_ext) if direction == "out" else None,
+        )
+        self._event("message", wire.message_body(msg), number=number, at=at)
         return msg
 
     def _hosted(self, number: str) -> bool:
@@ -119,7 +141,7 @@ class MessagesDb(FilesDb):
             "SELECT * FROM messages WHERE sender_ext = ? AND client_id = ?", (ext, client_id)
         ).fetchone()
         if existing is not None:
-            return Sent(self._render(existing), None, new=False)
+            return Sent(self._render([existing])[0], None, new=False)
         own = self.numbers_of(ext)
         if not own:
             raise NoSmsNumber(
@@ -165,7 +187,7 @@ class MessagesDb(FilesDb):
             ).fetchone()
             if row is None:
                 raise
-            return Sent(self._render(row), None, new=False)
+            return Sent(self._render([row])[0], None, new=False)
         outbound = None if local else Outbound(msg["id"], number, remote, text, tuple(infos))
         return Sent(msg, outbound, new=True)
 
@@ -193,24 +215,38 @@ class MessagesDb(FilesDb):
             )
             self._event(
                 "message_state",
-                {"id": message_id, "state": state, "reason": reason},
+                wire.state_body(message_id, state, reason),
                 number=row["number"],
             )
 
     def pending_outbound(self) -> list[Outbound]:
         """Messages still `sending` (e.g. the server stopped before the carrier answered)."""
-        out = []
-        for row in self.conn.execute(
+        rows = self.conn.execute(
             "SELECT * FROM messages WHERE state = 'sending' AND direction = 'out' ORDER BY id"
-        ).fetchall():
-            files = tuple(FileInfo(**f) for f in self._files_of(int(row["id"])))
-            out.append(Outbound(row["id"], row["number"], row["remote"], row["text"], files))
-        return out
+        ).fetchall()
+        files = self._files_of([int(r["id"]) for r in rows])
+        return [
+            Outbound(
+                r["id"],
+                r["number"],
+                r["remote"],
+                r["text"],
+                tuple(FileInfo(**f) for f in files.get(int(r["id"]), [])),
+            )
+            for r in rows
+        ]
 
     def receive(
         self, sender: str, to: str, text: str, files: Sequence[tuple[bytes, str]] = ()
     ) -> dict[str, Any]:
         """An inbound message from the carrier for a hosted number."""
+        if len(text) > wire.MAX_TEXT:
+            raise BadInput(
+                f"The text is {len(text):,} characters; a message carries at most "
+                f"{wire.MAX_TEXT:,}."
+            )
+        if len(files) > wire.MAX_FILES:
+            raise BadInput(f"{len(files)} files; a message carries at most {wire.MAX_FILES}.")
         remote = normalize_number(sender, what="sender")
         number = normalize_number(to, what="recipient")
         infos = []
@@ -234,12 +270,10 @@ class MessagesDb(FilesDb):
 
     def messages_of(self, number: str) -> list[dict[str, Any]]:
         with self._read() as db:
-            return [
-                self._render(r)
-                for r in db.execute(
-                    "SELECT * FROM messages WHERE number = ? ORDER BY id", (number,)
-                )
-            ]
+            rows = db.execute(
+                "SELECT * FROM messages WHERE number = ? ORDER BY id", (number,)
+            ).fetchall()
+            return self._render(rows)
 
     # ------------------------------------------------------------------ marks
 
@@ -255,9 +289,7 @@ class MessagesDb(FilesDb):
                 "ON CONFLICT DO UPDATE SET up_to = MAX(up_to, excluded.up_to)",
                 (ext, number, remote, up_to),
             )
-            return self._event(
-                "read", {"number": number, "remote": remote, "up_to": up_to}, ext=ext
-            )
+            return self._event("read", wire.mark_body(number, remote, up_to), ext=ext)
 
     def delete_message(self, ext: str, message_id: int) -> int:
         with self._write() as db:
@@ -268,7 +300,7 @@ class MessagesDb(FilesDb):
             if row is None:
                 raise NotFound(f"No message {message_id} in your conversations.")
             db.execute("INSERT OR IGNORE INTO hidden_messages VALUES (?, ?)", (ext, message_id))
-            return self._event("delete_message", {"id": message_id}, ext=ext)
+            return self._event("delete_message", wire.delete_body(message_id), ext=ext)
 
     def delete_conversation(
         self, ext: str, number: str, remote: str, up_to: int | None = None
@@ -291,7 +323,5 @@ class MessagesDb(FilesDb):
                 "ON CONFLICT DO UPDATE SET up_to = MAX(up_to, excluded.up_to)",
                 (ext, number, remote, up_to),
             )
-            seq = self._event(
-                "delete_conversation", {"number": number, "remote": remote, "up_to": up_to}, ext=ext
-            )
+            seq = self._event("delete_conversation", wire.mark_body(number, remote, up_to), ext=ext)
             return seq, int(up_to)

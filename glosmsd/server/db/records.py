@@ -7,8 +7,11 @@ send did) and `CarrierMode` (how the test carrier answers).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Final
+
+from glosmsd.core import wire
 
 DEFAULT_CARRIER_REASON: Final = "The carrier refused the message."
 
@@ -39,18 +42,29 @@ class Outbound:
 
 @dataclass(frozen=True, slots=True)
 class SyncBatch:
-    events: list[dict[str, Any]]
+    """One sync page: its events as JSON texts, ready for the wire (`wire.splice_event`).
+
+    `snapshot` is (after, next) on a page of a snapshot (`reset`): the page lists the
+    visible messages with `after < id` up to the next page's start `next` (None: the
+    last page). `events` decodes the texts, for the admin CLI and tests.
+    """
+
+    texts: list[str]
     cursor: int
     more: bool
     reset: bool
+    snapshot: tuple[int, int | None] | None = None
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(t) for t in self.texts]
+
+    def to_json_text(self) -> str:
+        return wire.sync_result_text(self.texts, self.cursor, self.more, self.reset, self.snapshot)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "events": self.events,
-            "cursor": self.cursor,
-            "more": self.more,
-            "reset": self.reset,
-        }
+        result: dict[str, Any] = json.loads(self.to_json_text())
+        return result
 
 
 @dataclass(frozen=True, slots=True)

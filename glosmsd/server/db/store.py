@@ -3,12 +3,11 @@ every other part. `ServerStore` is what the app, the admin CLI and the tests ope
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
-from typing import Any
 
-from glosmsd.server.db.base import VISIBLE
+from glosmsd.core import wire
+from glosmsd.server.db.base import VISIBLE, visible
 from glosmsd.server.db.messages import MessagesDb
 from glosmsd.server.db.records import SyncBatch
 
@@ -22,13 +21,23 @@ class ServerStore(MessagesDb):
         row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
         return int(row[0]) if row else 0
 
-    def sync(self, ext: str, cursor: int, limit: int) -> SyncBatch:
-        """Events after `cursor` that `ext` may see, or a snapshot when the cursor is stale."""
+    def sync(
+        self, ext: str, cursor: int, limit: int, snapshot_after: int | None = None
+    ) -> SyncBatch:
+        """Events after `cursor` that `ext` may see, or a snapshot page when the cursor is
+        stale (or when `snapshot_after` continues a snapshot taken at `cursor`).
+
+        A page holds at most `limit` events and stops once it holds `SYNC_PAGE_BYTES`
+        (the event that crosses it is the last): 500 events of 12 KB made a 6 MB reply
+        that no client accepts as one frame, and the device asked for it again forever.
+        """
         with self._read() as db:
             pruned = int(self._meta("pruned_through", "0"))
             head = self.head()
             if cursor < pruned or cursor > head:
-                return self._snapshot(ext, head)
+                return self._snapshot(ext, head, 0, limit)
+            if snapshot_after is not None:
+                return self._snapshot(ext, cursor, snapshot_after, limit)
             rows = db.execute(
                 """SELECT seq, kind, at, body FROM events
                    WHERE seq > :cursor AND (ext = :ext OR number IN
@@ -36,43 +45,52 @@ class ServerStore(MessagesDb):
                    ORDER BY seq LIMIT :n""",
                 {"cursor": cursor, "ext": ext, "n": limit + 1},
             ).fetchall()
-        more = len(rows) > limit
-        events = [
-            {"seq": r["seq"], "kind": r["kind"], "at": r["at"], **json.loads(r["body"])}
-            for r in rows[:limit]
-        ]
-        return SyncBatch(events, events[-1]["seq"] if events else cursor, more, reset=False)
+        texts: list[str] = []
+        size, last = 0, cursor
+        for seq, kind, at, body in rows[:limit]:
+            text = wire.fit_event(wire.splice_event(seq, kind, at, body))
+            texts.append(text)
+            size += wire.byte_size(text) + 1
+            last = seq
+            if size >= wire.SYNC_PAGE_BYTES:
+                break
+        more = len(rows) > len(texts)
+        return SyncBatch(texts, last, more, reset=False)
 
     def sync_many(self, wanted: Sequence[tuple[str, int]], limit: int) -> list[SyncBatch]:
         """`sync` for several (ext, cursor) pairs in one call: the live pushers woken by
         one commit read together, so the event costs one trip to the store thread."""
         return [self.sync(ext, cursor, limit) for ext, cursor in wanted]
 
-    def _snapshot(self, ext: str, head: int) -> SyncBatch:
+    def _snapshot(self, ext: str, cursor: int, after: int, limit: int) -> SyncBatch:
+        """One page of the messages `ext` can see with `after < id`, in their current
+        state, as `message` events carrying seq `cursor`, each conversation's `read`
+        mark right after its newest message; bounded like any page (see `sync`)."""
         now = time.time()
-        events: list[dict[str, Any]] = [
-            {"seq": head, "kind": "message", "at": now, "message": self._render(r)}
-            for r in self.conn.execute(
-                f"SELECT * FROM messages m WHERE {VISIBLE} ORDER BY id",  # noqa: S608
-                {"ext": ext},
-            )
-        ]
-        events += [
-            {
-                "seq": head,
-                "kind": "read",
-                "at": now,
-                "number": r["number"],
-                "remote": r["remote"],
-                "up_to": r["up_to"],
-            }
-            for r in self.conn.execute(
-                "SELECT number, remote, up_to FROM reads WHERE ext = ? AND number IN "
-                "(SELECT number FROM numbers WHERE ext = ?) ORDER BY number, remote",
-                (ext, ext),
-            )
-        ]
-        return SyncBatch(events, head, more=False, reset=True)
+        rows = self.conn.execute(
+            f"""SELECT m.*, r.up_to AS read_up_to, NOT EXISTS (
+                    SELECT 1 FROM messages n WHERE n.number = m.number
+                    AND n.remote = m.remote AND n.id > m.id AND {visible("n")}) AS newest
+                FROM messages m LEFT JOIN reads r
+                    ON r.ext = :ext AND r.number = m.number AND r.remote = m.remote
+                WHERE m.id > :after AND {VISIBLE} ORDER BY m.id LIMIT :n""",  # noqa: S608
+            {"ext": ext, "after": after, "n": limit + 1},
+        ).fetchall()
+        texts: list[str] = []
+        size, last, taken = 0, after, 0
+        for row, msg in zip(rows[:limit], self._render(rows[:limit]), strict=True):
+            body = wire.encode_body(wire.message_body(msg))
+            page = [wire.fit_event(wire.splice_event(cursor, "message", now, body))]
+            if row["newest"] and row["read_up_to"] is not None:
+                mark = wire.mark_body(row["number"], row["remote"], row["read_up_to"])
+                page.append(wire.splice_event(cursor, "read", now, wire.encode_body(mark)))
+            texts += page
+            size += sum(wire.byte_size(t) + 1 for t in page)
+            last, taken = int(row["id"]), taken + 1
+            if size >= wire.SYNC_PAGE_BYTES:
+                break
+        following = last if len(rows) > taken else None
+        return SyncBatch(texts, cursor, following is not None, True, (after, following))
 
     def prune(self, horizon: int) -> int:
         """Drop events older than the newest `horizon` ones; returns how many went."""

@@ -24,15 +24,18 @@ from glosmsd.core.errors import (
     METHOD_NOT_FOUND,
     PARSE_ERROR,
     GlosmsdError,
+    LimitExceeded,
     RpcError,
     error_from_rpc,
 )
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
-    from jsonschema.protocols import Validator
 
 DEFAULT_MAX_LINE: Final = 1024 * 1024
+#: The largest integer every JSON parser keeps exact (I-JSON, RFC 7493): the bound of the
+#: integer params that have no smaller one of their own.
+MAX_SAFE_INT: Final = 2**53 - 1
 _SENTINEL: Final = object()
 
 JsonValue = Any
@@ -110,6 +113,9 @@ class Request:
     params: dict[str, Any] | list[Any] | None
     id: RequestId = None
     is_notification: bool = False
+    #: The line had a \uD800-\uDFFF escape, so a param may hold a lone surrogate (raw
+    #: bytes cannot: the line is strict UTF-8); `MethodTable.bind` then looks.
+    maybe_surrogates: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +151,7 @@ def _valid_id(value: Any) -> bool:
     return isinstance(value, float) and math.isfinite(value)
 
 
-def _parse_one(obj: Any) -> Request | dict[str, Any]:
+def _parse_one(obj: Any, maybe_surrogates: bool = False) -> Request | dict[str, Any]:
     if not isinstance(obj, dict):
         return error_reply(None, _err(INVALID_REQUEST, "Invalid Request: expected an object"))
     req_id = obj.get("id", _SENTINEL)
@@ -170,7 +176,13 @@ def _parse_one(obj: Any) -> Request | dict[str, Any]:
         return error_reply(
             reply_id, _err(INVALID_REQUEST, 'Invalid Request: "params" must be an object or array')
         )
-    return Request(method=method, params=params, id=reply_id, is_notification=not has_id)
+    return Request(
+        method=method,
+        params=params,
+        id=reply_id,
+        is_notification=not has_id,
+        maybe_surrogates=maybe_surrogates and params is not None,
+    )
 
 
 def _reject_constant(name: str) -> Any:
@@ -189,11 +201,16 @@ def _finite_float(text: str) -> float:
 _DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _ASCII_ENCODER: Final = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+# A surrogate escape, lone or paired; an escaped backslash before a `u` also matches, which
+# only costs a look at the params.
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def parse(line: bytes | str) -> Parsed:
+def parse(line: bytes | str, *, max_batch: int | None = None) -> Parsed:
     """Parse one line (a single call or a batch) into calls and ready error replies.
 
+    A batch of more than `max_batch` calls is one -32600 error (`data.limit`), none of
+    its calls run: the caller need not do work it would refuse to answer in full.
     Never raises: whatever arrives, the caller gets something it can reply with.
     """
     try:
@@ -205,13 +222,22 @@ def parse(line: bytes | str) -> Parsed:
         obj = _DECODER.decode(text)
     except (ValueError, RecursionError):
         return Parsed((error_reply(None, _err(PARSE_ERROR, "Parse error: not valid JSON")),), False)
+    suspect = _SURROGATE_ESCAPE.search(text) is not None
     if isinstance(obj, list):
         if not obj:
             return Parsed(
                 (error_reply(None, _err(INVALID_REQUEST, "Invalid Request: empty batch")),), False
             )
-        return Parsed(tuple(_parse_one(o) for o in obj), True)
-    return Parsed((_parse_one(obj),), False)
+        if max_batch is not None and len(obj) > max_batch:
+            err = _err(
+                INVALID_REQUEST,
+                f"Invalid Request: a batch holds at most {max_batch} calls, this one has "
+                f"{len(obj)}; none of them ran. Split it into smaller batches.",
+            )
+            err["data"] = {"limit": max_batch}
+            return Parsed((error_reply(None, err),), False)
+        return Parsed(tuple(_parse_one(o, suspect) for o in obj), True)
+    return Parsed((_parse_one(obj, suspect),), False)
 
 
 def encode(obj: Any) -> bytes:
@@ -234,14 +260,61 @@ def assemble(parsed: Parsed, replies: Sequence[dict[str, Any] | None]) -> bytes 
     A reply that cannot be encoded (a handler returned NaN or a non-JSON object) is
     replaced by a -32603 error for the same id instead of failing the whole line.
     """
-    kept = [r for r in replies if r is not None]
-    if not kept:
-        return None
-    try:
-        return encode(kept if parsed.is_batch else kept[0])
-    except (TypeError, ValueError, RecursionError):
-        safe = [_encodable(r) for r in kept]
-        return encode(safe if parsed.is_batch else safe[0])
+    out = Replies(parsed)
+    for reply in replies:
+        out.add(reply)
+    return out.encode()
+
+
+class Replies:
+    """The replies owed for one parsed line, encoded as they come in, within a byte budget.
+
+    A batch's replies are the one thing a small line can make large: one 49-byte
+    `rpc.discover` call is answered with 48 KB. Once the encoded replies pass `budget`
+    bytes, `full` is true: the caller runs none of the batch's remaining calls and
+    answers each with `not_run`, an error that says so, so the client knows exactly which
+    calls to send again. What was run is always answered, so a line's replies stay under
+    `budget` plus one reply.
+    """
+
+    __slots__ = ("_batch", "_parts", "budget", "size")
+
+    def __init__(self, parsed: Parsed, budget: int | None = None) -> None:
+        self._batch = parsed.is_batch
+        self._parts: list[bytes] = []
+        self.budget = budget
+        self.size = 0
+
+    @property
+    def full(self) -> bool:
+        return self.budget is not None and self.size > self.budget
+
+    def add(self, reply: dict[str, Any] | None) -> None:
+        if reply is None:
+            return
+        try:
+            data = encode(reply)
+        except (TypeError, ValueError, RecursionError):
+            data = encode(_encodable(reply))
+        self._parts.append(data[:-1])
+        self.size += len(data)
+
+    def not_run(self, req: Request) -> dict[str, Any] | None:
+        """The reply for a call of this batch that was not run because it is `full`."""
+        err = LimitExceeded(
+            f"Not run: this batch's replies passed {self.budget:,} bytes before this call. "
+            "Send it again, in a smaller batch.",
+            data={"limit": self.budget},
+        )
+        return reply_for(req, error=err)
+
+    def encode(self) -> bytes | None:
+        """The line to send: one reply, or the batch's array; None when nothing is owed."""
+        if not self._parts:
+            return None
+        if self._batch:
+            return b"[" + b",".join(self._parts) + b"]\n"
+        return self._parts[0] + b"\n"
 
 
 def _encodable(reply: dict[str, Any]) -> dict[str, Any]:
@@ -316,8 +389,7 @@ class MethodTable:
 
     def __init__(self) -> None:
         self._methods: dict[str, Method] = {}
-        self._validators: dict[str, Validator] = {}
-        self._quick: dict[str, Check] = {}
+        self._checks: dict[str, _ParamsCheck] = {}
 
     def add(self, method: Method) -> Method:
         if method.name in self._methods:
@@ -360,223 +432,227 @@ class MethodTable:
         if method is None:
             raise RpcError(METHOD_NOT_FOUND, f"Method not found: {req.method!r}")
         kwargs = _by_name(method, req.params)
-        quick = self._quick.get(method.name)
-        if quick is None:
-            quick = self._quick[method.name] = quick_check(method.params_schema()) or _unproven
-        if quick(kwargs):
-            return method, kwargs
-        # Not proven valid: jsonschema decides, and words the error.
-        order = {p.name: i for i, p in enumerate(method.params)}
+        if req.maybe_surrogates:
+            where = _lone_surrogate(kwargs, [])
+            if where is not None:
+                raise _invalid(method, f"{where} holds a {_SURROGATE_WORDS}")
+        check = self._checks.get(method.name)
+        if check is None:
+            check = self._checks[method.name] = _ParamsCheck(method.params_schema())
+        problem = check(kwargs)
+        if problem is not None:
+            raise _invalid(
+                method, _describe(problem, {p.name: i for i, p in enumerate(method.params)})
+            )
+        return method, kwargs
+
+
+_SURROGATE_WORDS: Final = (
+    "lone surrogate (a \\uD800-\\uDFFF escape without its pair), which is not Unicode "
+    "text: send the character itself, or both halves of its pair"
+)
+
+
+def _invalid(method: Method, what: str) -> RpcError:
+    return RpcError(
+        INVALID_PARAMS,
+        f"Invalid params for {method.name}: {what}",
+        data={"expected": method.params_schema()},
+    )
+
+
+def _lone_surrogate(value: Any, path: list[str]) -> str | None:
+    """Where in `value` a string holds a lone surrogate ("param 'a.0'"), if anywhere."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"param {'.'.join(path)!r}" if path else "a param name"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _lone_surrogate(key, []) is not None:
+                return f"a param name under {'.'.join(path)!r}" if path else "a param name"
+            found = _lone_surrogate(item, [*path, str(key)])
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _lone_surrogate(item, [*path, str(i)])
+            if found is not None:
+                return found
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    """Why params were refused: the path to the value and a sentence about it."""
+
+    path: tuple[str, ...]
+    message: str
+    validator: str = ""
+    instance: Any = None
+    wanted: Any = None
+
+
+class _ParamsCheck:
+    """Validates one method's params: a compiled validator decides, jsonschema words.
+
+    fastjsonschema turns the schema into Python code once (about 1 us a call, where
+    jsonschema takes 13-27 us); only a refusal pays for jsonschema, which explains the
+    first error as clients have always read it. Both are held to one rule JSON Schema
+    does not have: an integer is written without a fraction or an exponent. JSON Schema
+    counts 1.0 and 1e20 as integers, but the handlers take Python ints (SQLite binds,
+    `str` methods, list slices), so a float reaching them was a -32603.
+    """
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        import fastjsonschema  # the CLI imports this module and never validates
+
+        self.schema = schema
+        # use_default=False: a `default` in a schema documents; it must not add params.
+        self._compiled = fastjsonschema.compile(schema, use_default=False)
+        self._floats = _float_finder(schema)
+        self._error = fastjsonschema.JsonSchemaValueException
+
+    def __call__(self, params: dict[str, Any]) -> _Problem | None:
+        try:
+            self._compiled(params)
+        except self._error as exc:
+            return self._explain(params) or _Problem(
+                tuple(str(p) for p in (exc.path or [])[1:]), _clip(exc.message)
+            )
+        if self._floats is not None:
+            path = self._floats(params, ())
+            if path is not None:
+                return self._explain(params) or _Problem(path, "is not an integer")
+        return None
+
+    def _explain(self, params: dict[str, Any]) -> _Problem | None:
+        names = self.schema["properties"]
+        order = {name: i for i, name in enumerate(names)}
 
         def rank(err: ValidationError) -> tuple[int, int, list[str]]:
             # Report the first param in declared order; missing/unknown names (errors at
             # the top level) sort by the name they mention. Paths are compared as text
             # because a path mixes str keys and int indexes.
             path = [str(p) for p in err.absolute_path]
-            name = path[0] if path else _named_in(err, order)
+            name = (
+                path[0]
+                if path
+                else _named_in(err.validator, err.instance, err.validator_value, order)
+            )
             return (order.get(name, len(order)), len(path), path)
 
-        errors = sorted(self._validator(method).iter_errors(kwargs), key=rank)
-        if errors:
-            raise RpcError(
-                INVALID_PARAMS,
-                f"Invalid params for {method.name}: {_describe(errors[0], order)}",
-                data={"expected": method.params_schema()},
-            )
-        return method, kwargs
-
-    def _validator(self, method: Method) -> Validator:
-        v = self._validators.get(method.name)
-        if v is None:
-            # jsonschema is imported here, not at module top, so the CLI never pays for it.
-            from jsonschema import Draft202012Validator
-
-            v = Draft202012Validator(method.params_schema())
-            self._validators[method.name] = v
-        return v
+        errors = sorted(_strict_validator(self.schema).iter_errors(params), key=rank)
+        if not errors:
+            return None
+        err = errors[0]
+        return _Problem(
+            tuple(str(p) for p in err.absolute_path),
+            err.message,
+            str(err.validator),
+            err.instance,
+            err.validator_value,
+        )
 
 
-Check = Callable[[Any], bool]
-
-# Keywords that never reject anything.
-_ANNOTATIONS: Final = frozenset({"description", "title", "default", "examples", "$comment"})
+FloatFinder = Callable[[Any, tuple[str, ...]], "tuple[str, ...] | None"]
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+def _float_finder(schema: Any) -> FloatFinder | None:
+    """A function that finds a float where `schema` wants an integer, or None when the
+    schema has no integer anywhere (then there is nothing to look for).
 
-
-_TYPES: Final[Mapping[str, Check]] = {
-    "string": lambda v: isinstance(v, str),
-    # jsonschema also takes 1.0 as an integer; this check leaves floats to it.
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": _is_number,
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "array": lambda v: isinstance(v, list),
-    "object": lambda v: isinstance(v, dict),
-}
-
-
-def _unproven(_value: Any) -> bool:
-    return False
-
-
-def _accept(_value: Any) -> bool:
-    return True
-
-
-def quick_check(schema: Any) -> Check | None:
-    """A plain-Python check for the few JSON Schema keywords method params use, or None
-    when `schema` uses any other.
-
-    jsonschema took ~25 us a call, half of a pipelined socket call. The check only ever
-    answers True for what jsonschema accepts too; False is not a verdict but "ask
-    jsonschema", which decides and words the error, so errors read exactly as before.
+    It follows `properties` and `items`, the keywords that param schemas nest with.
     """
-    if schema is True:
-        return _accept
     if not isinstance(schema, Mapping):
         return None
-    checks: list[Check] = []
-    for key, value in schema.items():
-        check: Check | None = _accept if key in _ANNOTATIONS else None
-        if key == "type":
-            names = [value] if isinstance(value, str) else value
-            if isinstance(names, list) and names and all(n in _TYPES for n in names):
-                tests = tuple(_TYPES[n] for n in names)
-                check = tests[0] if len(tests) == 1 else _any_of(tests)
-        elif key in _BOUNDS and isinstance(value, int | float) and not isinstance(value, bool):
-            check = _BOUNDS[key](value)
-        elif key == "pattern" and isinstance(value, str):
-            check = _pattern(re.compile(value))
-        elif key == "items":
-            inner = quick_check(value)
-            check = None if inner is None else _items(inner)
-        elif key == "properties" and isinstance(value, Mapping):
-            props = {name: quick_check(sub) for name, sub in value.items()}
-            if all(c is not None for c in props.values()):
-                check = _properties({k: c for k, c in props.items() if c is not None})
-        elif key == "required" and isinstance(value, list):
-            check = _required(tuple(value))
-        elif key == "additionalProperties" and value is False:
-            known = schema.get("properties", {})
-            check = _closed(frozenset(known)) if isinstance(known, Mapping) else None
-        if check is None:
-            return None
-        if check is not _accept:
-            checks.append(check)
-    return _all_of(tuple(checks))
+    types = schema.get("type")
+    names = [types] if isinstance(types, str) else types if isinstance(types, list) else []
+    strict = "integer" in names and "number" not in names
+    props = schema.get("properties")
+    inner = (
+        {k: f for k, f in ((k, _float_finder(v)) for k, v in props.items()) if f is not None}
+        if isinstance(props, Mapping)
+        else {}
+    )
+    items = _float_finder(schema.get("items"))
+    if not (strict or inner or items):
+        return None
+
+    def find(value: Any, path: tuple[str, ...]) -> tuple[str, ...] | None:
+        if isinstance(value, float):
+            return path if strict else None
+        if inner and isinstance(value, dict):
+            for key, sub in inner.items():
+                if key in value:
+                    found = sub(value[key], (*path, key))
+                    if found is not None:
+                        return found
+        elif items is not None and isinstance(value, list):
+            for i, item in enumerate(value):
+                found = items(item, (*path, str(i)))
+                if found is not None:
+                    return found
+        return None
+
+    return find
 
 
-def _any_of(tests: tuple[Check, ...]) -> Check:
-    return lambda v: any(t(v) for t in tests)
+_STRICT: dict[str, Any] = {}
 
 
-def _all_of(checks: tuple[Check, ...]) -> Check:
-    if not checks:
-        return _accept
-    if len(checks) == 1:
-        return checks[0]
+def _strict_validator(schema: dict[str, Any]) -> Any:
+    """jsonschema's draft-07 validator (the dialect ipc/openrpc.json declares) with
+    integers that are ints, as `_ParamsCheck` holds them."""
+    cls = _STRICT.get("cls")
+    if cls is None:
+        # jsonschema is imported here, not at module top, so the CLI never pays for it.
+        from jsonschema import Draft7Validator, validators
 
-    def check(v: Any) -> bool:
-        # A loop, not all(genexpr): this runs on every call and the generator cost more
-        # than the checks.
-        for c in checks:  # noqa: SIM110
-            if not c(v):
-                return False
-        return True
+        def is_integer(_checker: Any, instance: Any) -> bool:
+            return isinstance(instance, int) and not isinstance(instance, bool)
 
-    return check
-
-
-def _min_length(n: float) -> Check:
-    return lambda v: not isinstance(v, str) or len(v) >= n
+        checker = Draft7Validator.TYPE_CHECKER.redefine("integer", is_integer)
+        cls = _STRICT["cls"] = validators.extend(  # type: ignore[no-untyped-call]
+            Draft7Validator, type_checker=checker
+        )
+    return cls(schema)
 
 
-def _max_length(n: float) -> Check:
-    return lambda v: not isinstance(v, str) or len(v) <= n
-
-
-def _minimum(n: float) -> Check:
-    return lambda v: not _is_number(v) or v >= n
-
-
-def _maximum(n: float) -> Check:
-    return lambda v: not _is_number(v) or v <= n
-
-
-def _min_items(n: float) -> Check:
-    return lambda v: not isinstance(v, list) or len(v) >= n
-
-
-def _max_items(n: float) -> Check:
-    return lambda v: not isinstance(v, list) or len(v) <= n
-
-
-_BOUNDS: Final[Mapping[str, Callable[[float], Check]]] = {
-    "minLength": _min_length,
-    "maxLength": _max_length,
-    "minimum": _minimum,
-    "maximum": _maximum,
-    "minItems": _min_items,
-    "maxItems": _max_items,
-}
-
-
-def _pattern(regex: re.Pattern[str]) -> Check:
-    # jsonschema searches (the pattern is not anchored unless it says so).
-    return lambda v: not isinstance(v, str) or regex.search(v) is not None
-
-
-def _items(inner: Check) -> Check:
-    return lambda v: not isinstance(v, list) or all(inner(x) for x in v)
-
-
-def _properties(props: Mapping[str, Check]) -> Check:
-    def check(v: Any) -> bool:
-        if not isinstance(v, dict):
-            return True
-        for name, value in v.items():
-            sub = props.get(name)
-            if sub is not None and not sub(value):
-                return False
-        return True
-
-    return check
-
-
-def _required(names: tuple[str, ...]) -> Check:
-    return lambda v: not isinstance(v, dict) or all(n in v for n in names)
-
-
-def _closed(known: frozenset[str]) -> Check:
-    return lambda v: not isinstance(v, dict) or known.issuperset(v)
-
-
-def _named_in(err: ValidationError, names: Mapping[str, int]) -> str:
+def _named_in(validator: Any, instance: Any, wanted: Any, names: Mapping[str, int]) -> str:
     """The param a top-level schema error is about ("required", "additionalProperties")."""
-    instance, wanted = err.instance, err.validator_value
-    if err.validator == "required" and isinstance(instance, dict) and isinstance(wanted, list):
+    if validator == "required" and isinstance(instance, dict) and isinstance(wanted, list):
         missing = [n for n in wanted if n not in instance]
         return min(missing, key=lambda n: names.get(n, len(names)), default="")
-    if err.validator == "additionalProperties" and isinstance(instance, dict):
+    if validator == "additionalProperties" and isinstance(instance, dict):
         extra = sorted(k for k in instance if k not in names)
         return extra[0] if extra else ""
     return ""
 
 
-def _describe(err: ValidationError, names: Mapping[str, int]) -> str:
-    path = [str(p) for p in err.absolute_path]
-    if path:
-        return f"param {'.'.join(path)!r}: {_clip(err.message)}"
-    name = _named_in(err, names)
-    if err.validator == "required" and name:
+def _describe(problem: _Problem, names: Mapping[str, int]) -> str:
+    if problem.path:
+        message = problem.message
+        if (
+            problem.validator == "type"
+            and isinstance(problem.instance, float)
+            and "integer"
+            in ([problem.wanted] if isinstance(problem.wanted, str) else problem.wanted)
+        ):
+            message = (
+                f"{problem.instance!r} is not an integer: write a whole number without a "
+                "fraction or an exponent"
+            )
+        return f"param {'.'.join(problem.path)!r}: {_clip(message)}"
+    name = _named_in(problem.validator, problem.instance, problem.wanted, names)
+    if problem.validator == "required" and name:
         return f"param {name!r} is required"
-    if err.validator == "additionalProperties" and name:
+    if problem.validator == "additionalProperties" and name:
         known = ", ".join(repr(n) for n in names) or "none"
         return f"unknown param {name!r} (known: {known})"
-    return _clip(err.message)
+    return _clip(problem.message)
 
 
 def _clip(text: str, limit: int = 200) -> str:

@@ -26,12 +26,23 @@ from glosmsd.core.errors import Unsupported
 from glosmsd.core.protocol import State
 from glosmsd.daemon import service
 
+#: Every integer param is at most this, far below SQLite's 2^63 - 1 (ids of 1e20 and 2^70
+#: overflowed there and came back as -32603).
+MAX_INT: Final = rpc.MAX_SAFE_INT
+#: A data: URI in `send`'s `files` is bounded by the line it comes in.
+MAX_FILE_ARG: Final = rpc.DEFAULT_MAX_LINE
 CONV: Final[Mapping[str, Any]] = {
     "type": ["integer", "string"],
+    "minimum": 1,
+    "maximum": MAX_INT,
+    "minLength": 1,
+    "maxLength": 200,
     "description": "A conversation id (from `conversations`), a phone number, or a contact name.",
 }
 LIMIT: Final[Mapping[str, Any]] = {"type": "integer", "minimum": 1, "maximum": 500}
-MSG_ID: Final[Mapping[str, Any]] = {"type": "integer", "minimum": 1}
+MSG_ID: Final[Mapping[str, Any]] = {"type": "integer", "minimum": 1, "maximum": MAX_INT}
+COUNT_PARAM: Final[Mapping[str, Any]] = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
+PREF_KEY: Final[Mapping[str, Any]] = {"type": "string", "maxLength": 64}
 
 # ------------------------------------------------------------------ result shapes
 #
@@ -373,7 +384,7 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec(
         "conversations",
         "conversations",
-        (P("limit", LIMIT, False), P("offset", {"type": "integer", "minimum": 0}, False)),
+        (P("limit", LIMIT, False), P("offset", COUNT_PARAM, False)),
         "Conversations, most recent activity first, with unread counts.",
         Result("conversations", _list(_ref("conversation"))),
     ),
@@ -382,7 +393,7 @@ SPECS: Final[tuple[Spec, ...]] = (
         "messages",
         (
             P("conversation", CONV),
-            P("before", {"type": ["integer", "null"], "minimum": 1}, False, "Page: older than id."),
+            P("before", {**MSG_ID, "type": ["integer", "null"]}, False, "Page: older than id."),
             P("limit", LIMIT, False),
         ),
         "Messages of one conversation, newest first.",
@@ -404,7 +415,11 @@ SPECS: Final[tuple[Spec, ...]] = (
             P("text", {"type": "string", "maxLength": 10000}, False),
             P(
                 "files",
-                {"type": "array", "maxItems": 50, "items": {"type": "string"}},
+                {
+                    "type": "array",
+                    "maxItems": 50,
+                    "items": {"type": "string", "maxLength": MAX_FILE_ARG},
+                },
                 False,
                 "File paths, or data: URIs (data:image/png;base64,...).",
             ),
@@ -416,7 +431,7 @@ SPECS: Final[tuple[Spec, ...]] = (
             ),
             P(
                 "pick",
-                {"type": "integer", "minimum": 1},
+                {"type": "integer", "minimum": 1, "maximum": MAX_INT},
                 False,
                 "Which number of a contact with several (1-based, as listed in the error).",
             ),
@@ -555,7 +570,7 @@ SPECS: Final[tuple[Spec, ...]] = (
             P("id", MSG_ID),
             P(
                 "file",
-                {"type": ["integer", "null"], "minimum": 0},
+                {**COUNT_PARAM, "type": ["integer", "null"]},
                 False,
                 "Index of the file in the message; all when omitted.",
             ),
@@ -599,7 +614,7 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec(
         "prefs_get",
         "prefs_get",
-        (P("key", {"type": ["string", "null"]}, False),),
+        (P("key", {**PREF_KEY, "type": ["string", "null"]}, False),),
         "Preferences (all, or one key).",
         Result(
             "prefs",
@@ -612,7 +627,7 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec(
         "prefs_set",
         "prefs_set",
-        (P("key", {"type": "string"}), P("value", {})),
+        (P("key", PREF_KEY), P("value", {})),
         "Change a preference.",
         Result("prefs", _ref("prefs")),
     ),
@@ -640,8 +655,8 @@ SPECS: Final[tuple[Spec, ...]] = (
         "count",
         (
             P("text", {"type": "string", "maxLength": 100000}),
-            P("files", {"type": "integer", "minimum": 0}, False),
-            P("bytes", {"type": "integer", "minimum": 0}, False),
+            P("files", COUNT_PARAM, False),
+            P("bytes", COUNT_PARAM, False),
         ),
         "The character/segment counter for a text (and files), with the server's limits.",
         Result("count", _ref("count")),

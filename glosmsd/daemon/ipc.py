@@ -357,7 +357,7 @@ class IpcServer:
                 (
                     rpc.Param(
                         "protocol",
-                        {"type": "integer", "minimum": 1},
+                        {"type": "integer", "minimum": 1, "maximum": rpc.MAX_SAFE_INT},
                         required=False,
                         description="The socket protocol version the client speaks.",
                     ),
@@ -385,7 +385,7 @@ class IpcServer:
                 (
                     rpc.Param(
                         "since",
-                        {"type": ["integer", "null"], "minimum": 0},
+                        {"type": ["integer", "null"], "minimum": 0, "maximum": rpc.MAX_SAFE_INT},
                         required=False,
                         description="Replay every event after this id first (the last id "
                         "you saw). Omit for live events only.",

@@ -242,6 +242,43 @@ def test_the_schemas_stay_out_of_the_dispatch_table() -> None:
     assert all(not m.result for m in api.build_table(None))
 
 
+def _leaves(schema: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every sub-schema of a param schema that names a type, with where it is."""
+    if not isinstance(schema, dict):
+        return
+    if "type" in schema:
+        yield path, schema
+    for key, sub in schema.get("properties", {}).items():
+        yield from _leaves(sub, f"{path}.{key}")
+    yield from _leaves(schema.get("items"), f"{path}[]")
+
+
+def test_every_param_bounds_its_integers_and_strings() -> None:
+    """Issue 13 item 12: an unbounded integer reached SQLite as 1e20 or 2^70 (OverflowError,
+    -32603). Every integer a client may send has a minimum and a maximum no larger than
+    2^53 - 1, and every string a maxLength; `prefs_set`'s `value` is any JSON value by
+    design (the key says which type), and bounded by the line."""
+    unbounded = []
+    for method in document()["methods"]:
+        for param in method["params"]:
+            where = f"{method['name']}.{param['name']}"
+            if where == "prefs_set.value":
+                assert param["schema"] == {}
+                continue
+            leaves = list(_leaves(param["schema"], where))
+            assert leaves, where
+            for path, leaf in leaves:
+                types = leaf["type"] if isinstance(leaf["type"], list) else [leaf["type"]]
+                if "integer" in types and not (
+                    "minimum" in leaf and leaf.get("maximum", 2**53) <= api.MAX_INT
+                ):
+                    unbounded.append(f"{path}: integer")
+                if "string" in types and "maxLength" not in leaf and "enum" not in leaf:
+                    unbounded.append(f"{path}: string")
+                assert "number" not in types, f"{path}: integers only, nothing takes a float"
+    assert not unbounded
+
+
 # --------------------------------------------------------------------------- precision
 
 

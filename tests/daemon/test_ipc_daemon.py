@@ -220,6 +220,21 @@ def test_emoji(world: World) -> None:
         ("subscribe", {"since": -5}, -32602, "since"),
         ("nope", {}, -32601, "nope"),
         ("status", {"extra": 1}, -32602, "extra"),
+        # issue 13 item 12: each of these was a -32603 "Internal error"
+        ("delete_message", {"id": 1e20}, -32602, "param 'id'"),
+        ("delete_message", {"id": 2**70}, -32602, "param 'id'"),
+        ("resend", {"id": 2**63}, -32602, "param 'id'"),
+        ("messages", {"conversation": 1.0}, -32602, "param 'conversation'"),
+        ("messages", {"conversation": 2**64}, -32602, "param 'conversation'"),
+        ("messages", {"conversation": "Bob Roe", "before": 1e19}, -32602, "param 'before'"),
+        ("search", {"query": "lunch", "limit": 1.0}, -32602, "param 'limit'"),
+        ("contacts", {"query": "bob", "limit": 1.0}, -32602, "param 'limit'"),
+        ("conversations", {"offset": 2**63}, -32602, "param 'offset'"),
+        ("emoji_used", {"emoji": ["\udc80"]}, -32602, "lone surrogate"),
+        ("send", {"to": CY, "text": "hi", "client_id": "\udc80"}, -32602, "lone surrogate"),
+        ("send", {"to": CY, "text": "a\ud800b"}, -32602, "param 'text'"),
+        ("subscribe", {"since": 2**64}, -32602, "param 'since'"),
+        ("count", {"text": "hi", "bytes": 1e300}, -32602, "param 'bytes'"),
     ],
 )
 def test_bad_params_get_exact_errors(

@@ -100,6 +100,13 @@ def rows_ipc(r: dict[str, Any]) -> list[Row]:
             floor + "; the call is `count` (validated, dispatched, answered)",
             higher_is_better=True,
         ),
+        row(
+            "params check (count), per call",
+            r["bind"]["bind_us"],
+            r["bind"]["by_hand_us"],
+            "µs",
+            "MethodTable.bind in-process; floor: the same checks written out by hand for `count`",
+        ),
     ]
 
 
@@ -297,7 +304,7 @@ BENCHES: tuple[Bench, ...] = (
         "bench.bench_ipc",
         rows_ipc,
         True,
-        {"ROUNDS": 200, "PIPELINED": 500},
+        {"ROUNDS": 200, "PIPELINED": 500, "BINDS": 2000},
         ("ROUNDS", "PIPELINED"),
     ),
     Bench("cli", "bench.bench_cli", rows_cli, True, {"RUNS": 3}, ("RUNS",)),

@@ -29,8 +29,10 @@ from glosmsd.daemon import service
 #: Every integer param is at most this, far below SQLite's 2^63 - 1 (ids of 1e20 and 2^70
 #: overflowed there and came back as -32603).
 MAX_INT: Final = rpc.MAX_SAFE_INT
-#: A data: URI in `send`'s `files` is bounded by the line it comes in.
-MAX_FILE_ARG: Final = rpc.DEFAULT_MAX_LINE
+#: A path or data: URI in `send`'s `files`: the SMS window's WebSocket frames
+#: (glosmsd.desktop.window.server.MAX_FRAME) carry files as data: URIs up to this; on the
+#: socket a line's limit (1 MiB) comes first.
+MAX_FILE_ARG: Final = 64 * 1024 * 1024
 CONV: Final[Mapping[str, Any]] = {
     "type": ["integer", "string"],
     "minimum": 1,

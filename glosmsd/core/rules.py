@@ -42,6 +42,11 @@ from typing import Any, Final, Literal
 from glosmsd.core.errors import BadInput, LimitExceeded, Unsupported
 
 MAX_FILES_MESSAGE: Final = "Maximum size of attached files for MMS reached."
+#: What an attached JPEG or PNG counts for until the send fits it: the daemon re-encodes
+#: those to share what the other files leave, so at attach time (the composers' discard
+#: of the excess, the counter's kilobytes) one takes at most what a fitted image usually
+#: takes.
+FITTED_IMAGE: Final = 48 * 1024
 
 #: The reference server's default MMS types, one canonical spelling each, as
 #: `glosmsd.core.filetypes.sniff` reports them. WAV is ``audio/x-wav`` and M4A is ``audio/mp4``
@@ -323,12 +328,36 @@ def pick_files(sizes: Sequence[int], limits: Limits) -> FilePick:
     )
 
 
+def attach_budget(size: int, *, fittable: bool) -> int:
+    """What a file of `size` bytes takes of the byte budget when attached (`fittable`: a
+    JPEG or PNG, which the send fits)."""
+    return min(size, FITTED_IMAGE) if fittable else size
+
+
+def drop_reasons(pick: FilePick, limits: Limits) -> dict[int, str]:
+    """Why each dropped file of `pick` was dropped, by index, in the user's words."""
+    reasons = {}
+    for index in pick.dropped:
+        kept_before = sum(1 for k in pick.kept if k < index)
+        reasons[index] = (
+            f"more than {limits.mms_max_files} files"
+            if kept_before >= limits.mms_max_files
+            else f"over the {limits.mms_max_bytes // 1024} KB limit for the files of one message"
+        )
+    return reasons
+
+
+def mms_off_reason() -> str:
+    """Why no file can go while the server has MMS switched off."""
+    return (
+        "MMS is switched off on the server: files cannot be sent, "
+        "remove them to send the text as SMS."
+    )
+
+
 def _files_problem(files: int, file_bytes: int, limits: Limits) -> str | None:
     if not limits.mms_enabled:
-        return (
-            "MMS is switched off on the server: files cannot be sent, "
-            "remove them to send the text as SMS."
-        )
+        return mms_off_reason()
     if files > limits.mms_max_files:
         return f"{MAX_FILES_MESSAGE} {files} files, at most {limits.mms_max_files}."
     if file_bytes > limits.mms_max_bytes:

@@ -33,6 +33,8 @@ MAX_INT: Final = rpc.MAX_SAFE_INT
 #: (glosmsd.desktop.window.server.MAX_FRAME) carry files as data: URIs up to this; on the
 #: socket a line's limit (1 MiB) comes first.
 MAX_FILE_ARG: Final = 64 * 1024 * 1024
+#: `attach_check`'s head: base64 of 65,537 bytes (glosmsd.daemon.attachcheck.HEAD_BYTES).
+ATTACH_HEAD_CHARS: Final = 87_384
 CONV: Final[Mapping[str, Any]] = {
     "type": ["integer", "string"],
     "minimum": 1,
@@ -651,6 +653,108 @@ SPECS: Final[tuple[Spec, ...]] = (
         ),
         "Remember emoji the user just used.",
         Result("emoji", {**_list(TEXT), "description": "The 20 most recent, newest first."}),
+    ),
+    Spec(
+        "emoji_catalog",
+        "emoji_catalog",
+        (),
+        "Every emoji for a picker: Unicode's emoji groups in order, names, the Emoji "
+        "version that added each, and the five skin-toned forms of those that take one.",
+        Result(
+            "catalog",
+            _closed(
+                {
+                    "unicode": {**TEXT, "description": "The UTS #51 data's version."},
+                    "tones": {
+                        **_list(TEXT),
+                        "description": "The skin tone names, lightest first; `tones` of an "
+                        "emoji are in this order.",
+                    },
+                    "groups": _list(
+                        _closed(
+                            {
+                                "name": TEXT,
+                                "emoji": _list(
+                                    _closed(
+                                        {
+                                            "emoji": TEXT,
+                                            "name": {**TEXT, "description": "CLDR short name."},
+                                            "version": {
+                                                **TEXT,
+                                                "description": "Emoji version, e.g. 13.0.",
+                                            },
+                                        },
+                                        {
+                                            "tones": {
+                                                **_list(TEXT),
+                                                "minItems": 5,
+                                                "maxItems": 5,
+                                            }
+                                        },
+                                    )
+                                ),
+                            }
+                        )
+                    ),
+                }
+            ),
+        ),
+    ),
+    Spec(
+        "attach_check",
+        "attach_check",
+        (
+            P(
+                "files",
+                {
+                    "type": "array",
+                    "maxItems": 50,
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string", "maxLength": 1000},
+                            "size": COUNT_PARAM,
+                            "head": {
+                                "type": "string",
+                                "maxLength": ATTACH_HEAD_CHARS,
+                                "description": "The file's first 65,537 bytes (all of a "
+                                "smaller file), base64.",
+                            },
+                        },
+                        "required": ["name", "size", "head"],
+                        "additionalProperties": False,
+                    },
+                },
+                True,
+                "The files attached so far, in the user's order.",
+            ),
+        ),
+        "Which attached files a message keeps (the excess is discarded when attached), "
+        "each file's type from its content and what it takes of the byte budget (JPEG "
+        "and PNG are fitted when sent); `bytes` is what `count` takes.",
+        Result(
+            "verdict",
+            _closed(
+                {
+                    "files": _list(
+                        _closed(
+                            {
+                                "mime": TEXT_OR_NULL,
+                                "budget": {**COUNT, "description": "Bytes it counts for."},
+                                "kept": BOOL,
+                                "reason": {**TEXT_OR_NULL, "description": "Why not kept."},
+                            }
+                        )
+                    ),
+                    "bytes": {**COUNT, "description": "The kept files' budget."},
+                    "message": {
+                        **TEXT_OR_NULL,
+                        "description": "What to tell the user: 'Maximum size of attached "
+                        "files for MMS reached.' when files were discarded for the limits.",
+                    },
+                }
+            ),
+        ),
     ),
     Spec(
         "count",

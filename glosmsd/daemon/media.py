@@ -718,19 +718,8 @@ def prepare_attachments(items: Sequence[tuple[str, bytes]], limits: rules.Limits
         )
         for i in pick.kept
     )
-    kept_before = [sum(1 for k in pick.kept if k < i) for i in range(len(checked))]
-    dropped = tuple(
-        Dropped(
-            name=checked[i].name,
-            reason=(
-                f"more than {limits.mms_max_files} files"
-                if kept_before[i] >= limits.mms_max_files
-                else f"over the {limits.mms_max_bytes // 1024} KB limit for the files "
-                "of one message"
-            ),
-        )
-        for i in pick.dropped
-    )
+    reasons = rules.drop_reasons(pick, limits)
+    dropped = tuple(Dropped(name=checked[i].name, reason=reasons[i]) for i in pick.dropped)
     message = (pick.message or rules.MAX_FILES_MESSAGE) if dropped else None
     return Prepared(kept=kept, dropped=dropped, message=message)
 

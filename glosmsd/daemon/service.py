@@ -43,7 +43,7 @@ from glosmsd.core.errors import (
 )
 from glosmsd.core.outbox import Done, Failed, Outbox, QueuedItem, Retry, new_client_id
 from glosmsd.core.protocol import LinkStatus, State
-from glosmsd.daemon import media
+from glosmsd.daemon import attachcheck, emojidata, media
 from glosmsd.daemon.files import save_unique
 from glosmsd.daemon.hub import Event, Hub
 from glosmsd.daemon.store import (
@@ -809,6 +809,16 @@ class Service:
         await self.store.run(Store.emoji_used, list(emoji))
         return await self.store.run(Store.emoji_recent, 20)
 
+    async def emoji_catalog(self) -> dict[str, Any]:
+        return await asyncio.to_thread(emojidata.catalog_json)
+
+    async def attach_check(self, files: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        offered = [
+            attachcheck.Offered(f["name"], f["size"], _head_bytes(i, f["head"]))
+            for i, f in enumerate(files)
+        ]
+        return attachcheck.judge(offered, self.account.limits)
+
     async def count(self, text: str, files: int = 0, bytes: int = 0) -> dict[str, Any]:
         return rules.count_text(
             text, files=files, file_bytes=bytes, limits=self.account.limits
@@ -967,6 +977,15 @@ def _read_data_uri(uri: str) -> tuple[str, bytes]:
     except (binascii.Error, ValueError) as exc:
         raise BadInput("The data: URI is not valid base64.") from exc
     return name, data
+
+
+def _head_bytes(index: int, head: str) -> bytes:
+    try:
+        return base64.b64decode(head, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadInput(
+            f"files[{index}].head is not valid base64: send the file's first bytes, base64-encoded."
+        ) from exc
 
 
 def _emoji_in(text: str) -> list[str]:

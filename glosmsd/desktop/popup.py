@@ -52,7 +52,7 @@ FILES_PER_ROW: Final = 5
 EMOJI_FONT: Final[tuple[str, int]] = ("DejaVu Sans", 15)
 THUMB: Final = 40
 #: JPEG and PNG are fitted by the daemon; budget them at what a fitted image usually takes.
-FITTED_IMAGE: Final = 48 * 1024
+FITTED_IMAGE: Final = rules.FITTED_IMAGE
 FITTABLE: Final = (".jpg", ".jpeg", ".png")
 CATEGORIES: Final[tuple[tuple[str, tuple[tuple[int, int], ...]], ...]] = (
     ("Smileys", ((0x1F600, 0x1F64F), (0x1F910, 0x1F92F), (0x1F970, 0x1F97A))),
@@ -82,8 +82,7 @@ class Attachment:
 
     @property
     def budget(self) -> int:
-        fittable = self.path.suffix.lower() in FITTABLE
-        return min(self.size, FITTED_IMAGE) if fittable else self.size
+        return rules.attach_budget(self.size, fittable=self.path.suffix.lower() in FITTABLE)
 
 
 def emoji_by_category() -> list[tuple[str, list[tuple[str, str]]]]:

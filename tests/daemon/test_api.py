@@ -480,3 +480,15 @@ def test_the_specs_plain_examples_have_their_shapes() -> None:
         assert requests
         assert replies
         assert specdoc.shapes().exchange_problems(requests, replies) == []
+
+
+def test_the_whole_emoji_catalogue_has_its_shape() -> None:
+    # SPEC.md shows a shortened reply; the daemon's real one (about 140 KB) must fit too.
+    from glosmsd.daemon import emojidata
+
+    request = '{"jsonrpc":"2.0","id":1,"method":"emoji_catalog"}'
+    reply = {"jsonrpc": "2.0", "id": 1, "result": emojidata.catalog_json()}
+    assert specdoc.shapes().exchange_problems([request], [reply]) == []
+    bad = copy.deepcopy(reply)
+    bad["result"]["groups"][1]["emoji"][0]["tones"] = ["👋🏻"]
+    assert specdoc.shapes().exchange_problems([request], [bad]) != []

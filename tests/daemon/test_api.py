@@ -487,7 +487,7 @@ def test_the_whole_emoji_catalogue_has_its_shape() -> None:
     from glosmsd.daemon import emojidata
 
     request = '{"jsonrpc":"2.0","id":1,"method":"emoji_catalog"}'
-    reply = {"jsonrpc": "2.0", "id": 1, "result": emojidata.catalog_json()}
+    reply: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "result": emojidata.catalog_json()}
     assert specdoc.shapes().exchange_problems([request], [reply]) == []
     bad = copy.deepcopy(reply)
     bad["result"]["groups"][1]["emoji"][0]["tones"] = ["👋🏻"]

@@ -850,6 +850,17 @@ BUILTIN_RESULTS: Final[Mapping[str, Result]] = {
                 "capabilities": {**_list(TEXT), "uniqueItems": True},
                 "max_line": {**ID, "description": "The longest line accepted, in bytes."},
                 "queue": {**ID, "description": "Outgoing lines kept for a slow reader."},
+                "queue_bytes": {
+                    **ID,
+                    "description": "Outgoing bytes kept for a slow reader: past them a reply "
+                    "waits and an event disconnects the reader.",
+                },
+                "max_batch": {**ID, "description": "The most calls one batch may hold."},
+                "reply_bytes": {
+                    **ID,
+                    "description": "A batch's replies past these bytes: its other calls are "
+                    "not run (-32008).",
+                },
                 "methods": {**_list(TEXT), "uniqueItems": True},
             },
             {"server": {**TEXT, "description": "The server the daemon connects to."}},

@@ -52,6 +52,18 @@ log = logging.getLogger(__name__)
 
 IPC_PROTOCOL: Final = 1
 OUT_QUEUE: Final = 1000
+#: Bytes of replies and events one connection may have queued unread. Past it a reply
+#: waits (the client's later requests wait with it) and an event drops the client.
+OUT_BYTES: Final = 8 * 1024 * 1024
+#: Calls in one batch; a longer batch is one -32600 and none of it runs.
+MAX_BATCH: Final = 100
+#: A line's replies: once they pass this many bytes the rest of its batch is not run
+#: (each of those calls gets a -32008 saying so), so one line never answers more than
+#: this plus one reply.
+REPLY_BUDGET: Final = 1024 * 1024
+#: A line longer than this is parsed on a worker thread, so the loop keeps serving the
+#: other clients and the link's keepalive while it is decoded.
+PARSE_OFF_LOOP: Final = 256 * 1024
 READ_CHUNK: Final = 64 * 1024
 WRITE_BATCH: Final = 256
 #: What `hello` announces; only ever extended (additive changes).
@@ -68,12 +80,41 @@ _AFTER_REPLY: contextvars.ContextVar[list[Callable[[], None]]] = contextvars.Con
 )
 
 
+class OutQueue(asyncio.Queue[bytes | None]):
+    """A connection's outgoing lines, bounded by count (`maxsize`) and counted in bytes.
+
+    `queued` is the bytes waiting; `room` is set while they are under `OUT_BYTES`, so a
+    reply can wait for the client to read (the transports' writers only `get`).
+    """
+
+    def __init__(self, maxsize: int = OUT_QUEUE) -> None:
+        super().__init__(maxsize)
+        self.queued = 0
+        self.room = asyncio.Event()
+        self.room.set()
+
+    def _put(self, item: bytes | None) -> None:
+        super()._put(item)
+        if item is not None:
+            self.queued += len(item)
+            if self.queued >= OUT_BYTES:
+                self.room.clear()
+
+    def _get(self) -> bytes | None:
+        item: bytes | None = super()._get()
+        if item is not None:
+            self.queued -= len(item)
+            if self.queued < OUT_BYTES:
+                self.room.set()
+        return item
+
+
 @dataclass(eq=False)
 class Connection:
     """One client connection: its outgoing queue and its subscription, if any."""
 
     name: str
-    out: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(OUT_QUEUE))
+    out: OutQueue = field(default_factory=OutQueue)
     subscription: Subscription | None = None
     pump: asyncio.Task[None] | None = None
     dropped: str | None = None
@@ -89,6 +130,9 @@ class Connection:
         """Queue one line; a client whose queue is full has stopped reading: drop it."""
         if self.dropped:
             return
+        if self.out.queued and self.out.queued + len(data) > OUT_BYTES:
+            self.drop(f"{self.out.queued:,} bytes unread (it stopped reading)")
+            return
         try:
             self.out.put_nowait(data)
         except asyncio.QueueFull:
@@ -96,7 +140,12 @@ class Connection:
 
     async def reply(self, data: bytes) -> None:
         """Queue a reply, waiting for room: a client that does not read its replies only
-        stops its own requests being read (back-pressure), like a full pipe."""
+        stops its own requests being read (back-pressure), like a full pipe. Room is
+        counted in lines and in bytes; one reply bigger than the byte bound still goes,
+        alone."""
+        while not self.dropped and self.out.queued and self.out.queued + len(data) > OUT_BYTES:
+            self.out.room.clear()
+            await self.out.room.wait()
         if not self.dropped:
             await self.out.put(data)
 
@@ -104,6 +153,7 @@ class Connection:
         if self.dropped:
             return
         self.dropped = reason
+        self.out.room.set()  # a reply waiting for room gives up
         log.warning("ipc client %s dropped: %s", self.name, reason)
         if self.subscription:
             self.subscription.close()
@@ -242,6 +292,7 @@ class IpcServer:
             conn.subscription.close()
         if not conn.dropped:
             conn.dropped = "closed"
+            conn.out.room.set()
             with contextlib.suppress(asyncio.QueueFull):
                 conn.out.put_nowait(None)
 
@@ -278,21 +329,30 @@ class IpcServer:
                     await asyncio.sleep(0)
 
     async def _process(self, conn: Connection, line: bytes | str) -> None:
-        parsed = rpc.parse(line)
+        if len(line) > PARSE_OFF_LOOP:
+            parsed = await asyncio.to_thread(rpc.parse, line, max_batch=MAX_BATCH)
+        else:
+            parsed = rpc.parse(line, max_batch=MAX_BATCH)
         callbacks: list[Callable[[], None]] = []
         token = _AFTER_REPLY.set(callbacks)
+        out = rpc.Replies(parsed, REPLY_BUDGET)
         try:
-            replies: list[dict[str, Any] | None] = []
             for item in parsed.items:
                 if isinstance(item, dict):
-                    replies.append(item)
+                    out.add(item)
+                elif out.full:
+                    out.add(out.not_run(item))
                 else:
-                    replies.append(await self._call(item))
+                    out.add(await self._call(item))
+                    if parsed.is_batch:
+                        # A batch's calls are many small turns of the loop, not one long
+                        # one: the other clients and the link's keepalive run between.
+                        await asyncio.sleep(0)
         finally:
             _AFTER_REPLY.reset(token)
-        out = rpc.assemble(parsed, replies)
-        if out is not None:
-            await conn.reply(out)
+        data = out.encode()
+        if data is not None:
+            await conn.reply(data)
         for cb in callbacks:
             cb()
 
@@ -422,6 +482,9 @@ class IpcServer:
             "capabilities": list(CAPABILITIES),
             "max_line": _CONN.get().max_line,
             "queue": OUT_QUEUE,
+            "queue_bytes": OUT_BYTES,
+            "max_batch": MAX_BATCH,
+            "reply_bytes": REPLY_BUDGET,
             "methods": [m.name for m in self.table],
         }
         info.update(self._hello())
@@ -462,7 +525,7 @@ class IpcServer:
         try:
             for ev in backlog:
                 # Replay may be long: wait for room rather than dropping a slow reader.
-                await conn.out.put(rpc.encode(rpc.notification("event", ev.to_json())))
+                await conn.reply(rpc.encode(rpc.notification("event", ev.to_json())))
                 if not conn.is_open():
                     return
             while conn.is_open():

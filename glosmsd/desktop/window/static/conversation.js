@@ -102,12 +102,12 @@ export class ConversationView {
     const app = this.app;
     const title = conv.title || conv.remote || "";
     const showNumber = conv.remote && conv.remote !== title;
-    const btn = (name, label, onclick, extra = {}) =>
+    const btn = (name, label, onclick, { text = label } = {}) =>
       h(
         "button",
-        { type: "button", class: "barbtn", "aria-label": label, title: label, onclick, ...extra },
+        { type: "button", class: "barbtn", "aria-label": label, title: label, onclick },
         icon(name),
-        h("span", { class: "btn-label" }, extra.text || label),
+        h("span", { class: "btn-label" }, text),
       );
     const actions = h("div", { class: "bar-actions" });
     if (app.number && app.number.shared && app.number.shared_with.length) {
@@ -256,10 +256,10 @@ export class ConversationView {
       "aria-roledescription": "message",
       dataset: { id: String(m.id), group: String(group) },
     });
-    if (sharer && !group) {
+    if (sharer) {
       el.append(h("div", { class: "sharer" }, avatar(sharer.name, sharer.ext), h("span", { class: "sharer-name" }, sharer.name)));
     }
-    const bubble = h("div", { class: "bubble" }, h("span", { class: "sr-only" }, `${who}: `));
+    const bubble = h("div", { class: "bubble" }, sharer ? null : h("span", { class: "sr-only" }, `${who}: `));
     if (m.text) {
       bubble.append(h("div", { class: "text" }, richText(m.text, { onLink: (url) => this.app.openLink(url) })));
     }
@@ -557,7 +557,7 @@ export class ConversationView {
 }
 
 function sameGroup(prev, m) {
-  if (!prev) return false;
+  if (!prev || m.sender) return false; // every message of another sharer has its header
   const a = prev.sender ? prev.sender.ext : prev.direction;
   const b = m.sender ? m.sender.ext : m.direction;
   return a === b && m.at - prev.at < 300;

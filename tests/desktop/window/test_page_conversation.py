@@ -1,0 +1,199 @@
+"""The open conversation in a real Chromium against a real daemon and server: bubbles,
+sharer headers, marking read on every device, live arrival, the message menu (Copy,
+Delete), Delete conversation (asked first, synced), Resend after a failure, attachments.
+
+The tests share one world (tests/support/windowpage.py) and run in file order; each says
+what it leaves behind for the next ones.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Locator, Page, expect
+
+from tests.support.ipcworld import BOB_MOBILE, CY
+from tests.support.photos import photo_jpeg
+from tests.support.windowpage import WindowWorld
+
+
+def conv_id(window: WindowWorld, ref: str) -> int:
+    return int(window.daemon.call("messages", conversation=ref, limit=1)["conversation"]["id"])
+
+
+def log(page: Page) -> Locator:
+    return page.get_by_role("log", name="Messages")
+
+
+def bubble(page: Page, text: str) -> Locator:
+    return log(page).get_by_role("article").filter(has_text=text)
+
+
+def test_opening_a_conversation_marks_it_read_on_every_device(window: WindowWorld) -> None:
+    other = window.second_device()
+    bob = conv_id(window, BOB_MOBILE)
+    other.wait_until(
+        lambda: any(c["unread"] for c in other.call("conversations") if c["remote"] == BOB_MOBILE),
+        20,
+        "Bob's messages unread on the second device",
+    )
+    page = window.open_page()
+    option = page.get_by_role("option", name="Bob Roe")
+    expect(option).to_have_accessible_name(re.compile(r"^Bob Roe, 2 unread, "))
+    option.click()
+    expect(page).to_have_url(re.compile(rf"#/c/{bob}$"))
+    expect(bubble(page, "Hi Ann, lunch at noon?")).to_have_class(re.compile(r"\bin\b"))
+    expect(page.locator("#bar")).to_contain_text("Bob Roe")
+    expect(page.locator("#bar")).to_contain_text(BOB_MOBILE)
+    expect(option).not_to_have_accessible_name(re.compile("unread"))
+    other.wait_until(
+        lambda: all(
+            c["unread"] == 0 for c in other.call("conversations") if c["remote"] == BOB_MOBILE
+        ),
+        20,
+        "the read mark on the second device",
+    )
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_other_sharers_messages_carry_their_name_and_avatar_and_own_ones_none(
+    window: WindowWorld,
+) -> None:
+    window.daemon.call("send", to=BOB_MOBILE, text="Ann here, see you both")
+    window.sharer_sends(BOB_MOBILE, "Bo again: running late")
+    page = window.open_page(conversation=BOB_MOBILE)
+    bo = bubble(page, "Bo again: running late")
+    expect(bo.locator(".sharer")).to_have_text("BDBo Diaz")
+    expect(bo).to_have_class(re.compile(r"\bout\b"))
+    mine = bubble(page, "Ann here, see you both")
+    expect(mine).to_have_class(re.compile(r"\bout\b"))
+    expect(mine.locator(".sharer")).to_have_count(0)
+    # The shared number: who shares it.
+    page.get_by_role("button", name="Multiple users share this number").click()
+    dialog = page.get_by_role("dialog", name="Multiple users share this number")
+    expect(dialog.get_by_role("list", name="Sharers")).to_contain_text("Bo Diaz")
+    expect(dialog).to_contain_text("extension 1002")
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_have_count(0)
+
+
+def test_a_message_arriving_shows_at_once_without_a_reload(window: WindowWorld) -> None:
+    page = window.open_page(conversation=CY)
+    expect(bubble(page, "The scans, as promised")).to_be_visible()
+    page.evaluate("window.__same_page = true")
+    window.receive(CY, "Live from Cy 🎉 https://example.com/x")
+    arrived = bubble(page, "Live from Cy 🎉")
+    expect(arrived).to_be_visible()
+    expect(arrived.get_by_role("link", name="https://example.com/x")).to_be_visible()
+    cy = page.get_by_role("option", name=re.compile("^Cy Ng"))
+    expect(cy).to_contain_text("Live from Cy")
+    # Open and visible: read at once, on the daemon too.
+    expect(cy).not_to_have_accessible_name(re.compile("unread"))
+    window.daemon.wait_until(
+        lambda: all(c["unread"] == 0 for c in window.daemon.call("conversations")),
+        10,
+        "the arrival read",
+    )
+    # In the list, a message for another conversation moves it to the top.
+    window.receive(BOB_MOBILE, "Bob, live")
+    first = page.get_by_role("listbox", name="Conversations").get_by_role("option").first
+    expect(first).to_have_accessible_name(re.compile(r"^Bob Roe, 1 unread, Bob, live"))
+    assert page.evaluate("window.__same_page") is True
+    expect(page.locator("#announce")).to_have_text(re.compile(r"[Nn]ew messages? from .*Bob Roe"))
+
+
+def test_copy_the_whole_message_or_the_selected_text(window: WindowWorld) -> None:
+    page = window.open_page(conversation=BOB_MOBILE)
+    msg = bubble(page, "Hi Ann, lunch at noon?")
+    msg.click(button="right")
+    menu = page.get_by_role("menu", name="Message")
+    menu.get_by_role("menuitem", name="Copy").click()
+    expect(menu).to_have_count(0)
+    assert page.evaluate("navigator.clipboard.readText()") == "Hi Ann, lunch at noon?"
+    # Part of it selected: only that.
+    page.evaluate(
+        """() => {
+          const t = [...document.querySelectorAll('.msg .text')]
+            .find((e) => e.textContent === 'Hi Ann, lunch at noon?').firstChild;
+          const r = document.createRange(); r.setStart(t, 8); r.setEnd(t, 13);
+          const s = getSelection(); s.removeAllRanges(); s.addRange(r);
+        }"""
+    )
+    msg.locator(".text").click(button="right")
+    page.get_by_role("menu", name="Message").get_by_role("menuitem", name="Copy").click()
+    assert page.evaluate("navigator.clipboard.readText()") == "lunch"
+
+
+def test_deleting_a_message_reaches_the_other_device(window: WindowWorld) -> None:
+    other = window.second_device()
+    page = window.open_page(conversation=BOB_MOBILE)
+    msg = bubble(page, "Hi Ann, lunch at noon?")
+    msg.click(button="right")
+    page.get_by_role("menu", name="Message").get_by_role("menuitem", name="Delete").click()
+    expect(msg).to_have_count(0)
+    other.wait_until(
+        lambda: all(
+            m["text"] != "Hi Ann, lunch at noon?"
+            for m in other.call("messages", conversation=BOB_MOBILE)["messages"]
+        ),
+        20,
+        "the deletion on the second device",
+    )
+
+
+def test_a_failed_message_can_be_resent(window: WindowWorld) -> None:
+    page = window.open_page(conversation=CY)
+    window.carrier("fail", "The carrier is down")
+    window.daemon.call("send", to=CY, text="This one fails first")
+    msg = bubble(page, "This one fails first")
+    expect(msg).to_contain_text("Failed: The carrier is down")
+    window.carrier("accept")
+    msg.get_by_role("button", name="Resend").click()
+    # The server had taken it, so the daemon sends it again as a new message (the failed
+    # one stays, as the record of what happened): the newest copy goes out.
+    expect(msg.last.locator(".state")).to_have_text("Sent")
+    expect(msg.last.get_by_role("button", name="Resend")).to_have_count(0)
+
+
+def test_attachments_thumbnails_large_view_and_download_on_request(window: WindowWorld) -> None:
+    jpeg = photo_jpeg("astronaut", 400, 300, 80)
+    window.receive(CY, "A photo", [(jpeg, "moon.jpg")])
+    page = window.open_page(conversation=CY)
+    thumb = bubble(page, "A photo").get_by_role("button", name="Show moon.jpg large")
+    expect(thumb).to_be_visible()  # downloaded by itself (under 500 KB): a thumbnail
+    assert page.evaluate(
+        "[...document.querySelectorAll('.thumb img')].every((i) => i.complete && i.naturalWidth)"
+    )
+    thumb.click()
+    viewer = page.get_by_role("dialog", name="moon.jpg")
+    expect(viewer.get_by_role("img", name="moon.jpg")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(viewer).to_have_count(0)
+    # Over the MMS limit: "Download", then a chip with its name and size.
+    scans = bubble(page, "The scans, as promised")
+    scans.get_by_role("button", name="Download scans.txt").click()
+    link = scans.get_by_role("link", name="scans.txt, 768 KB")
+    expect(link).to_be_visible()
+    assert link.get_attribute("href", timeout=1000) is not None
+
+
+def test_delete_conversation_asks_first_and_reaches_the_other_device(window: WindowWorld) -> None:
+    other = window.second_device()
+    page = window.open_page(conversation=CY)
+    page.get_by_role("button", name="Delete conversation").click()
+    ask = page.get_by_role("dialog", name="Delete conversation")
+    expect(ask).to_contain_text("Cy Ng")
+    ask.get_by_role("button", name="Cancel").click()
+    expect(ask).to_have_count(0)
+    expect(page.get_by_role("option", name=re.compile("^Cy Ng"))).to_have_count(1)
+    page.get_by_role("button", name="Delete conversation").click()
+    page.get_by_role("dialog", name="Delete conversation").get_by_role(
+        "button", name="Delete"
+    ).click()
+    expect(page.get_by_role("option", name=re.compile("^Cy Ng"))).to_have_count(0)
+    expect(page).to_have_url(re.compile("#/$"))
+    other.wait_until(
+        lambda: all(c["remote"] != CY for c in other.call("conversations")),
+        20,
+        "the conversation gone on the second device",
+    )

@@ -34,6 +34,7 @@ from glosmsd.core.errors import (
     AuthFailed,
     BadInput,
     ConfigError,
+    ConnectionLost,
     GlosmsdError,
     LimitExceeded,
     NotFound,
@@ -260,6 +261,16 @@ def _positive(value: str) -> int:
     return number
 
 
+def _seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {value!r}") from None
+    if not 0 < number <= 86_400:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 86400, not {value}")
+    return number
+
+
 def _count_arg(value: str) -> int:
     try:
         number = int(value)
@@ -342,12 +353,25 @@ def _run_status(args: argparse.Namespace) -> int:
         _emit_json(st)
         return EXIT_OK
     ext = st.get("extension") or {}
+    link = st.get("link") or {}
     who = f"{ext.get('name') or '?'} (extension {ext.get('ext') or '?'})"
     number = st.get("number") or "no SMS number assigned"
-    _emit(f"{who} · SMS number {number}")
+    if link.get("state") == "auth-failed":
+        # The account shown is the one cached from the last hello: say it is not in use.
+        _emit(
+            "Not signed in: the server refused glosmsd's token (get a new one from your "
+            "administrator and run `glosmsd setup`); nothing can be sent or received."
+        )
+        _emit(f"Last signed in as {who} · SMS number {number}")
+    elif not ext.get("ext"):
+        _emit(
+            "Not signed in yet: the server has not answered, so your account and SMS number "
+            "are not known."
+        )
+    else:
+        _emit(f"{who} · SMS number {number}")
     if st.get("shared_with"):
         _emit(f"Multiple users share this number: {_sharers(st['shared_with'])}")
-    link = st.get("link") or {}
     _emit(f"Server: {link.get('line') or link.get('state')}")
     outbox = st.get("outbox") or 0
     waiting = f" · {outbox} waiting to send" if outbox else ""
@@ -365,34 +389,51 @@ def _configure_number(parser: argparse.ArgumentParser) -> None:
 def _run_number(args: argparse.Namespace) -> int:
     info = _call(args, "number")
     number = info.get("number")
-    if args.copy and number:
-        _copy(str(number))
+    # The number is printed whatever becomes of the copy (`$(glosms number --copy)`).
+    copy_failed = _copy(str(number)) if args.copy and number else None
     if args.json:
         _emit_json(info)
     elif number:
-        _emit(str(number) + ("  (copied to the clipboard)" if args.copy else ""))
+        copied = "  (copied to the clipboard)" if args.copy and copy_failed is None else ""
+        _emit(str(number) + copied)
         if info.get("shared_with"):
             _emit(f"Multiple users share this number: {_sharers(info['shared_with'])}")
     else:
         _emit(info.get("message") or "No SMS number assigned.")
+    if copy_failed is not None:
+        _fail(copy_failed)
+        return EXIT_FAIL
     if not number:
         return EXIT_REFUSED if args.copy else EXIT_OK
     return EXIT_OK
 
 
-def _copy(text: str) -> None:
+def has_display() -> bool:
+    """Whether a desktop session is reachable: the clipboard tools need one."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _copy(text: str) -> str | None:
+    """Copy `text`; None when done, else why not (for the user)."""
+    if not has_display():
+        return (
+            "cannot copy: no display (DISPLAY and WAYLAND_DISPLAY are unset): the clipboard "
+            "lives in a desktop session; run this from a terminal inside one"
+        )
     from glosmsd.desktop import clip
 
     try:
         clip.copy(text, detach=True)  # `$(glosms number --copy)` must not wait for xclip
     except clip.ClipboardUnavailable:
-        raise CliError(
+        return (
             "cannot copy: no clipboard tool found: install xclip or xsel (X11), "
-            "or wl-clipboard (Wayland)",
-            EXIT_FAIL,
-        ) from None
+            "or wl-clipboard (Wayland)"
+        )
     except OSError as exc:
-        raise CliError(f"cannot copy: {_one_line(str(exc), 160)}", EXIT_FAIL) from None
+        return f"cannot copy: {_one_line(str(exc), 160)}"
+    return None
 
 
 # --------------------------------------------------------------------------- ls, read
@@ -476,7 +517,10 @@ def _run_read(args: argparse.Namespace) -> int:
 def _configure_send(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("to", metavar="TO", help="a phone number or a contact name")
     parser.add_argument("text", metavar="TEXT", help="the text, or - to read stdin ('' for none)")
-    parser.add_argument("files", metavar="FILE", nargs="*", help="files to attach (MMS)")
+    # default=[]: without one argparse lists the optional FILE as required (issue 12 item 13).
+    parser.add_argument(
+        "files", metavar="FILE", nargs="*", default=[], help="files to attach (MMS)"
+    )
     _add_json(parser)
     parser.add_argument(
         "--pick", type=_positive, metavar="N", help="which number of a contact with several"
@@ -486,6 +530,18 @@ def _configure_send(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--wait", action="store_true", help="wait until the server accepts or fails it"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="with --wait: stop waiting after this long (the message stays queued)",
+    )
+    parser.add_argument(
+        "--drop-excess",
+        action="store_true",
+        help="past 10 files or 500 KB, send what fits and leave the rest out "
+        "(without it nothing is sent)",
     )
 
 
@@ -515,33 +571,83 @@ def _run_send(args: argparse.Namespace) -> int:
         raise CliError(f"the text has {len(text)} characters; a message holds at most 1000")
     files = [_file_ref(f) for f in args.files]
     params: dict[str, Any] = {"to": to, "text": text, "files": files}
-    if args.client_id:
-        params["client_id"] = args.client_id
+    if files and not args.drop_excess:
+        # A command line must not send part of what it was given (issue 12 item 7).
+        params["drop_excess"] = False
+    if args.timeout is not None and not args.wait:
+        raise CliError("--timeout goes with --wait: how long to wait for the server")
+    # Always an idempotency key: if the daemon goes away mid-call, it is how we ask
+    # whether the message was queued, and how a retry never sends twice.
+    params["client_id"] = args.client_id or f"glosms-{os.urandom(12).hex()}"
     if args.pick:
         params["pick"] = args.pick
     with _connect(args, timeout=90) as client:
         if args.wait:
             client.call("subscribe", {})
         try:
-            res = client.call("send", params)
-        except AmbiguousRecipient as exc:
-            choices = (exc.data or {}).get("choices")
-            if not choices or not _can_ask(args):
-                raise
-            params["pick"] = _ask_pick(str((exc.data or {}).get("contact") or to), choices)
-            res = client.call("send", params)
+            res = _send_asking(client, params, args)
+        except ConnectionLost:
+            return _after_lost_send(args, params["client_id"])
         message = res["message"]
         for d in res.get("dropped") or ():
             _note(f"{PROG}: not sent: {d.get('name')}: {d.get('reason')}")
         if res.get("notice"):
             _note(f"{PROG}: {res['notice']}")
         if args.wait:
-            message = _wait_for_state(client, message)
+            message = _wait_for_state(client, message, args.timeout)
     if args.json:
         _emit_json({**res, "message": message})
     else:
         _emit(_sent_line(message))
     return EXIT_REFUSED if message.get("state") == "failed" else EXIT_OK
+
+
+def _send_asking(client: Client, params: dict[str, Any], args: argparse.Namespace) -> Any:
+    """`send`, asking which number when the contact has several and a person is there."""
+    try:
+        return client.call("send", params)
+    except AmbiguousRecipient as exc:
+        choices = (exc.data or {}).get("choices")
+        if not choices or not _can_ask(args):
+            raise
+        params["pick"] = _ask_pick(str((exc.data or {}).get("contact") or params["to"]), choices)
+        return client.call("send", params)
+
+
+#: How long `glosms send` tries to reach a daemon again after losing it mid-send.
+RECONNECT_WINDOW: Final = 3.0
+
+
+def _after_lost_send(args: argparse.Namespace, client_id: str) -> int:
+    """The daemon went away during `send`: ask it (once it answers again) whether the
+    message was stored, by its client id, and say so in one line (issue 13 item 13)."""
+    retry = f"`glosms send ... --client-id {client_id}` retries without ever sending twice"
+    deadline = time.monotonic() + RECONNECT_WINDOW
+    while True:
+        try:
+            with _connect(args, timeout=10) as again:
+                found = again.call("sent", {"client_id": client_id}).get("message")
+            break
+        except GlosmsdError:
+            if time.monotonic() >= deadline:
+                raise CliError(
+                    "glosmsd stopped during the send and is not running now, so whether it "
+                    f"queued the message is unknown: once it runs again, {retry}",
+                    EXIT_FAIL,
+                ) from None
+            time.sleep(0.2)
+    if found is None:
+        raise CliError(
+            "glosmsd stopped during the send before it queued the message: nothing was "
+            f"queued; {retry}",
+            EXIT_FAIL,
+        )
+    _note(f"{PROG}: glosmsd restarted during the send; the message had been queued")
+    if args.json:
+        _emit_json({"message": found, "dropped": [], "notice": None})
+    else:
+        _emit(_sent_line(found))
+    return EXIT_REFUSED if found.get("state") == "failed" else EXIT_OK
 
 
 def _sent_line(m: Mapping[str, Any]) -> str:
@@ -574,16 +680,40 @@ def _ask_pick(contact: str, choices: Sequence[Mapping[str, Any]]) -> int:
     raise CliError("no number chosen; pass --pick N to choose without asking")
 
 
-def _wait_for_state(client: Client, message: Mapping[str, Any]) -> dict[str, Any]:
+def _wait_for_state(
+    client: Client, message: Mapping[str, Any], timeout: float | None
+) -> dict[str, Any]:
+    """The message once the server accepted or failed it; says on stderr why it waits."""
     if message.get("state") != "sending":
         return dict(message)
     mid = message.get("id")
-    for ev in client.events():
+    link = (client.call("status").get("link") or {}) if isinstance(mid, int) else {}
+    if not link.get("online"):
+        _note(f"{PROG}: #{mid} queued; the server is unreachable: waiting ({_link_words(link)})")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        ev = client.next_event(left) if left is None or left > 0 else None
+        if ev is None:
+            raise CliError(
+                f"#{mid} is still queued after {timeout:g} s; glosmsd sends it when the "
+                "server answers (glosms read shows its state)",
+                EXIT_FAIL,
+            )
         data = ev.get("data") or {}
         state = data.get("state")
         if ev.get("kind") == "message_state" and data.get("id") == mid and state != "sending":
             return {**message, "state": state, "reason": data.get("reason")}
-    return dict(message)
+        if ev.get("kind") == "link":
+            online = bool(data.get("online"))
+            if online != bool(link.get("online")):
+                word = "connected: waiting for its answer" if online else "unreachable: waiting"
+                _note(f"{PROG}: #{mid} queued; the server is {word} ({_link_words(data)})")
+            link = data
+
+
+def _link_words(link: Mapping[str, Any]) -> str:
+    return str(link.get("line") or link.get("state") or "no link yet")
 
 
 def _configure_id(parser: argparse.ArgumentParser) -> None:
@@ -1068,6 +1198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GlosmsdError as exc:
         _fail(exc.message)
         return exit_code_for(exc)
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
     except BrokenPipeError:
         # The reader of our output left (`| head`). Point stdout at /dev/null so the
         # interpreter's final flush does not fail a second time with a traceback.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, Final
 
 from glosmsd.core import rpc
 from glosmsd.core.errors import (
+    ConnectionLost,
     DaemonNotRunning,
     LinkClosed,
     RemoteProtocolError,
@@ -187,6 +189,34 @@ class Client:
             if isinstance(msg.params, dict):
                 yield msg.params
 
+    def next_event(self, timeout: float | None) -> dict[str, Any] | None:
+        """The next `event` notification, or None when none came within `timeout` seconds
+        (None: wait for as long as it takes)."""
+        if self._events:
+            return self._events.popleft()
+        if self._sock is None:
+            raise LinkClosed("not connected to glosmsd")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                self._sock.settimeout(left)
+                try:
+                    msg = self._next_message()
+                except LinkClosed as exc:
+                    if isinstance(exc.__cause__, TimeoutError):
+                        return None
+                    raise
+                if not isinstance(msg, rpc.Request) or msg.method != "event":
+                    continue
+                if isinstance(msg.params, dict):
+                    return msg.params
+        finally:
+            if self._sock is not None:
+                self._sock.settimeout(self.timeout)
+
     def _send(self, obj: dict[str, Any]) -> None:
         if self._sock is None:
             self.connect()
@@ -194,7 +224,9 @@ class Client:
         try:
             self._sock.sendall(rpc.encode(obj))
         except OSError as exc:
-            raise LinkClosed(f"Lost the connection to glosmsd: {exc}") from exc
+            raise ConnectionLost(
+                f"Lost the connection to glosmsd ({exc.strerror or exc}): did it stop?"
+            ) from exc
 
     def _next_message(self) -> rpc.Reply | rpc.Request:
         line = self._next_line()
@@ -211,8 +243,13 @@ class Client:
                 data = self._sock.recv(1 << 16)
             except TimeoutError as exc:
                 raise LinkClosed("glosmsd did not answer in time; is it stuck?") from exc
+            except OSError as exc:
+                # ECONNRESET and the like: the daemon died mid-call (issue 13 item 13).
+                raise ConnectionLost(
+                    f"Lost the connection to glosmsd ({exc.strerror or exc}): did it stop?"
+                ) from exc
             if not data:
-                raise LinkClosed("glosmsd closed the connection (did it stop?)")
+                raise ConnectionLost("glosmsd closed the connection (did it stop?)")
             for item in self._framer.feed(data):
                 if isinstance(item, rpc.Overflow):
                     raise RemoteProtocolError("glosmsd sent a line longer than the client accepts")

@@ -439,6 +439,14 @@ SPECS: Final[tuple[Spec, ...]] = (
                 False,
                 "Which number of a contact with several (1-based, as listed in the error).",
             ),
+            P(
+                "drop_excess",
+                BOOL,
+                False,
+                "Files past the MMS limits (10 files, 500 KB) are left out and listed in "
+                "`dropped` (true, the default: what the SMS window and the popup do), or the "
+                "whole send is refused with `limit-exceeded` naming them (false: the CLI).",
+            ),
         ),
         "Send an SMS or MMS; it is stored before the reply and delivered exactly once.",
         Result(
@@ -454,6 +462,21 @@ SPECS: Final[tuple[Spec, ...]] = (
                 }
             ),
         ),
+    ),
+    Spec(
+        "sent",
+        "sent",
+        (
+            P(
+                "client_id",
+                {"type": "string", "minLength": 1, "maxLength": 64},
+                True,
+                "The client_id a send was given.",
+            ),
+        ),
+        "The message a send with this client_id stored, or null if none was: ask it after "
+        "the connection was lost during a send, to know whether the message was queued.",
+        Result("sent", _closed({"message": _or_null(_ref("message"))})),
     ),
     Spec(
         "resend",

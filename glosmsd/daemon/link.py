@@ -131,7 +131,11 @@ def _describe(exc: BaseException) -> str:
             return f"connection closed: {sent.reason}"
         return "connection closed"
     if isinstance(exc, InvalidStatus):
-        return f"server answered HTTP {exc.response.status_code}"
+        code = exc.response.status_code
+        if code == 404:
+            # A URL without its path (ws://host:8765): say what setup says (issue 12 item 8).
+            return "server answered HTTP 404: check the URL's path (often /v1)"
+        return f"server answered HTTP {code}"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, TimeoutError):

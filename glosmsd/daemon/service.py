@@ -33,9 +33,11 @@ from glosmsd import __version__
 from glosmsd.core import numbers, rules
 from glosmsd.core.errors import (
     AmbiguousRecipient,
+    AuthFailed,
     BadInput,
     GlosmsdError,
     InvalidNumber,
+    LimitExceeded,
     LinkClosed,
     NoSmsNumber,
     NotFound,
@@ -273,7 +275,26 @@ class Service:
 
     # ------------------------------------------------------------------ status
 
+    def _require_signed_in(self) -> None:
+        """Refuse, before anything is queued, what cannot be sent as this account: the
+        server refused the token, or it never answered a hello (so no account is known and
+        "no SMS number" would be a guess; issue 12 items 8 and 10)."""
+        link = self._link
+        if link is not None and link.status.state is State.AUTH_FAILED:
+            raise AuthFailed(
+                "glosmsd is not signed in: the server refused its token. Nothing was queued. "
+                "Get a new token from your administrator and run `glosmsd setup`."
+            )
+        if self.account.ext is None:
+            line = link.describe() if link is not None else "starting"
+            raise LinkClosed(
+                f"The server has not answered yet ({line}), so glosmsd does not know your "
+                "account or SMS number. Nothing was queued: try again once `glosms status` "
+                "shows the server connected."
+            )
+
     def _require_number(self) -> str:
+        self._require_signed_in()
         number = self.account.number
         if number is None:
             ext = self.account.ext or "your extension"
@@ -312,6 +333,14 @@ class Service:
 
     async def number(self) -> dict[str, Any]:
         number = self.account.number
+        if number is None and self.account.ext is None:
+            return {
+                "number": None,
+                "shared": False,
+                "shared_with": [],
+                "message": "The server has not answered yet, so your SMS number is not known: "
+                "see `glosms status`.",
+            }
         sharers = self.account.shared_with
         return {
             "number": number,
@@ -462,6 +491,8 @@ class Service:
         files: Sequence[str] = (),
         client_id: str | None = None,
         pick: int | None = None,
+        *,
+        drop_excess: bool = True,
     ) -> dict[str, Any]:
         if client_id is not None:
             existing = await self.store.run(Store.message_by_client_id, client_id)
@@ -479,6 +510,15 @@ class Service:
         limits = self.account.limits
         items = [await asyncio.to_thread(_read_source, f) for f in files]
         prepared = await asyncio.to_thread(media.prepare_attachments, items, limits)
+        if prepared.dropped and not drop_excess:
+            names = ", ".join(d.name for d in prepared.dropped)
+            raise LimitExceeded(
+                f"{prepared.message or rules.MAX_FILES_MESSAGE} Not sent, nothing was queued: "
+                f"{names} would be left out (at most {limits.mms_max_files} files and "
+                f"{limits.mms_max_bytes // 1024} KB). Send fewer files, or let the excess be "
+                "dropped (glosms send --drop-excess).",
+                data={"dropped": [{"name": d.name, "reason": d.reason} for d in prepared.dropped]},
+            )
         if files and not prepared.kept:
             raise BadInput(
                 f"None of the files can be sent: {prepared.message or 'they are too big'}",
@@ -516,6 +556,12 @@ class Service:
             "path": str(path),
             "uploaded": False,
         }
+
+    async def sent(self, client_id: str) -> dict[str, Any]:
+        """The message a send with `client_id` stored, or None: what a client asks after
+        losing the connection mid-send, to learn whether it was queued (issue 13 item 13)."""
+        row = await self.store.run(Store.message_by_client_id, client_id)
+        return {"message": row.to_json() if row is not None else None}
 
     async def resend(self, id: int) -> dict[str, Any]:
         item = await self.store.run(Store.resend, id, new_client_id())

@@ -138,11 +138,13 @@ def test_number(world: World) -> None:
 
 
 def test_number_copy_without_a_clipboard_is_a_clear_line(world: World) -> None:
-    env = {"PATH": "/nonexistent", "DISPLAY": "", "WAYLAND_DISPLAY": ""}
+    # A display but no tool (without a display it says that: tests/cli/test_glosms_honest.py).
+    env = {"PATH": "/nonexistent", "DISPLAY": ":987", "WAYLAND_DISPLAY": ""}
     proc = glosms(world, "number", "--copy", env=env)
     assert proc.returncode == cli.EXIT_FAIL
     assert proc.stderr.startswith(b"glosms: cannot copy: no clipboard tool found")
     assert proc.stderr.count(b"\n") == 1
+    assert proc.stdout.splitlines()[0] == ANN.encode()  # printed all the same
 
 
 def test_ls(world: World) -> None:

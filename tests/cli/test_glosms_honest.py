@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -188,6 +189,10 @@ def test_a_url_without_its_path_says_so_and_nothing_is_queued(tmp_path: Path) ->
 # --------------------------------------------------------------------------- issue 13 item 13
 
 
+def _started(proc: subprocess.Popen[str]) -> bool:
+    return proc.poll() is not None or _has_socket(proc.pid)
+
+
 def _has_socket(pid: int) -> bool:
     """Whether process `pid` has a socket open (glosms connected to the daemon)."""
     try:
@@ -225,9 +230,7 @@ def test_a_daemon_killed_mid_send_gives_one_line_and_the_truth(
             env={**world.env, "LC_ALL": "C.UTF-8"},
         )  # fmt: skip
         # Kill once glosms has connected: spread over the call's first moments.
-        world.daemon.wait_until(
-            lambda p=proc: p.poll() is not None or _has_socket(p.pid), 30, "glosms to connect"
-        )
+        world.daemon.wait_until(partial(_started, proc), 30, "glosms to connect")
         time.sleep(0.004 * i)
         assert world.daemon.proc is not None
         world.daemon.proc.send_signal(signal.SIGKILL)

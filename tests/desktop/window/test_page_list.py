@@ -1,10 +1,14 @@
-"""The SMS window's left column in a real Chromium against a real daemon and server:
-the conversation list, its unread badges and live updates (tests/support/windowpage.py)."""
+"""The SMS window's left column in a real Chromium against a real daemon and server: the
+conversation list, its unread badges, the "Unread messages" menu and "Mark all as read",
+and "Copy my number" (tests/support/windowpage.py). Tests run in file order."""
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import expect
 
+from tests.support.ipcworld import ANN, BOB_MOBILE
 from tests.support.windowpage import WindowWorld
 
 
@@ -13,7 +17,66 @@ def test_the_list_shows_every_conversation_most_recent_first(window: WindowWorld
     listbox = page.get_by_role("listbox", name="Conversations")
     options = listbox.get_by_role("option")
     expect(options).to_have_count(2)
-    expect(options.nth(0)).to_contain_text("Bob Roe")
-    expect(options.nth(1)).to_contain_text("Cy Ng")
-    page.screenshot(path="/tmp/ps/list.png")
+    expect(options.nth(0)).to_have_accessible_name(
+        re.compile(r"^Bob Roe, 2 unread, Bo here: I will join you too, ")
+    )
+    expect(options.nth(1)).to_have_accessible_name(
+        re.compile(r"^Cy Ng, 1 unread, The scans, as promised, ")
+    )
+    expect(options.nth(0).locator(".badge")).to_have_text("2")
+    expect(page.locator("#me")).to_contain_text("Ann Lee")
+    expect(page.locator("#me")).to_contain_text(ANN)
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_copy_my_number_copies_it_and_says_so(window: WindowWorld) -> None:
+    page = window.open_page()
+    page.get_by_role("button", name="Copy my number").click()
+    expect(page.get_by_role("status").filter(has_text="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == ANN
+    expect(page.locator("#announce")).to_have_text(f"Your number {ANN} was copied")
+
+
+def test_the_unread_menu_lists_conversations_and_opens_one(window: WindowWorld) -> None:
+    page = window.open_page()
+    button = page.get_by_role("button", name="Unread messages")
+    expect(button.locator(".count")).to_have_text("3")
+    button.click()
+    menu = page.get_by_role("menu", name="Unread messages")
+    expect(menu.get_by_role("menuitem")).to_have_text(
+        ["Bob Roe (2)", "Cy Ng (1)", "Mark all as read"]
+    )
+    menu.get_by_role("menuitem", name="Bob Roe (2)").click()
+    expect(menu).to_have_count(0)
+    bob = window.daemon.call("messages", conversation=BOB_MOBILE, limit=1)["conversation"]
+    expect(page).to_have_url(re.compile(rf"#/c/{bob['id']}$"))
+    expect(button.locator(".count")).to_have_text("1")  # Bob's are read now
+
+
+def test_mark_all_as_read_clears_the_badge(window: WindowWorld) -> None:
+    page = window.open_page()
+    button = page.get_by_role("button", name="Unread messages")
+    expect(button.locator(".count")).to_have_text("1")
+    button.click()
+    page.get_by_role("menu", name="Unread messages").get_by_role(
+        "menuitem", name="Mark all as read"
+    ).click()
+    expect(button.locator(".count")).to_be_hidden()
+    expect(page.get_by_role("option", name=re.compile("unread"))).to_have_count(0)
+    assert window.daemon.call("status")["unread"] == 0
+    # At zero the menu says so, and an arrival brings the red circle back.
+    window.receive(BOB_MOBILE, "One more")
+    expect(button.locator(".count")).to_have_text("1")
+
+
+def test_mark_as_unread_in_the_conversation_menu(window: WindowWorld) -> None:
+    page = window.open_page(conversation=BOB_MOBILE)
+    button = page.get_by_role("button", name="Unread messages")
+    expect(button.locator(".count")).to_be_hidden()
+    page.get_by_role("button", name="Conversation menu").click()
+    page.get_by_role("menu", name="Conversation").get_by_role(
+        "menuitem", name="Mark as unread"
+    ).click()
+    expect(page).to_have_url(re.compile("#/$"))
+    expect(page.get_by_role("option", name=re.compile(r"^Bob Roe, 1 unread"))).to_have_count(1)
+    expect(button.locator(".count")).to_have_text("1")

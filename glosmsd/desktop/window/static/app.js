@@ -294,7 +294,7 @@ class App {
       return;
     }
     this.pendingName = { number, name };
-    this.go(`#/new/${encodeURIComponent(number)}`, { focus: true });
+    this.go(`#/new/${number}`, { focus: true });
   }
 
   async newConversation() {

@@ -29,6 +29,7 @@ from glosmsd import __version__
 from glosmsd.core.errors import (
     INVALID_PARAMS,
     INVALID_REQUEST,
+    METHOD_NOT_FOUND,
     PARSE_ERROR,
     AmbiguousRecipient,
     AuthFailed,
@@ -997,6 +998,69 @@ def _run_compose(args: argparse.Namespace) -> int:
     return code
 
 
+# --------------------------------------------------------------------------- open
+
+
+def _configure_open(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "conversation",
+        metavar="CONVERSATION",
+        nargs="?",
+        help="a conversation id, number or contact name (default: the conversation list)",
+    )
+    parser.add_argument(
+        "--url",
+        action="store_true",
+        help="print the window's one-time URL (valid 60 s, once) and exit; open nothing",
+    )
+    _add_json(parser)
+
+
+def _run_open(args: argparse.Namespace) -> int:
+    """Ask the daemon for a one-time URL of the SMS window and show it (issue 15)."""
+    params: dict[str, Any] = {}
+    if args.conversation is not None:
+        params["conversation"] = _conversation(args.conversation)
+    if args.url:
+        res = _window_open(args, {**params, "launch": False})
+        _emit_json(res) if args.json else _emit(str(res["url"]))
+        return EXIT_OK
+    if not has_display():
+        raise CliError(
+            "cannot show the SMS window: no display (DISPLAY and WAYLAND_DISPLAY are unset). "
+            "Run it in your desktop session, or `glosms open --url` prints a one-time link "
+            "to open in a browser within 60 s",
+            EXIT_FAIL,
+        )
+    res = _window_open(args, params)
+    from glosmsd.desktop.window import launch
+
+    profile = Path(str(res["profile"]))
+    where = "the conversation list" if res.get("conversation_id") is None else "the conversation"
+    if res["action"] == "focus":
+        raised = launch.raise_window(profile)
+        line = f"The SMS window is already open: showing {where} there"
+        line += " (brought to the front)." if raised else "."
+    else:
+        started = launch.launch(str(res["url"]), command=res.get("command"), profile=profile)
+        line = f"Opened the SMS window at {where} ({started.name})."
+    _emit_json({**res, "line": line}) if args.json else _emit(line)
+    return EXIT_OK
+
+
+def _window_open(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
+    try:
+        res: dict[str, Any] = _call(args, "window.open", params)
+    except RpcError as exc:
+        if exc.rpc_code != METHOD_NOT_FOUND:
+            raise
+        raise CliError(
+            "this glosmsd has no SMS window: update it, or restart it with `glosmsd --replace`",
+            EXIT_REFUSED,
+        ) from None
+    return res
+
+
 # --------------------------------------------------------------------------- completion
 
 SHELLS: Final = ("bash", "zsh", "fish")
@@ -1071,6 +1135,7 @@ def _run_completion(args: argparse.Namespace) -> int:
         ("mark-read", "conversation"): _dynamic("conversations"),
         ("delete", "conversation"): _dynamic("conversations"),
         ("compose", "to"): _dynamic("numbers"),
+        ("open", "conversation"): _dynamic("conversations"),
     }
     for action in parser._actions:
         if action.dest == "socket":
@@ -1131,6 +1196,12 @@ COMMANDS: Final[tuple[Command, ...]] = (
         "count characters and SMS segments of a text (no daemon needed)",
         _configure_count,
         _run_count,
+    ),
+    Command(
+        "open",
+        "open the SMS window, at a conversation (--url: print its one-time link)",
+        _configure_open,
+        _run_open,
     ),
     Command("compose", "open the quick-send popup", _configure_compose, _run_compose),
     Command(

@@ -216,7 +216,10 @@ export class ConversationView {
     if (!this.loaded.length) frag.append(h("p", { class: "log-empty" }, "No messages yet."));
     this.log.replaceChildren(frag);
     this.jump.hidden = this.end >= this.loaded.length;
-    if (bottom) this.log.scrollTop = this.log.scrollHeight;
+    if (bottom) {
+      this.log.scrollTop = this.log.scrollHeight;
+      this.atBottom = true;
+    }
     else if (anchor) {
       const el = this.els.get(anchor.id);
       if (el) this.log.scrollTop = el.offsetTop - anchor.offset;
@@ -293,7 +296,7 @@ export class ConversationView {
           h(
             "button",
             { type: "button", class: "thumb", "aria-label": `Show ${f.name} large`, onclick: () => showImage(src, f.name) },
-            h("img", { src, alt: f.name, loading: "lazy" }),
+            h("img", { src, alt: f.name, onload: () => this._keepBottom() }),
           ),
         );
         return;
@@ -379,8 +382,14 @@ export class ConversationView {
 
   // ------------------------------------------------------------------ paging
 
+  /** A thumbnail came in: if the end was in view, keep it there. */
+  _keepBottom() {
+    if (this.atBottom && this.end >= this.loaded.length) this.log.scrollTop = this.log.scrollHeight;
+  }
+
   _scrolled() {
     const log = this.log;
+    this.atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     if (log.scrollTop < EDGE) this._older();
     else if (log.scrollHeight - log.scrollTop - log.clientHeight < EDGE && this.end < this.loaded.length) this._newer();
     if (this.end >= this.loaded.length && log.scrollHeight - log.scrollTop - log.clientHeight < 40) {
@@ -404,7 +413,7 @@ export class ConversationView {
       const older = res.messages.slice().reverse();
       this.hasOlder = res.messages.length === PAGE;
       this.loaded = older.concat(this.loaded);
-      this.end = Math.min(this.end + older.length, older.length + MAX_DOM);
+      this.end = Math.min(this.end + older.length, MAX_DOM);
       this.start = 0;
       this._render();
     } catch (err) {
@@ -455,7 +464,10 @@ export class ConversationView {
       this._render({ bottom: nearBottom || m.direction === "out" });
       return;
     }
-    if (nearBottom || (m.direction === "out" && !m.sender)) log.scrollTop = log.scrollHeight;
+    if (nearBottom || (m.direction === "out" && !m.sender)) {
+      log.scrollTop = log.scrollHeight;
+      this.atBottom = true;
+    }
     else this.jump.hidden = false;
   }
 

@@ -155,6 +155,7 @@ class Session:
 
         service = daemon.service
         assert service is not None
+        window = getattr(daemon.frontend, "actions", None)
         desktop = Desktop(
             service,
             daemon.hub,
@@ -162,6 +163,7 @@ class Session:
             notifier=None,
             socket_path=daemon.config.paths.socket_path,
             on_quit=daemon.request_stop,
+            show_window=getattr(window, "show", None),
         )
         if os.environ.get("DBUS_SESSION_BUS_ADDRESS") or sys.platform in ("darwin", "win32"):
             try:
@@ -286,19 +288,42 @@ def run_async(args: argparse.Namespace, session: Session | None) -> int:
         return 0
 
 
+#: SIGTERM, SIGINT or Quit ends the process within this, whatever hangs (issue 12 item 2).
+STOP_BOUND = 1.8
+
+
 def run_with_tray(args: argparse.Namespace, session: Session, tray: Tray) -> int:
     """The tray on the main thread (pystray wants it), the daemon's loop in a worker."""
     result: list[int] = []
+    tray_done = threading.Event()
+    finished = threading.Event()
 
     def worker() -> None:
         try:
             result.append(run_async(args, session))
         finally:
             tray.stop()
+            # The tray's thread leaves run() when told to; should it be stuck (in a library
+            # call nobody can interrupt), the process still ends: the daemon's work is
+            # done and committed by now.
+            if not tray_done.wait(STOP_BOUND):
+                log.error("the tray did not stop; exiting without it")
+                logging.shutdown()
+                os._exit(result[0] if result else 1)
+
+    def stop(*_args: object) -> None:
+        session.request_stop()
+        threading.Thread(target=bound, name="stop-bound", daemon=True).start()
+
+    def bound() -> None:
+        if not finished.wait(STOP_BOUND):
+            log.error("glosmsd did not stop within %.1f s; exiting now", STOP_BOUND)
+            logging.shutdown()
+            os._exit(1)
 
     thread = threading.Thread(target=worker, name="asyncio")
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, session.request_stop)
+        signal.signal(sig, stop)
     thread.start()
     try:
         tray.run()
@@ -309,9 +334,11 @@ def run_with_tray(args: argparse.Namespace, session: Session, tray: Tray) -> int
             flush=True,
         )
         log.debug("tray failed", exc_info=True)
+    tray_done.set()
     # A Quit from the menu, a signal or a fatal error ends the worker; wait for it.
     while thread.is_alive():
         thread.join(0.5)
+    finished.set()
     return result[0] if result else 1
 
 

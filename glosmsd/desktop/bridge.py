@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -47,6 +47,11 @@ MAX_BODY: Final = 240
 
 class TrayPort(Protocol):
     def show(self, state: TrayState) -> None: ...
+
+
+#: Brings the SMS window up at a conversation (None: the list): the window's
+#: `WindowActions.show`, the one way the tray and notifications open it (issue 15).
+ShowWindow = Callable[[int | None], Awaitable[None]]
 
 
 # --------------------------------------------------------------------------- pure rules
@@ -113,6 +118,7 @@ class Desktop:
         notifier: Notifier | None,
         socket_path: Path,
         on_quit: Callable[[], None],
+        show_window: ShowWindow | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.service = service
@@ -121,6 +127,7 @@ class Desktop:
         self.notifier = notifier
         self.socket_path = socket_path
         self.on_quit = on_quit
+        self.show_window = show_window
         self.clock = clock
         self.state = TrayState()
         self._dirty = asyncio.Event()
@@ -222,7 +229,9 @@ class Desktop:
             number=status.get("number"),
             sharers=sharers,
             conversations=tuple(
-                (int(c["id"]), str(c["title"]), int(c["unread"])) for c in convs if c["unread"]
+                (int(c["id"]), str(c["title"]), int(c["unread"]), str(c["remote"]))
+                for c in convs
+                if c["unread"]
             ),
             prefs=items,
         )
@@ -273,8 +282,10 @@ class Desktop:
             self._spawn(self._mark_read(cid))
         elif action == "reply" and text:
             self._spawn(self._reply(cid, text))
-        else:
+        elif action == "reply":  # no reply field on this server: the popup, for a quick one
             self._spawn(self.open_popup(cid))
+        else:
+            self._spawn(self.open_conversation(cid))
 
     async def _mark_read(self, cid: int | None) -> None:
         try:
@@ -306,7 +317,7 @@ class Desktop:
             case "copy_number":
                 self._spawn(self.copy_number(str(command.arg)))
             case "open":
-                self._spawn(self.open_popup(int(command.arg)))
+                self._spawn(self.open_conversation(int(command.arg)))
             case "compose":
                 self._spawn(self.open_popup(None))
             case "mark_all_read":
@@ -342,6 +353,14 @@ class Desktop:
             await self.service.prefs_set(key, not current)
         except GlosmsdError as exc:
             self._say(exc.message)
+
+    async def open_conversation(self, conversation: int) -> None:
+        """The SMS window at `conversation` (issue 15: the tray's unread menu and a
+        notification's Open bring it up); the quick-send popup where there is no window."""
+        if self.show_window is None:
+            await self.open_popup(conversation)
+            return
+        await self.show_window(conversation)
 
     async def open_popup(self, conversation: int | None) -> None:
         args = ["--conversation", str(conversation)] if conversation is not None else []

@@ -11,6 +11,13 @@ player the system has.
 Runs on the daemon's event loop; it never talks to the store, the link or the socket:
 the actions it reports (`open`, `reply`, `read`) go back through `on_action`.
 
+A click on a notification opens its conversation (`open`, the default action). dunst's
+default left click only closes a notification ("dismissed by the user", never the default
+action); on dunst one of ours dismissed on its own is taken as that click, so it opens the
+conversation too. A dismissal of several at once (dunst's right click closes all) opens
+nothing. No traceback from the notification server's side ever reaches the terminal: what
+fails is one log line (the traceback only at debug level).
+
 Once the user acted on a notification it is closed here: servers such as dunst leave that
 to the app, and a "Mark as read" that stays on screen looks like it did not work.
 desktop-notifier forgets a notification's D-Bus id before it reports the action, so its
@@ -45,6 +52,11 @@ PLAYERS: Final = (
     ("ffplay", "-nodisp", "-autoexit", "-loglevel", "quiet"),
 )
 ACTIONS: Final = (("open", "Open"), ("reply", "Reply"), ("read", "Mark as read"))
+#: Notification servers whose click closes a notification instead of running its default
+#: action (dunst: `mouse_left_click = close_current`): there a dismissal is the click.
+CLICK_CLOSES: Final = frozenset({"dunst"})
+#: Dismissals this close together are one gesture (close all), not a click on one.
+DISMISS_GESTURE: Final = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +88,18 @@ class Notifier:
         self._player: tuple[str, ...] | None = None
         self._looked_up = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._server: str | None = None  # the notification server's name, once asked
+        self._dismissed: list[str] = []  # keys dismissed within one gesture
+        self._gesture: asyncio.TimerHandle | None = None
 
     async def _bounded(self, what: str, coro: Any) -> Any:
         try:
             return await asyncio.wait_for(coro, self.timeout)
         except TimeoutError:
             log.warning("notification server did not answer %s within %.0f s", what, self.timeout)
-        except Exception:
-            log.warning("notification %s failed", what, exc_info=True)
+        except Exception as exc:  # one line; the traceback only for -vv
+            log.warning("notification %s failed: %s", what, exc or type(exc).__name__)
+            log.debug("notification %s failed", what, exc_info=True)
         return None
 
     async def capabilities(self) -> frozenset[Any]:
@@ -99,6 +115,8 @@ class Notifier:
         from desktop_notifier import Button, Capability, ReplyField, Sound
 
         caps = await self.capabilities()
+        if self._server is None:
+            self._server = await self._server_name()
         await self.clear(alert.key)
         key = alert.key
         buttons = [
@@ -121,6 +139,7 @@ class Notifier:
                 buttons=buttons,
                 reply_field=reply,
                 on_clicked=lambda: self._act(key, "open"),
+                on_dismissed=lambda: self._on_dismissed(key),
                 sound=Sound(path=SOUND_FILE) if alert.sound else None,
             ),
         )
@@ -140,8 +159,12 @@ class Notifier:
 
     async def clear(self, key: str) -> None:
         ident = self._shown.pop(key, None)
-        if ident is not None:
-            self._ids.pop(ident, None)
+        if ident is None:
+            return
+        self._ids.pop(ident, None)
+        # Closed on the server's side already (dismissed, timed out): desktop-notifier
+        # has forgotten it and its clear() would raise KeyError.
+        if ident in self._dbus_ids():
             await self._bounded("clear", self._dn.clear(ident))
 
     @property
@@ -157,6 +180,51 @@ class Notifier:
             self.on_action(key, action, text)
         except Exception:
             log.exception("notification action %s failed", action)
+
+    def _on_dismissed(self, key: str) -> None:
+        """The user closed the notification of `key` without an action."""
+        ident = self._shown.pop(key, None)
+        if ident is not None:
+            self._ids.pop(ident, None)
+        if self._server not in CLICK_CLOSES:
+            return
+        self._dismissed.append(key)
+        if self._gesture is None:
+            loop = asyncio.get_running_loop()
+            self._gesture = loop.call_later(DISMISS_GESTURE, self._gesture_over)
+
+    def _gesture_over(self) -> None:
+        keys, self._dismissed, self._gesture = self._dismissed, [], None
+        if len(keys) == 1:  # one closed by a click: that is dunst's click on it
+            try:
+                self.on_action(keys[0], "open", None)
+            except Exception:
+                log.exception("notification action open failed")
+
+    async def _server_name(self) -> str:
+        """The notification server's name (GetServerInformation), "" if it cannot say."""
+        backend = getattr(self._dn, "_backend", None)
+        bus = getattr(backend, "bus", None)
+        if bus is None:
+            return ""
+        try:
+            from dbus_fast import Message
+
+            reply = await asyncio.wait_for(
+                bus.call(
+                    Message(
+                        destination="org.freedesktop.Notifications",
+                        path="/org/freedesktop/Notifications",
+                        interface="org.freedesktop.Notifications",
+                        member="GetServerInformation",
+                    )
+                ),
+                self.timeout,
+            )
+            return str(reply.body[0]) if reply is not None and reply.body else ""
+        except Exception as exc:  # the name only tunes the click; without it, none is taken
+            log.debug("notification server information: %s", exc)
+            return ""
 
     def _dbus_ids(self) -> Mapping[str, int]:
         """desktop-notifier identifier -> D-Bus id, while desktop-notifier still knows it."""

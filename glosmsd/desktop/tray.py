@@ -11,8 +11,16 @@ values through the `on_command` callback, which the daemon binds to
 Backends: with a pystray backend that has menus (appindicator, gtk, win32, darwin) the
 menu is a pystray menu. The xorg backend (what plain X11 trays such as trayer get) has no
 menu and some bugs in 0.19.5; `_xorg_icon_class` fixes them (the icon is redrawn in place
-instead of re-docked, drawn at the tray's real size, clicks are handled) and a click posts
-the same menu as a small Tk popup menu.
+instead of re-docked, drawn at the tray's real size, clicks are handled, it docks when a
+tray appears later) and a click posts the same menu as a small Tk popup menu in a process
+of its own (`glosmsd.desktop.menu`: no Tk in the daemon).
+
+One owner for the X connection (issue 12 item 2): on xorg every call on pystray's Xlib
+display runs on the tray's thread. pystray's own setup thread used to dock and draw the
+icon through that display while the tray's thread drew on it too, and one start in nine
+hung for good (the main thread in `query_tree()` waiting on the display lock, the setup
+thread waiting on pystray's queue). Here the setup thread does nothing on xorg; the
+tray's thread docks, draws and applies every snapshot itself.
 
 The menu's content is the pure `build_menu(state)`, tested without a display. This module
 never touches the store, the link or the socket.
@@ -25,28 +33,34 @@ import logging
 import os
 import queue
 import select
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from dataclasses import dataclass
+from typing import Any, Final
 
 from PIL import Image
 
 from glosmsd.desktop.icon import Look, draw_icon, flatten
+from glosmsd.desktop.menu import Command, MenuEntry, chosen, menu_position, request
+
+__all__ = ["Command", "MenuEntry", "PrefItem", "Tray", "TrayState", "build_menu", "menu_position"]
 
 log = logging.getLogger(__name__)
 
 APP_NAME: Final = "glosmsd"
 MENU_CONVERSATIONS: Final = 10
 DEFAULT_PANEL: Final = (48, 48, 48)
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """What a menu click asks the daemon to do. `kind` is one of the names below."""
-
-    kind: str  # copy_number | open | mark_all_read | compose | toggle_pref | quit
-    arg: Any = None
+#: The X client message `glosmsd doctor` sends the icon's window, and the property the
+#: tray's thread answers on (the doctor's proof that the tray is not hung).
+PING_ATOM: Final = "_GLOSMSD_PING"
+PONG_ATOM: Final = "_GLOSMSD_PONG"
+#: How long the tray may take to take the icon before it is asked again.
+DOCK_RETRY: Final = 1.0
+#: How long a menu process may take to end once it answered or was told to.
+MENU_EXIT_SECONDS: Final = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,21 +80,8 @@ class TrayState:
     tooltip: str = "glosmsd: starting"
     number: str | None = None
     sharers: tuple[str, ...] = ()
-    conversations: tuple[tuple[int, str, int], ...] = ()  # (id, title, unread)
+    conversations: tuple[tuple[int, str, int, str], ...] = ()  # (id, title, unread, number)
     prefs: tuple[PrefItem, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class MenuEntry:
-    """One menu line. No command and not a separator: an information line (disabled)."""
-
-    label: str = ""
-    command: Command | None = None
-    enabled: bool = True
-    checked: bool | None = None
-    separator: bool = False
-    key: str | None = None  # keyboard accelerator in the Tk menu (a letter of the label)
-    children: tuple[MenuEntry, ...] = field(default=())
 
 
 SEPARATOR: Final = MenuEntry(separator=True)
@@ -104,8 +105,12 @@ def build_menu(state: TrayState) -> tuple[MenuEntry, ...]:
         entries.extend(MenuEntry(f"    {name}", enabled=False) for name in state.sharers)
     entries.append(SEPARATOR)
     if state.conversations:
-        for cid, title, count in state.conversations[:MENU_CONVERSATIONS]:
-            entries.append(MenuEntry(f"{title} ({count})", Command("open", cid)))
+        shown = state.conversations[:MENU_CONVERSATIONS]
+        titles = [title for _cid, title, _count, _number in shown]
+        for cid, title, count, number in shown:
+            # Two numbers of one contact are two lines: tell them apart by the number.
+            label = f"{title} · {number}" if titles.count(title) > 1 and number != title else title
+            entries.append(MenuEntry(f"{label} ({count})", Command("open", cid)))
         extra = len(state.conversations) - MENU_CONVERSATIONS
         if extra > 0:
             entries.append(MenuEntry(f"… and {extra} more", Command("compose"), enabled=True))
@@ -133,88 +138,6 @@ def render(state: TrayState, size: int) -> Image.Image:
     return draw_icon(size, state.unread, state.look)
 
 
-# --------------------------------------------------------------------------- Tk menu
-
-
-def build_tk_menu(
-    parent: Any, entries: tuple[MenuEntry, ...], pick: Callable[[Command], None]
-) -> Any:
-    """A Tk menu for the entries; choosing one calls `pick(command)`."""
-    import tkinter as tk
-
-    menu = tk.Menu(parent, tearoff=False)
-    keep: list[tk.BooleanVar] = []  # check item variables must outlive this function
-    for entry in entries:
-        if entry.separator:
-            menu.add_separator()
-            continue
-        state: Literal["normal", "disabled"] = (
-            "normal" if entry.enabled and entry.command is not None else "disabled"
-        )
-        underline = entry.label.find(entry.key) if entry.key else -1
-        command = entry.command
-
-        def chosen(command: Command | None = command) -> None:
-            if command is not None:
-                pick(command)
-
-        if entry.checked is not None:
-            var = tk.BooleanVar(master=parent, value=entry.checked)
-            menu.add_checkbutton(
-                label=entry.label,
-                variable=var,
-                state=state,
-                command=chosen,
-                underline=underline,
-            )
-            keep.append(var)
-        else:
-            menu.add_command(label=entry.label, state=state, command=chosen, underline=underline)
-    menu.bind("<Destroy>", lambda _e: keep.clear())
-    return menu
-
-
-def menu_position(
-    icon: tuple[int, int, int, int], menu: tuple[int, int], screen: tuple[int, int]
-) -> tuple[int, int]:
-    """Where the menu's top-left goes for a tray icon at (x, y, w, h): under the icon (a
-    top panel), or above it when there is no room below (a bottom panel), never over it."""
-    x, y, _w, h = icon
-    mw, mh = menu
-    sw, sh = screen
-    top = y + h if y + h + mh <= sh or y - mh < 0 else y - mh
-    return max(0, min(x, sw - mw)), max(0, min(top, sh - mh))
-
-
-def post_tk_menu(entries: tuple[MenuEntry, ...], icon: tuple[int, int, int, int]) -> Command | None:
-    """Show the menu by the icon at (x, y, w, h) and wait until it closes; what was
-    chosen, if anything."""
-    import tkinter as tk
-
-    chosen: list[Command] = []
-    root = tk.Tk(className="glosmsd-menu")
-    root.withdraw()
-    try:
-        menu = build_tk_menu(root, entries, chosen.append)
-        log.info("tray menu: %s", " | ".join(menu_labels(entries)))
-        menu.bind("<Unmap>", lambda _e: root.after_idle(root.quit))
-        root.after(120_000, root.quit)  # never hold the tray longer than this
-        menu.update_idletasks()
-        x, y = menu_position(
-            icon,
-            (menu.winfo_reqwidth(), menu.winfo_reqheight()),
-            (root.winfo_screenwidth(), root.winfo_screenheight()),
-        )
-        menu.tk_popup(x, y)
-        # Keys go to the menu even when the pointer is not over it (it opens beside the
-        # icon; without a window manager X sends keys to the window under the pointer).
-        menu.focus_force()
-        root.mainloop()
-    finally:
-        root.destroy()
-    return chosen[0] if chosen else None
-
-
 # --------------------------------------------------------------------------- the tray
 
 
@@ -229,6 +152,7 @@ class Tray:
         self._ready = threading.Event()
         self._shown_title: str | None = None
         self._stopping = False
+        self._menu: tuple[subprocess.Popen[bytes], tuple[MenuEntry, ...]] | None = None
         self.backend = ""
         # The xorg loop sleeps in select() on the X socket and this pipe: show() wakes it.
         self._wake_r, self._wake_w = os.pipe()
@@ -296,14 +220,18 @@ class Tray:
         def setup(ic: Any) -> None:
             ic.visible = True
             self._ready.set()
-            self._wake()  # the X thread applies the current snapshot now that it can show
-            if self.backend != "xorg":
-                feeder.start()
+            feeder.start()
 
         if self._stopping:
             return
         log.info("tray: pystray backend %s", self.backend)
-        icon.run(setup)
+        # On xorg the tray's own thread shows the icon (XorgIcon._run): pystray's setup
+        # thread must not touch the X connection.
+        icon.run(_nothing if self.backend == "xorg" else setup)
+
+    def shown(self) -> None:
+        """On the xorg thread, once the icon is up: it is ready."""
+        self._ready.set()
 
     def wait_ready(self, timeout: float) -> bool:
         return self._ready.wait(timeout)
@@ -374,14 +302,79 @@ class Tray:
     # -- called on the xorg thread
 
     def clicked(self, icon: tuple[int, int, int, int]) -> None:
-        """The icon at (x, y, w, h) on the screen was clicked: show the menu by it."""
-        try:
-            command = post_tk_menu(build_menu(self._state), icon)
-        except Exception:
-            log.exception("the tray menu could not be shown")
+        """The icon at (x, y, w, h) on the screen was clicked: post the menu by it (a
+        click while it is up closes it)."""
+        if self._menu is not None:
+            self.close_menu()
             return
+        entries = build_menu(self._state)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "glosmsd.desktop.menu"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                close_fds=True,
+            )
+        except OSError as exc:
+            log.warning("the tray menu could not be shown: %s", exc)
+            return
+        log.info("tray menu: %s", " | ".join(menu_labels(entries)))
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError):
+            proc.stdin.write(request(entries, icon))
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        self._menu = (proc, entries)
+
+    @property
+    def menu_fd(self) -> int | None:
+        """The open menu's answer pipe, while a menu is up."""
+        if self._menu is None:
+            return None
+        out = self._menu[0].stdout
+        return out.fileno() if out is not None else None
+
+    def menu_answered(self) -> None:
+        """The menu process wrote its answer (or closed): run what was chosen."""
+        if self._menu is None:
+            return
+        proc, entries = self._menu
+        self._menu = None
+        assert proc.stdout is not None
+        try:
+            answer = proc.stdout.read()
+        except OSError:
+            answer = b""
+        proc.stdout.close()
+        try:
+            proc.wait(MENU_EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.returncode:
+            log.warning("the tray menu ended with status %s", proc.returncode)
+        command = chosen(entries, answer)
         if command is not None:
             self._pick(command)
+
+    def close_menu(self) -> None:
+        if self._menu is None:
+            return
+        proc, _entries = self._menu
+        self._menu = None
+        with contextlib.suppress(OSError):
+            proc.terminate()
+        try:
+            proc.wait(MENU_EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _nothing(_icon: Any) -> None:
+    return None
 
 
 def _ignore(_event: Any) -> None:
@@ -391,10 +384,12 @@ def _ignore(_event: Any) -> None:
 def _xorg_icon_class(base: Any) -> Any:
     """pystray's xorg Icon with its 0.19.5 bugs worked around (see the module docstring)."""
     import Xlib.X
+    import Xlib.Xatom
 
     class XorgIcon(base):  # type: ignore[misc]
         tray: Tray
         _icon_data: Any
+        _systray_manager: Any
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -408,13 +403,91 @@ def _xorg_icon_class(base: Any) -> Any:
             env = os.environ.get("GLOSMSD_TRAY_BG", "")
             if env.startswith("#") and len(env) == 7:
                 self._panel = (int(env[1:3], 16), int(env[3:5], 16), int(env[5:7], 16))
+            # A tray host that starts (or restarts) after us announces itself with a
+            # MANAGER message on the root window: dock then (upstream never did, so an icon
+            # started before its tray, or after a crashed run, never docked).
+            self._manager = self._display.intern_atom("MANAGER")
+            self._ping = self._display.intern_atom(PING_ATOM)
+            self._pong = self._display.intern_atom(PONG_ATOM)
+            self._display.screen().root.change_attributes(event_mask=Xlib.X.StructureNotifyMask)
+            upstream = self._message_handlers[Xlib.X.ClientMessage]
+
+            def on_client_message(event: Any) -> None:
+                if event.client_type == self._manager:
+                    if not self._systray_manager:
+                        log.info("tray: a system tray appeared; docking")
+                        self._update_icon()
+                elif event.client_type == self._ping:
+                    self._answer_ping(event)
+                else:
+                    upstream(event)
+
+            self._message_handlers[Xlib.X.ClientMessage] = on_client_message
+            self._message_handlers[Xlib.X.ReparentNotify] = self._on_reparent
+            self._dock_asked: float | None = None  # when the dock request went, until docked
 
         def _run(self) -> None:
             # Upstream marks itself ready before it records its thread, so the setup
             # thread's first update can fail on the missing `_thread` (a silent race).
+            # Everything on the display happens on this thread from here on: showing the
+            # icon too (pystray's setup thread did that, racing this one).
             self._thread = threading.current_thread()
             self._mark_ready()
+            self.visible = True
+            self.tray.shown()
             self._mainloop()
+
+        def _show(self) -> None:
+            try:
+                self._assert_docked()
+            except AssertionError:
+                log.warning("tray: no system tray to dock into yet; docking when one starts")
+
+        def _on_destroy_notify(self, event: Any) -> None:
+            manager = self._systray_manager
+            if manager is None or event.window.id != manager.id:
+                return
+            self._systray_manager = None
+            log.warning("tray: the system tray went away; docking when one starts")
+            with contextlib.suppress(AssertionError):
+                self._assert_docked()
+
+        def _dock_window(self) -> None:
+            super()._dock_window()
+            if self._systray_manager:
+                self._dock_asked = time.monotonic()
+
+        def _on_reparent(self, event: Any) -> None:
+            if event.window != self._window:
+                return
+            if event.parent != self._display.screen().root:
+                self._dock_asked = None  # the tray took the icon
+            elif self._systray_manager and self._dock_asked is None:
+                # Taken and handed back (trayer did that when it found the previous run's
+                # icon gone under the same window id): ask again shortly.
+                log.info("tray: the system tray let go of the icon")
+                self._dock_asked = time.monotonic()
+
+        def dock_timeout(self) -> float | None:
+            """Seconds until the dock request is asked again (None: nothing pending)."""
+            if self._dock_asked is None:
+                return None
+            return max(0.0, self._dock_asked + DOCK_RETRY - time.monotonic())
+
+        def dock_again(self) -> None:
+            # A tray can drop a request: trayer ignored one for a window id it still had
+            # from the previous run (X hands a new client the same ids), and the icon stayed
+            # undocked for good (1 start in 10).
+            log.info("tray: the system tray did not take the icon; asking again")
+            self._systray_manager = None
+            self._dock_asked = None
+            self._update_icon()
+
+        def _answer_ping(self, event: Any) -> None:
+            """`glosmsd doctor` asks whether this thread is alive: answer on the window."""
+            serial = int(event.data[1][0])
+            self._window.change_property(self._pong, Xlib.Xatom.CARDINAL, 32, [serial])
+            self._display.flush()
 
         def _update_icon(self) -> None:
             # Upstream re-docks on every update (the icon jumps and can end up 1 px wide):
@@ -477,10 +550,21 @@ def _xorg_icon_class(base: Any) -> Any:
                         if event.type == Xlib.X.DestroyNotify and event.window == self._window:
                             return
                         self._message_handlers.get(event.type, _ignore)(event)
-                    ready, _w, _x = select.select([display.fileno(), tray.wake_fd], [], [])
+                    fds = [display.fileno(), tray.wake_fd]
+                    menu = tray.menu_fd
+                    if menu is not None:
+                        fds.append(menu)
+                    wait = self.dock_timeout()
+                    ready, _w, _x = select.select(fds, [], [], wait)
+                    if not ready and wait is not None:
+                        self.dock_again()
+                        continue
+                    if menu is not None and menu in ready:
+                        tray.menu_answered()
                     if tray.wake_fd in ready:
                         state = tray.take()
                         if state is None:
+                            tray.close_menu()
                             self.stop_soon()
                             continue
                         tray.apply(state)

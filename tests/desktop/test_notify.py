@@ -111,3 +111,52 @@ async def test_actions_taken_in_dunst_reach_on_action_and_close_the_notification
         assert await next_action(got) == ("8", "open", "")
         await gone()
         assert got.empty()
+
+
+@pytest.mark.desktop
+async def test_on_dunst_a_left_click_opens_and_close_all_opens_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 12 item 20: dunst's default left click only closes a notification; that close
+    is the click. Its right click closes all of them: that opens none. A notification
+    closed on dunst's side and then cleared by the daemon (it was read elsewhere) raised
+    KeyError inside desktop-notifier, and the traceback reached the terminal."""
+    with DesktopEnv.start(tmp_path / "desk", tray=False) as desk:
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", desk.bus)
+        got: asyncio.Queue[tuple[str, str, str | None]] = asyncio.Queue()
+        notifier = Notifier(lambda *a: got.put_nowait(a))
+
+        async def shown(n: int) -> None:
+            await asyncio.to_thread(wait_until, lambda: desk.displayed() == n, 10, f"{n} shown")
+
+        assert await notifier.show(Alert("7", "Bob Roe", "Lunch at 12?", sound=False))
+        await shown(1)
+        await asyncio.to_thread(desk.click_notification, 1)
+        assert await next_action(got) == ("7", "open", "")
+        await shown(0)
+        assert notifier.shown == frozenset()
+
+        # Right click: dunst closes all; two dismissed at once are no click on either.
+        assert await notifier.show(Alert("8", "Cat Poe", "one", sound=False))
+        assert await notifier.show(Alert("9", "Dan Fox", "two", sound=False))
+        await shown(2)
+        await asyncio.to_thread(desk.click_notification, 3)
+        await shown(0)
+        await asyncio.to_thread(wait_until, lambda: not notifier.shown, 10, "both dismissed")
+        # The gesture window passes with nothing opened: the next action is the next one.
+        assert await notifier.show(Alert("8", "Cat Poe", "three", sound=False))
+        await shown(1)
+        await asyncio.to_thread(desk.choose_action, "Mark as read")
+        assert await next_action(got) == ("8", "read", "")
+
+        # Closed on dunst's side (`dunstctl close`, not a click: no action), then cleared
+        # here as when it is read elsewhere: no KeyError, no traceback.
+        assert await notifier.show(Alert("9", "Dan Fox", "four", sound=False))
+        await shown(1)
+        caplog.clear()
+        await asyncio.to_thread(desk.run, "dunstctl", "close")
+        await shown(0)
+        await notifier.clear("9")
+        assert "KeyError" not in caplog.text
+        assert "Traceback" not in caplog.text
+        assert got.empty()

@@ -226,12 +226,25 @@ class DesktopEnv:
         return res.stdout.split()
 
     def tray_icon(self, timeout: float = 15) -> str:
+        """The icon's window once it is docked: mapped in the tray and wider than 1 px.
+        (The window exists before the tray maps it; grabbing it then failed: issue 12
+        item 22's `import -window ... returned non-zero`.)"""
         ids = wait_until(
             lambda: self.window_ids("--classname", "glosmsdSystemTrayIcon"),
             timeout,
             "the tray icon",
         )
+        wait_until(lambda: self.docked(ids[0]), timeout, "the tray icon to dock")
         return ids[0]
+
+    def docked(self, wid: str) -> bool:
+        """The window is on screen (viewable) with a real size."""
+        info = self.run("xwininfo", "-id", wid, check=False).stdout
+        fields = {
+            k.strip(): v.strip() for k, _c, v in (line.partition(":") for line in info.splitlines())
+        }
+        width = fields.get("Width", "0")
+        return fields.get("Map State") == "IsViewable" and width.isdigit() and int(width) > 1
 
     def window_name(self, wid: str) -> str:
         return self.run("xdotool", "getwindowname", wid, check=False).stdout.strip()
@@ -319,18 +332,49 @@ class DesktopEnv:
         self.close()
 
 
-class TrayDaemon(DaemonProcess):
-    """A real glosmsd with its tray (not --headless), on the test desktop."""
+RECORDER = """#!/bin/sh
+# What the daemon ran as its window_command: one line per run, the arguments as given.
+printf '%s\\n' "$*" >> "{out}"
+"""
 
-    def __init__(self, home: Path, server: ServerProcess, token: str, desk: DesktopEnv) -> None:
+
+class WindowRecorder:
+    """A `window_command` that only writes down each URL it is given (one line per run)."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.script = root / "window-recorder.sh"
+        self.out = root / "window-recorder.txt"
+        self.script.write_text(RECORDER.format(out=self.out))
+        self.script.chmod(0o755)
+
+    @property
+    def command(self) -> str:
+        return f"{self.script} {{url}}"
+
+    def urls(self) -> list[str]:
+        return self.out.read_text().split() if self.out.exists() else []
+
+
+class TrayDaemon(DaemonProcess):
+    """A real glosmsd with its tray (not --headless), on the test desktop; `config` is the
+    text of its config.toml (the command line gives the server and the token)."""
+
+    def __init__(
+        self, home: Path, server: ServerProcess, token: str, desk: DesktopEnv, config: str = ""
+    ) -> None:
         super().__init__(home, server, token, ())
         self.desk = desk
+        if config:
+            path = home / "config" / "glosmsd" / "config.toml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(config)
 
     @classmethod
     def start_on(
-        cls, desk: DesktopEnv, home: Path, server: ServerProcess, token: str
+        cls, desk: DesktopEnv, home: Path, server: ServerProcess, token: str, config: str = ""
     ) -> TrayDaemon:
-        d = cls(home, server, token, desk)
+        d = cls(home, server, token, desk, config)
         d.spawn()
         return d
 

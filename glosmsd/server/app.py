@@ -21,6 +21,7 @@ import contextlib
 import functools
 import http
 import logging
+import resource
 import ssl
 import threading
 import time
@@ -38,8 +39,15 @@ from websockets.http11 import Request, Response
 from glosmsd import __version__
 from glosmsd.core import rpc, wire
 from glosmsd.core.backoff import doubling
-from glosmsd.core.errors import INVALID_PARAMS, BadInput, GlosmsdError, ProtocolError, RpcError
-from glosmsd.server import frames
+from glosmsd.core.errors import (
+    INVALID_PARAMS,
+    BadInput,
+    ConfigError,
+    GlosmsdError,
+    ProtocolError,
+    RpcError,
+)
+from glosmsd.server import conntable, frames
 from glosmsd.server.carrier import Carrier, Inbound, build
 from glosmsd.server.db import CarrierMode, Outbound, ServerStore, SyncBatch
 
@@ -70,6 +78,8 @@ class ServerConfig:
     tls_key: Path | None = None
     log_horizon: int = 100_000
     ping_interval: float = 20.0
+    max_connections: int = conntable.DEFAULT_MAX_CONNECTIONS
+    max_per_peer: int = conntable.DEFAULT_MAX_PER_PEER
 
 
 class Bell:
@@ -92,6 +102,26 @@ class Bell:
     def ring(self) -> None:
         for wake in self._wakes:
             wake.set()
+
+
+class TrackedConnection(ServerConnection):
+    """A websocket connection the app's `ConnectionTable` holds from accept to loss.
+
+    `ext` is the extension its token named (set during the handshake, read by the
+    handler): kept on the connection itself, it goes when the connection goes, whether
+    or not its handshake completes (a side table only the handler emptied leaked).
+    """
+
+    app: App
+    ext: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.app.admit(self, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.app.conns.remove(self)
+        super().connection_lost(exc)
 
 
 @dataclass(eq=False)
@@ -129,16 +159,29 @@ def _write_then_read(
 
 
 class AuthThrottle:
-    """Per-address failure counts: the third failure and later wait longer each time."""
+    """Per-address failure counts: the third failure and later wait longer each time.
+
+    At most `max_addresses` are remembered (the oldest failures are forgotten first), so
+    failures from ever new addresses cannot grow it without end.
+    """
 
     def __init__(
-        self, *, free: int = 2, base: float = 0.25, cap: float = 5.0, forget_after: float = 300.0
+        self,
+        *,
+        free: int = 2,
+        base: float = 0.25,
+        cap: float = 5.0,
+        forget_after: float = 300.0,
+        max_addresses: int = 10_000,
     ) -> None:
         self._fails: dict[str, tuple[int, float]] = {}
         self._free, self._base, self._cap, self._forget = free, base, cap, forget_after
+        self._max = max_addresses
 
     def delay(self, addr: str, now: float) -> float:
-        count, last = self._fails.get(addr, (0, now))
+        if addr not in self._fails and len(self._fails) >= self._max:
+            del self._fails[next(iter(self._fails))]  # dicts keep insertion order
+        count, last = self._fails.pop(addr, (0, now))
         if now - last > self._forget:
             count = 0
         count += 1
@@ -161,7 +204,13 @@ class App:
         self.bell = Bell()
         self.table = self._build_table()
         self._throttle = AuthThrottle()
-        self._authed: dict[ServerConnection, str] = {}
+        self.conns: conntable.ConnectionTable[TrackedConnection] = conntable.ConnectionTable(
+            config.max_connections, config.max_per_peer
+        )
+        self._full_log = conntable.MinuteLog()
+        self._peer_log = conntable.MinuteLog()
+        self._emfile_log = conntable.MinuteLog()
+        self._connection_class = type("Connection", (TrackedConnection,), {"app": self})
         self._tasks: set[asyncio.Task[None]] = set()
         self._log_reads: dict[tuple[str, int], list[asyncio.Future[SyncBatch]]] = {}
         self._pushing: set[Peer] = set()
@@ -256,6 +305,21 @@ class App:
     async def start(self) -> str:
         """Open everything and listen; returns the URL clients connect to."""
         self._loop = asyncio.get_running_loop()
+        try:
+            self.conns.max_total = conntable.connection_cap(
+                self.config.max_connections, raise_nofile()
+            )
+        except ValueError as exc:
+            raise ConfigError(f"glosmsd-server cannot start: {exc}.") from None
+        if self.conns.max_total < self.config.max_connections:
+            log.warning(
+                "serving at most %d connections, not %d: the descriptor limit leaves no "
+                "more room after %d kept in reserve (raise it with ulimit -n)",
+                self.conns.max_total,
+                self.config.max_connections,
+                conntable.DESCRIPTOR_RESERVE,
+            )
+        self._loop.set_exception_handler(self._loop_exception)
         await self.db(ServerStore.prune, self.config.log_horizon)
         self._watcher = threading.Thread(target=self._watch, name="glosmsd-watch", daemon=True)
         self._watcher.start()
@@ -275,6 +339,8 @@ class App:
             compression=None,
             ssl=tls,
             server_header=f"glosmsd-server/{__version__}",
+            create_connection=self._connection_class,
+            backlog=conntable.LISTEN_BACKLOG,
         )
         for outbound in await self.db(ServerStore.pending_outbound):
             self._spawn(self._deliver(outbound))
@@ -351,6 +417,48 @@ class App:
         state = "sent" if outcome.ok else "failed"
         await self.write(ServerStore.set_state, outbound.id, state, outcome.reason)
 
+    # ------------------------------------------------------------------ connections
+
+    def admit(self, conn: TrackedConnection, transport: asyncio.BaseTransport) -> None:
+        """A TCP connection was accepted: enter it in the table, closing what must go."""
+        peername = transport.get_extra_info("peername")
+        peer = str(peername[0]) if peername else "?"
+        admission = self.conns.admit(conn, peer)
+        for old in admission.evict:
+            old.transport.abort()
+        if admission.refused is not None and isinstance(transport, asyncio.Transport):
+            transport.abort()
+        if admission.evict or admission.refused is not None:
+            count = self._full_log.note(time.monotonic())
+            if count is not None:
+                counts = self.conns.counts()
+                log.warning(
+                    "connection table full (%s of at most %d, %d of them pending "
+                    "handshakes, from %d addresses): %d handshakes dropped or connections "
+                    "refused since the last note; this is logged at most once a minute",
+                    counts["connections"],
+                    self.conns.max_total,
+                    counts["pending"],
+                    counts["peers"],
+                    count,
+                )
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Out of descriptors at accept: one line a minute, not a traceback a second."""
+        if context.get("message") == "socket.accept() out of system resource":
+            count = self._emfile_log.note(time.monotonic())
+            if count is not None:
+                log.error(
+                    "accepting connections failed %d times since the last note: %s (%d "
+                    "connections held); raise the descriptor limit (ulimit -n) or lower "
+                    "--max-connections; this is logged at most once a minute",
+                    count,
+                    context.get("exception"),
+                    len(self.conns),
+                )
+            return
+        loop.default_exception_handler(context)
+
     # ------------------------------------------------------------------ handshake
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
@@ -371,13 +479,27 @@ class App:
             resp.headers["WWW-Authenticate"] = 'Bearer realm="glosmsd"'
             return resp
         self._throttle.success(addr)
-        self._authed[conn] = ext
+        refused = self.conns.authenticate(conn) if isinstance(conn, TrackedConnection) else None
+        if refused is not None:
+            count = self._peer_log.note(time.monotonic())
+            if count is not None:
+                log.warning(
+                    "refused %d connections from %s since the last note: %s", count, addr, refused
+                )
+            resp = conn.respond(
+                http.HTTPStatus.SERVICE_UNAVAILABLE,
+                f"too many connections: {refused}; close some, or try again later\n",
+            )
+            resp.headers["Retry-After"] = "30"
+            return resp
+        if isinstance(conn, TrackedConnection):
+            conn.ext = ext
         return None
 
     # ------------------------------------------------------------------ connection
 
     async def _handle(self, ws: ServerConnection) -> None:
-        ext = self._authed.pop(ws, None)
+        ext = ws.ext if isinstance(ws, TrackedConnection) else None
         if ext is None:  # cannot happen: process_request refused it
             await ws.close(1008, "not authenticated")
             return
@@ -574,3 +696,15 @@ class App:
         del peer
         chunk = await self.db(ServerStore.avatar, ext)
         return {"data": base64.b64encode(chunk["data"]).decode(), "mime": chunk["mime"]}
+
+
+def raise_nofile() -> int:
+    """Raise this process's soft descriptor limit to its hard limit (as Go's runtime
+    does); returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return int(soft)

@@ -18,7 +18,7 @@ from pathlib import Path
 from glosmsd import __version__
 from glosmsd.core.errors import GlosmsdError
 from glosmsd.core.loopback import is_loopback
-from glosmsd.server import admin
+from glosmsd.server import admin, conntable
 from glosmsd.server.app import App, ServerConfig
 from glosmsd.server.carrier import ADAPTERS
 
@@ -72,6 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="websocket keepalive ping interval in seconds",
     )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=conntable.DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="connections held at most (fewer if the descriptor limit leaves less room); "
+        f"default {conntable.DEFAULT_MAX_CONNECTIONS}",
+    )
+    p.add_argument(
+        "--max-per-peer",
+        type=int,
+        default=conntable.DEFAULT_MAX_PER_PEER,
+        metavar="N",
+        help="signed-in connections from one address at most; "
+        f"default {conntable.DEFAULT_MAX_PER_PEER}",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log every connection")
     sub = p.add_subparsers(dest="command")
     admin.add_parser(sub)
@@ -99,9 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.log_horizon < 1:
-        print("glosmsd-server: --log-horizon must be at least 1", file=sys.stderr)
-        return 2
+    for flag, value in (
+        ("--log-horizon", args.log_horizon),
+        ("--max-connections", args.max_connections),
+        ("--max-per-peer", args.max_per_peer),
+    ):
+        if value < 1:
+            print(f"glosmsd-server: {flag} must be at least 1, not {value}", file=sys.stderr)
+            return 2
     config = ServerConfig(
         db=args.db,
         host=host,
@@ -111,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tls_key=args.tls_key,
         log_horizon=args.log_horizon,
         ping_interval=args.ping_interval,
+        max_connections=args.max_connections,
+        max_per_peer=args.max_per_peer,
     )
     try:
         return asyncio.run(serve(config))

@@ -60,8 +60,11 @@ def _env() -> dict[str, str]:
 class ServerProcess:
     """One `glosmsd-server` process and its database."""
 
-    def __init__(self, db: Path, carrier: str, extra: tuple[str, ...]) -> None:
+    def __init__(
+        self, db: Path, carrier: str, extra: tuple[str, ...], nofile: int | None = None
+    ) -> None:
         self.db = db
+        self.nofile = nofile
         self.carrier = carrier
         self.extra = extra
         self.port = 0
@@ -71,9 +74,15 @@ class ServerProcess:
 
     @classmethod
     def start(
-        cls, tmp_path: Path, carrier: str = "test", *extra: str, db: Path | None = None
+        cls,
+        tmp_path: Path,
+        carrier: str = "test",
+        *extra: str,
+        db: Path | None = None,
+        nofile: int | None = None,
     ) -> ServerProcess:
-        srv = cls(db or tmp_path / "server.db", carrier, tuple(extra))
+        """`nofile`: the server's descriptor limit (soft and hard), for limit tests."""
+        srv = cls(db or tmp_path / "server.db", carrier, tuple(extra), nofile)
         srv._spawn(0)
         return srv
 
@@ -91,6 +100,8 @@ class ServerProcess:
             "-v",
             *self.extra,
         ]
+        if self.nofile is not None:  # prlimit (util-linux): preexec_fn is unsafe with threads
+            cmd = ["prlimit", f"--nofile={self.nofile}:{self.nofile}", "--", *cmd]
         env = _env()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -112,7 +123,9 @@ class ServerProcess:
                 raise TimeoutError(f"server did not start in {START_TIMEOUT} s: {self.log()}")
             chunk = os.read(self.proc.stdout.fileno(), 1024)
             if not chunk:
-                raise RuntimeError(f"server exited ({self.proc.wait()}): {self.log()}")
+                code = self.proc.wait()
+                self._close_pipe()
+                raise RuntimeError(f"server exited ({code}): {self.log()}")
             line += chunk
         text = line.decode().strip()
         prefix = "glosmsd-server listening on "
@@ -122,6 +135,14 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
+
+    def rss_kib(self) -> int:
+        """The server process's resident memory now (Linux), in KiB."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS in /proc/PID/status")
 
     # -------------------------------------------------------------- admin
 

@@ -11,12 +11,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from glosmsd.core.errors import GlosmsdError
 from glosmsd.server.db import DEFAULT_CARRIER_REASON, CarrierMode, ServerStore
 
+UNASSIGNED = (
+    "Take an extension off an SMS number. From then on the extension sees nothing of that "
+    "number: no new messages or states, none of its history in a sync or snapshot, none "
+    "of its files, and it cannot send from it or mark it read. Its token stays valid: "
+    "with no number left it may still sign in (hello lists no numbers), read the company "
+    "directory and avatars, and keep its own read and deletion marks; `send` is refused "
+    "with no-sms-number. Its open connections are closed (code 4002) so its devices sign "
+    "in again and learn the change. Revoke its tokens (revoke-token --ext) to lock it out."
+)
 TRUE = frozenset({"true", "yes", "on", "1"})
 FALSE = frozenset({"false", "no", "off", "0"})
 
@@ -35,12 +45,33 @@ def add_parser(sub: Any) -> None:
     c.add_argument("ext")
     c.add_argument("number")
 
-    c = cmds.add_parser("unassign-number", help="take an extension off an SMS number")
+    c = cmds.add_parser(
+        "unassign-number",
+        help="take an extension off an SMS number",
+        description=UNASSIGNED,
+    )
     c.add_argument("ext")
     c.add_argument("number")
 
     c = cmds.add_parser("token", help="print a new login token for an extension")
     c.add_argument("ext")
+
+    c = cmds.add_parser("tokens", help="list the valid login tokens (by id, never the token)")
+    c.add_argument("ext", nargs="?", help="only this extension's")
+    c.add_argument("--json", action="store_true")
+
+    c = cmds.add_parser(
+        "revoke-token",
+        help="revoke a login token: refused at once, its open connections closed",
+        description="Revoke a login token. New sign-ins with it are refused at once (HTTP "
+        "401) and the server closes the connections signed in with it within about 100 ms "
+        "(close code 4003); the device then asks its user for a new token. Name the token "
+        "by its id from `admin tokens` (or an unambiguous prefix of at least 8 digits), by "
+        "the token itself, or revoke every token of an extension with --ext.",
+    )
+    which = c.add_mutually_exclusive_group(required=True)
+    which.add_argument("token", nargs="?", help="a token id from `admin tokens`, or the token")
+    which.add_argument("--ext", help="revoke every token of this extension")
 
     c = cmds.add_parser("add-contact", help="add a directory contact")
     c.add_argument("name")
@@ -135,6 +166,19 @@ def _dispatch(store: ServerStore, args: argparse.Namespace) -> int:
         print(f"extension {args.ext} is no longer on {args.number}")
     elif cmd == "token":
         print(store.new_token(args.ext))
+    elif cmd == "tokens":
+        tokens = store.tokens(args.ext)
+        if args.json:
+            print(json.dumps([t.to_json() for t in tokens], ensure_ascii=False, indent=1))
+        for t in tokens if not args.json else ():
+            at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t.at))
+            print(f"{t.id}  {t.ext:<12} {at} UTC  {t.name}")
+    elif cmd == "revoke-token":
+        gone = store.revoke_tokens(args.token or "", ext=args.ext)
+        if not gone:
+            print(f"extension {args.ext} had no tokens")
+        for t in gone:
+            print(f"revoked token {t.id} of extension {t.ext} ({t.name})")
     elif cmd == "add-contact":
         numbers = []
         for item in args.number:

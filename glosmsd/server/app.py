@@ -59,6 +59,8 @@ MAX_FRAME: Final = wire.MAX_FRAME
 MAX_CHUNK: Final = wire.MAX_CHUNK
 CAPABILITIES: Final = ("sync", "send", "read", "delete", "files", "contacts", "snapshot")
 CLOSE_BEHIND_HORIZON: Final = 4001
+CLOSE_NUMBERS_CHANGED: Final = 4002
+CLOSE_TOKEN_REVOKED: Final = 4003
 WATCH_INTERVAL: Final = 0.1
 AUTH_FAILURE_MESSAGE: Final = "authentication failed: bad or missing token\n"
 PUSH_BATCH: Final = 500
@@ -114,6 +116,7 @@ class TrackedConnection(ServerConnection):
 
     app: App
     ext: str | None = None
+    token_id: str = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -131,7 +134,10 @@ class Peer:
     ws: ServerConnection
     ext: str
     device: str
+    token_id: str = ""
     hello: bool = False
+    #: The numbers hello reported; the connection is closed when they change.
+    numbers: list[str] | None = None
     live: int | None = None
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -214,6 +220,7 @@ class App:
         self._tasks: set[asyncio.Task[None]] = set()
         self._log_reads: dict[tuple[str, int], list[asyncio.Future[SyncBatch]]] = {}
         self._pushing: set[Peer] = set()
+        self._peers: set[Peer] = set()
         # What each live pusher's next read returns, read right after the last write on
         # the same trip to the store thread; valid until the next ring (see `write`).
         self._prefetched: dict[tuple[str, int], SyncBatch] = {}
@@ -376,11 +383,15 @@ class App:
         store = ServerStore(self.config.db)
         try:
             seen = store.data_version()
+            accounts = store.accounts_version()
             while not self._watch_stop.wait(WATCH_INTERVAL):
                 version = store.data_version()
                 if version == seen:
                     continue
                 seen = version
+                if store.accounts_version() != accounts and self._loop is not None:
+                    accounts = store.accounts_version()
+                    self._loop.call_soon_threadsafe(self._spawn, self._check_peers())
                 try:
                     if store.prune(self.config.log_horizon):
                         seen = store.data_version()
@@ -391,6 +402,23 @@ class App:
                     self._loop.call_soon_threadsafe(self.ring)
         finally:
             store.close()
+
+    async def _check_peers(self) -> None:
+        """Tokens or numbers changed (`admin revoke-token`, `unassign-number`...): close
+        each connection whose token is gone, or whose numbers are not those of its hello."""
+        peers = list(self._peers)
+        valid, numbers = await self.db(
+            ServerStore.still_signed_in, [(p.ext, p.token_id) for p in peers]
+        )
+        for peer in peers:
+            if peer.token_id not in valid:
+                log.info("extension %s: token %s revoked, closing", peer.ext, peer.token_id)
+                reason = "the token was revoked: ask for a new one"
+                self._spawn(peer.ws.close(CLOSE_TOKEN_REVOKED, reason))
+            elif peer.numbers is not None and numbers.get(peer.ext) != peer.numbers:
+                log.info("extension %s: numbers changed, closing", peer.ext)
+                reason = "your SMS numbers changed: connect again"
+                self._spawn(peer.ws.close(CLOSE_NUMBERS_CHANGED, reason))
 
     # ------------------------------------------------------------------ carrier
 
@@ -467,10 +495,10 @@ class App:
         addr = str(conn.remote_address[0]) if conn.remote_address else "?"
         auth = request.headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
-        ext = None
+        signed = None
         if scheme.lower() == "bearer" and token.strip() and len(token) < 512:
-            ext = await self.db(ServerStore.ext_for_token, token.strip())
-        if ext is None:
+            signed = await self.db(ServerStore.sign_in, token.strip())
+        if signed is None:
             delay = self._throttle.delay(addr, time.monotonic())
             log.warning("auth failed from %s (answered after %.2f s)", addr, delay)
             if delay:
@@ -493,26 +521,28 @@ class App:
             resp.headers["Retry-After"] = "30"
             return resp
         if isinstance(conn, TrackedConnection):
-            conn.ext = ext
+            conn.ext, conn.token_id = signed
         return None
 
     # ------------------------------------------------------------------ connection
 
     async def _handle(self, ws: ServerConnection) -> None:
         ext = ws.ext if isinstance(ws, TrackedConnection) else None
-        if ext is None:  # cannot happen: process_request refused it
-            await ws.close(1008, "not authenticated")
+        if ext is None or not isinstance(ws, TrackedConnection):
+            await ws.close(1008, "not authenticated")  # cannot happen: process_request refused it
             return
         headers: Headers = ws.request.headers if ws.request else Headers()
-        peer = Peer(ws, ext, headers.get("X-Glosmsd-Device", "")[:64])
+        peer = Peer(ws, ext, headers.get("X-Glosmsd-Device", "")[:64], ws.token_id)
         log.info("extension %s connected (device %r)", ext, peer.device)
         pusher = asyncio.create_task(self._push(peer))
+        self._peers.add(peer)
         try:
             async for frame in ws:
                 await self._frame(peer, frame)
         except ConnectionClosed:
             pass
         finally:
+            self._peers.discard(peer)
             pusher.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await pusher
@@ -627,6 +657,7 @@ class App:
             )
         info = await self.db(ServerStore.hello, peer.ext)
         peer.hello = True
+        peer.numbers = [n["number"] for n in info["numbers"]]
         log.info("hello from %s: %s", peer.ext, client[:80])
         return {
             "protocol": protocol,

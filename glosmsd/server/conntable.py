@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
 #: Connections the kernel queues for accept, and the most the event loop accepts in one
-#: go before the table sees any of them (asyncio accepts up to its backlog per wake-up).
-LISTEN_BACKLOG: Final = 64
-#: Descriptors kept free beyond the connections: one accept batch, SQLite (two
-#: connections, five files), a blob being read or written, stdio, the event loop's
-#: selector and self-pipe, TLS, with room to spare. 192 with nofile 256 hit EMFILE at
-#: 181 held connections: a batch of 100 accepted before any reached the table.
-DESCRIPTOR_RESERVE: Final = 32 + LISTEN_BACKLOG
+#: go before the table sees any of them (asyncio accepts up to its backlog per wake-up,
+#: and the table hears of each a loop turn or two later).
+LISTEN_BACKLOG: Final = 32
+#: Descriptors kept free beyond the connections: two accept batches in flight (and as
+#: many evicted ones whose descriptors close a loop turn later), SQLite (two connections,
+#: five files), a blob being read or written, stdio, the event loop's selector and
+#: self-pipe, TLS. 192 with nofile 256 and a batch of 100 hit EMFILE at 181 held.
+DESCRIPTOR_RESERVE: Final = 32 + 2 * LISTEN_BACKLOG
 #: The fewest connections a server may be left with by a low descriptor limit.
 MIN_CONNECTIONS: Final = 8
 DEFAULT_MAX_CONNECTIONS: Final = 1000

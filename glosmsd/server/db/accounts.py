@@ -7,15 +7,40 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 from glosmsd.core.errors import BadInput, NotFound
 from glosmsd.core.filetypes import sniff
 from glosmsd.server.db.base import E164, EXTENSION, DbBase, normalize_number
 
+#: Hex digits of a token's hash that name it in `admin tokens` and `admin revoke-token`.
+TOKEN_ID_DIGITS: Final = 16
+#: The fewest digits of a token id `revoke-token` accepts (an unambiguous prefix).
+TOKEN_ID_MIN: Final = 8
+_HEX: Final = re.compile(r"[0-9a-f]+")
+
 
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_id(token_hash: str) -> str:
+    """How a token is named where the token itself must not show: its hash's first digits."""
+    return token_hash[:TOKEN_ID_DIGITS]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """One valid token as `admin tokens` lists it (the token itself is never stored)."""
+
+    id: str
+    ext: str
+    name: str
+    at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "ext": self.ext, "name": self.name, "at": self.at}
 
 
 class AccountsDb(DbBase):
@@ -65,6 +90,7 @@ class AccountsDb(DbBase):
                 "INSERT OR IGNORE INTO numbers (number, ext, pos) VALUES (?, ?, ?)",
                 (number, ext, pos),
             )
+            self._accounts_changed()
             return [
                 r[0]
                 for r in db.execute(
@@ -73,10 +99,15 @@ class AccountsDb(DbBase):
             ]
 
     def unassign_number(self, ext: str, number: str) -> None:
+        """Take `ext` off `number`: from the next commit on it sees nothing of the number
+        (no new events, no history, no files, no sends from it); the server closes its
+        open connections so their devices sign in again and learn it at hello."""
+        number = normalize_number(number)
         with self._write() as db:
             cur = db.execute("DELETE FROM numbers WHERE ext = ? AND number = ?", (ext, number))
             if cur.rowcount == 0:
                 raise NotFound(f"Extension {ext} is not on {number}.")
+            self._accounts_changed()
 
     def new_token(self, ext: str) -> str:
         """A fresh token for `ext`; only its hash is stored."""
@@ -90,10 +121,84 @@ class AccountsDb(DbBase):
         return token
 
     def ext_for_token(self, token: str) -> str | None:
-        row = self.conn.execute(
-            "SELECT ext FROM tokens WHERE hash = ?", (_hash_token(token),)
-        ).fetchone()
-        return str(row[0]) if row else None
+        signed = self.sign_in(token)
+        return signed[0] if signed else None
+
+    def sign_in(self, token: str) -> tuple[str, str] | None:
+        """(extension, token id) of a valid token, else None."""
+        digest = _hash_token(token)
+        row = self.conn.execute("SELECT ext FROM tokens WHERE hash = ?", (digest,)).fetchone()
+        return (str(row[0]), token_id(digest)) if row else None
+
+    def tokens(self, ext: str | None = None) -> list[TokenInfo]:
+        """Every valid token (of `ext`), oldest first."""
+        if ext is not None:
+            self._require_ext(ext)
+        rows = self.conn.execute(
+            "SELECT t.hash, t.ext, e.name, t.at FROM tokens t JOIN extensions e ON e.ext = t.ext "
+            "WHERE ? IS NULL OR t.ext = ? ORDER BY t.at, t.hash",
+            (ext, ext),
+        ).fetchall()
+        return [TokenInfo(token_id(r[0]), r[1], r[2], float(r[3])) for r in rows]
+
+    def revoke_tokens(self, which: str = "", *, ext: str | None = None) -> list[TokenInfo]:
+        """Revoke one token (named by its id from `tokens`, an unambiguous prefix of at
+        least `TOKEN_ID_MIN` digits, or the token itself), or every token of `ext`.
+        Returns what was revoked; the server closes connections signed in with them."""
+        with self._write() as db:
+            if ext is not None:
+                gone = self.tokens(ext)
+                db.execute("DELETE FROM tokens WHERE ext = ?", (ext,))
+            else:
+                digest = self._token_hash(which.strip())
+                gone = [t for t in self.tokens() if t.id == token_id(digest)]
+                db.execute("DELETE FROM tokens WHERE hash = ?", (digest,))
+            if gone:
+                self._accounts_changed()
+            return gone
+
+    def _token_hash(self, which: str) -> str:
+        """The stored hash `which` names (a token id, a prefix of one, or a token)."""
+        if (
+            which
+            and self.conn.execute(
+                "SELECT 1 FROM tokens WHERE hash = ?", (_hash_token(which),)
+            ).fetchone()
+        ):
+            return _hash_token(which)
+        if len(which) < TOKEN_ID_MIN or not _HEX.fullmatch(which):
+            raise BadInput(
+                f"No token {which[:20]!r}: give a token id from `admin tokens` (at least "
+                f"{TOKEN_ID_MIN} hex digits), the token itself, or --ext EXT for all of an "
+                "extension's tokens."
+            )
+        rows = self.conn.execute(
+            "SELECT hash FROM tokens WHERE substr(hash, 1, ?) = ?", (len(which), which)
+        ).fetchall()
+        if len(rows) != 1:
+            raise NotFound(
+                f"No token with id {which!r}: see `admin tokens`."
+                if not rows
+                else f"{len(rows)} tokens have ids starting {which!r}: give more digits."
+            )
+        return str(rows[0][0])
+
+    def _accounts_changed(self) -> None:
+        """Inside a write: tokens or numbers changed (the server's watcher checks its open
+        connections when this counter moves)."""
+        self._set_meta("accounts_changed", str(self.accounts_version() + 1))
+
+    def accounts_version(self) -> int:
+        return int(self._meta("accounts_changed", "0"))
+
+    def still_signed_in(
+        self, peers: Sequence[tuple[str, str]]
+    ) -> tuple[set[str], dict[str, list[str]]]:
+        """For the server's open connections, as (extension, token id) pairs: the token
+        ids still valid, and each extension's numbers now."""
+        with self._read():
+            valid = {t.id for t in self.tokens()}
+            return valid, {ext: self.numbers_of(ext) for ext, _ in peers}
 
     def hello(self, ext: str) -> dict[str, Any]:
         """The account part of the hello result."""

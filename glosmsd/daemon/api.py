@@ -879,6 +879,11 @@ BUILTIN_RESULTS: Final[Mapping[str, Result]] = {
                     "waits and an event disconnects the reader.",
                 },
                 "max_batch": {**ID, "description": "The most calls one batch may hold."},
+                "max_connections": {
+                    **ID,
+                    "description": "Socket connections served at once (the longest idle "
+                    "one is closed for a newcomer).",
+                },
                 "reply_bytes": {
                     **ID,
                     "description": "A batch's replies past these bytes: its other calls are "

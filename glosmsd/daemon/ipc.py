@@ -31,6 +31,7 @@ import logging
 import os
 import socket
 import stat
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +43,12 @@ from glosmsd.core.errors import (
     INVALID_REQUEST,
     ConfigError,
     GlosmsdError,
+    LimitExceeded,
     RpcError,
     SubscriberDropped,
 )
 from glosmsd.daemon.hub import Event, Hub, Subscription
+from glosmsd.system import descriptors
 from glosmsd.system.peercred import peer_uid
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,16 @@ REPLY_BUDGET: Final = 1024 * 1024
 #: A line longer than this is parsed on a worker thread, so the loop keeps serving the
 #: other clients and the link's keepalive while it is decoded.
 PARSE_OFF_LOOP: Final = 256 * 1024
+#: Socket connections at once (fewer under a low descriptor limit, `descriptors.RESERVE`
+#: kept). At the cap the longest idle connection with no subscription is closed to make
+#: room; when every one is busy or subscribed the newcomer is refused with -32008.
+MAX_CONNECTIONS: Final = 128
+#: asyncio accepts up to the listen backlog in one turn before any connection is served:
+#: the descriptors a burst can take beyond the cap, so it stays well inside the reserve.
+ACCEPT_BACKLOG: Final = 16
+LISTEN_BACKLOG: Final = 512
+#: A full table (or a full descriptor table) is logged once a minute, not per accept.
+FULL_LOG_EVERY: Final = 60.0
 READ_CHUNK: Final = 64 * 1024
 WRITE_BATCH: Final = 256
 #: What `hello` announces; only ever extended (additive changes).
@@ -122,6 +135,12 @@ class Connection:
     #: The longest message this connection's transport takes (`max_line` in `hello`).
     max_line: int = rpc.DEFAULT_MAX_LINE
     transport: str = "unix"
+    #: When a request last came in (monotonic), and whether one is being handled: the
+    #: connection cap closes the longest idle one, never a busy one.
+    last_active: float = field(default_factory=time.monotonic)
+    busy: bool = False
+    #: Closes the transport at once (its descriptor with it); set by the socket server.
+    abort: Callable[[], None] | None = None
 
     def is_open(self) -> bool:
         return self.dropped is None
@@ -149,12 +168,17 @@ class Connection:
         if not self.dropped:
             await self.out.put(data)
 
-    def drop(self, reason: str) -> None:
+    def drop(self, reason: str, *, quiet: bool = False) -> None:
         if self.dropped:
             return
         self.dropped = reason
         self.out.room.set()  # a reply waiting for room gives up
-        log.warning("ipc client %s dropped: %s", self.name, reason)
+        log.log(
+            logging.DEBUG if quiet else logging.WARNING,
+            "ipc client %s dropped: %s",
+            self.name,
+            reason,
+        )
         if self.subscription:
             self.subscription.close()
         # Make room for the sentinel so the writer wakes and closes the socket.
@@ -182,6 +206,7 @@ class IpcServer:
         uid_of: Callable[[socket.socket], int | None] = peer_uid,
         on_quit: Callable[[], None] | None = None,
         hello: Callable[[], dict[str, Any]] | None = None,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.path = path
         self.table = table
@@ -199,23 +224,53 @@ class IpcServer:
         self._conns: set[Connection] = set()
         self._counter = 0
         self._takes_progress: dict[str, bool] = {}
+        self._wanted_connections = max_connections
+        self.max_connections = max_connections
+        #: The socket's own connections (the window's sessions are not counted here).
+        self._unix: set[Connection] = set()
+        self._full = _FullTable()
+        self._old_handler: Any = None
         self._register_builtins()
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, *, replace: bool = False) -> None:
+        self.max_connections = descriptors.connection_cap(self._wanted_connections)
+        self._quiet_accept_errors()
         prepare_socket_dir(self.path.parent)
         await asyncio.to_thread(_claim_path, self.path, replace)
         old_umask = os.umask(0o177)
         try:
             self._server = await asyncio.start_unix_server(
-                self._serve, path=str(self.path), limit=READ_CHUNK
+                self._serve, path=str(self.path), limit=READ_CHUNK, backlog=ACCEPT_BACKLOG
             )
         finally:
             os.umask(old_umask)
+        for sock in self._server.sockets:
+            # The kernel's queue stays long (a client's non-blocking connect gets EAGAIN
+            # when it is full); asyncio's `backlog` only bounds one turn's accepts.
+            with socket.socket(fileno=os.dup(sock.fileno())) as listening:
+                listening.listen(LISTEN_BACKLOG)
         os.chmod(self.path, 0o600)
         self._inode = os.lstat(self.path).st_ino
-        log.info("listening on %s", self.path)
+        log.info("listening on %s (at most %d connections)", self.path, self.max_connections)
+
+    def _quiet_accept_errors(self) -> None:
+        """asyncio logs a traceback for every accept that finds the descriptor table full
+        (17,458 of them under nofile=256); say it once a minute, without one."""
+        loop = asyncio.get_running_loop()
+        self._old_handler = old = loop.get_exception_handler()
+
+        def handler(lp: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            if str(context.get("message", "")).startswith("socket.accept() out of system"):
+                self._full.note_descriptors(context.get("exception"))
+                return
+            if old is not None:
+                old(lp, context)
+            else:
+                lp.default_exception_handler(context)
+
+        loop.set_exception_handler(handler)
 
     async def close(self) -> None:
         # Unlink first, and only our own socket: under --replace the successor may
@@ -230,6 +285,8 @@ class IpcServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
             self._server = None
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().set_exception_handler(self._old_handler)
 
     @property
     def clients(self) -> int:
@@ -250,22 +307,48 @@ class IpcServer:
                 f"Permission denied: this glosmsd socket belongs to uid {self.allowed_uid}; "
                 "run glosms as that user.",
             )
-            with contextlib.suppress(OSError):
-                writer.write(rpc.encode(rpc.error_reply(None, err.to_rpc())))
-                await writer.drain()
-            writer.close()
+            await _refuse(writer, err)
+            return
+        if not self._make_room():
+            full = LimitExceeded(
+                f"Too many connections: glosmsd serves at most {self.max_connections} at "
+                "once and every one is busy or subscribed. Close connections you no longer "
+                "use, then retry.",
+                data={"limit": self.max_connections},
+            )
+            await _refuse(writer, full)
             return
         conn = self.open_session(f"#{self._counter}", max_line=self.max_line)
+        conn.abort = writer.transport.abort
+        self._unix.add(conn)
         write_task = asyncio.create_task(self._write_loop(conn, writer))
         try:
             await self._read_loop(conn, reader)
         except (ConnectionError, OSError) as exc:
             log.debug("ipc client %s: %s", conn.name, exc)
         finally:
+            self._unix.discard(conn)
             self.close_session(conn)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(write_task, 5)
             write_task.cancel()
+
+    def _make_room(self) -> bool:
+        """Room for one more connection: free, or made by closing the longest idle one
+        (no request being handled, nothing queued, no subscription). False: none."""
+        open_ = [c for c in self._unix if c.is_open()]
+        if len(open_) < self.max_connections:
+            return True
+        idle = [c for c in open_ if not c.busy and c.subscription is None and not c.out.queued]
+        if not idle:
+            self._full.note(self.max_connections, refused=True)
+            return False
+        oldest = min(idle, key=lambda c: c.last_active)
+        oldest.drop(f"idle, closed to make room ({self.max_connections} connections)", quiet=True)
+        if oldest.abort is not None:
+            oldest.abort()  # its descriptor is free now, not after its writer's next turn
+        self._full.note(self.max_connections, refused=False)
+        return True
 
     # ------------------------------------------------------------------ sessions
 
@@ -323,7 +406,12 @@ class IpcServer:
                     )
                     await conn.reply(rpc.encode(rpc.error_reply(None, err.to_rpc())))
                     continue
-                await self.handle(conn, item)
+                conn.busy = True
+                conn.last_active = time.monotonic()
+                try:
+                    await self.handle(conn, item)
+                finally:
+                    conn.busy = False
                 handled += 1
                 if handled % 64 == 0:  # one pipelining client must not starve the others
                     await asyncio.sleep(0)
@@ -485,6 +573,7 @@ class IpcServer:
             "queue_bytes": OUT_BYTES,
             "max_batch": MAX_BATCH,
             "reply_bytes": REPLY_BUDGET,
+            "max_connections": self.max_connections,
             "methods": [m.name for m in self.table],
         }
         info.update(self._hello())
@@ -553,6 +642,60 @@ class IpcServer:
             raise RpcError(INVALID_REQUEST, "This daemon cannot be stopped over the socket.")
         asyncio.get_running_loop().call_soon(self._on_quit)
         return {"quitting": True}
+
+
+async def _refuse(writer: asyncio.StreamWriter, err: GlosmsdError) -> None:
+    """Tell a connection why it is not served (one error line), then close it."""
+    with contextlib.suppress(OSError):
+        writer.write(rpc.encode(rpc.error_reply(None, err.to_rpc())))
+        await writer.drain()
+    writer.close()
+
+
+class _FullTable:
+    """Counts what a full connection table (or descriptor table) did and logs it at most
+    once a minute: a flood of connections must not become a flood of log lines."""
+
+    def __init__(self) -> None:
+        self._logged_at = -FULL_LOG_EVERY
+        self.closed = 0
+        self.refused = 0
+        self.no_descriptors = 0
+
+    def note(self, cap: int, *, refused: bool) -> None:
+        if refused:
+            self.refused += 1
+        else:
+            self.closed += 1
+        self._maybe_log(cap)
+
+    def note_descriptors(self, exc: object) -> None:
+        self.no_descriptors += 1
+        self._maybe_log(None, exc)
+
+    def _maybe_log(self, cap: int | None, exc: object = None) -> None:
+        now = time.monotonic()
+        if now - self._logged_at < FULL_LOG_EVERY:
+            return
+        self._logged_at = now
+        if cap is not None:
+            log.warning(
+                "ipc: connection table full (%d, the most at once): %d idle connections "
+                "closed to make room and %d refused since the last report; next report in "
+                "a minute at the earliest",
+                cap,
+                self.closed,
+                self.refused,
+            )
+        else:
+            log.warning(
+                "ipc: out of file descriptors (%s; the limit is %s): %d accepts failed "
+                "since the last report; raise the limit (ulimit -n) or close clients",
+                exc,
+                descriptors.limit(),
+                self.no_descriptors,
+            )
+        self.closed = self.refused = self.no_descriptors = 0
 
 
 def _progress_sender(conn: Connection, req_id: rpc.RequestId) -> Callable[[int, int], None]:

@@ -48,9 +48,16 @@ def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
 
 class DaemonProcess:
     def __init__(
-        self, home: Path, server: ServerProcess, token: str, extra: tuple[str, ...]
+        self,
+        home: Path,
+        server: ServerProcess,
+        token: str,
+        extra: tuple[str, ...],
+        nofile: int | None = None,
     ) -> None:
         self.home = home
+        #: A descriptor limit (RLIMIT_NOFILE) set in the daemon's process before it starts.
+        self.nofile = nofile
         self.server = server
         self.token_file = home / "token"
         self.socket = home / "run" / "glosmsd" / "socket"
@@ -64,8 +71,10 @@ class DaemonProcess:
             fh.write(token + "\n")
 
     @classmethod
-    def start(cls, home: Path, server: ServerProcess, token: str, *extra: str) -> DaemonProcess:
-        d = cls(home, server, token, tuple(extra))
+    def start(
+        cls, home: Path, server: ServerProcess, token: str, *extra: str, nofile: int | None = None
+    ) -> DaemonProcess:
+        d = cls(home, server, token, tuple(extra), nofile)
         d.spawn()
         return d
 
@@ -102,9 +111,21 @@ class DaemonProcess:
         ]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.env, cwd=ROOT
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=self.env,
+                cwd=ROOT,
+                preexec_fn=self._limit if self.nofile is not None else None,  # noqa: PLW1509
             )
         self.wait_until(self._answers, START_TIMEOUT, "the daemon's socket to answer")
+
+    def _limit(self) -> None:
+        import resource
+
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def _answers(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:

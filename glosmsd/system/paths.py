@@ -10,8 +10,9 @@ platformdirs' per-user runtime folder on macOS and Windows. `socket_path` is the
 function that decides it: the daemon binds there and `glosms` (the socket client) dials
 there.
 
-This module only computes paths and creates directories; it must never read or write
-the files themselves.
+This module only computes paths and creates directories (0700 whatever the umask, looser
+ones of ours tightened: `system.private`); it must never read or write the files
+themselves.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+from glosmsd.system.private import private_dir
 
 APP: Final = "glosmsd"
 
@@ -94,4 +97,4 @@ class Paths:
         The runtime (socket) directory is the IPC server's to create and check.
         """
         for directory in (self.data_dir, self.files_dir, self.state_dir):
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_dir(directory)

@@ -21,6 +21,7 @@ from glosmsd.daemon.store.outbox import OutboxRows
 from glosmsd.daemon.store.prefs import Prefs
 from glosmsd.daemon.store.queries import Queries
 from glosmsd.daemon.store.schema import SCHEMA
+from glosmsd.system.private import private_database
 
 
 def _use_wal(conn: migrations.Connection) -> None:
@@ -40,8 +41,9 @@ class Store(OutboxRows, LocalChanges, Queries, Downloads, Drafts, Prefs):
         """
         path = Path(path)
         try:
+            private_database(path)  # 0600 with its -wal/-shm, whatever the umask
             conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"Cannot open the local database {path}: {exc}") from exc
         try:
             conn.row_factory = sqlite3.Row

@@ -39,6 +39,7 @@ from glosmsd.core.wire import SHA256
 from glosmsd.server.db.records import DEFAULT_CARRIER_REASON, CarrierMode
 from glosmsd.server.db.schema import SCHEMA
 from glosmsd.system.atomicwrite import write_atomic
+from glosmsd.system.private import private_database, private_dir
 
 E164: Final = re.compile(numbers.E164_PATTERN)
 EXTENSION: Final = re.compile(r"[0-9A-Za-z_.-]{1,32}")
@@ -85,8 +86,9 @@ class DbBase:
         self.path = Path(path)
         self.files_dir = self.path.with_name(self.path.name + ".files")
         try:
+            private_database(self.path)  # 0600 with its -wal/-shm, whatever the umask
             self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"Cannot open the server database {self.path}: {exc}") from exc
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA busy_timeout = 10000")
@@ -97,7 +99,7 @@ class DbBase:
         except BaseException:
             self.conn.close()
             raise
-        self.files_dir.mkdir(mode=0o700, exist_ok=True)
+        private_dir(self.files_dir)
 
     def close(self) -> None:
         self.conn.close()

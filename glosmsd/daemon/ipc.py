@@ -48,7 +48,7 @@ from glosmsd.core.errors import (
     SubscriberDropped,
 )
 from glosmsd.daemon.hub import Event, Hub, Subscription
-from glosmsd.system import descriptors
+from glosmsd.system import datalock, descriptors
 from glosmsd.system.peercred import peer_uid
 
 log = logging.getLogger(__name__)
@@ -721,6 +721,35 @@ def prepare_socket_dir(directory: Path) -> None:
         )
     if stat.S_IMODE(st.st_mode) & 0o077:
         os.chmod(directory, 0o700)
+
+
+def claim_data_dir(data_dir: Path, socket_path: Path, replace: bool) -> datalock.DataLock:
+    """Lock `data_dir` for this daemon. Another daemon on it (whatever its socket) is
+    refused as a second daemon on one socket is, or asked to quit under `replace`."""
+    lock = datalock.try_take(data_dir, socket_path)
+    if lock is not None:
+        return lock
+    holder = datalock.read_holder(data_dir)
+    where = f"socket {holder.socket}" if holder.socket else f"data {data_dir}"
+    pid = f", pid {holder.pid}" if holder.pid else ""
+    if not replace or holder.socket is None:
+        raise ConfigError(
+            f"glosmsd is already running ({where}{pid}) on the data in {data_dir}. Stop it "
+            "first, or start this one with --replace to take over."
+        )
+    log.info("asking the daemon at %s to quit (--replace): it holds %s", holder.socket, data_dir)
+    with contextlib.suppress(OSError):
+        _ask_quit(Path(holder.socket))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lock = datalock.try_take(data_dir, socket_path)
+        if lock is not None:
+            return lock
+        time.sleep(0.05)  # the old daemon is closing its store (in a thread, not the loop)
+    raise ConfigError(
+        f"The running glosmsd ({where}{pid}) did not let go of {data_dir} within 10 s; "
+        "stop it by hand."
+    )
 
 
 def _claim_path(path: Path, replace: bool) -> None:

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from glosmsd.daemon import api
 from glosmsd.daemon.config import Config, tls_context
 from glosmsd.daemon.hub import Event, Hub
-from glosmsd.daemon.ipc import IpcServer
+from glosmsd.daemon.ipc import IpcServer, claim_data_dir
 from glosmsd.daemon.link import Link
 from glosmsd.daemon.service import Service
 from glosmsd.daemon.store import AsyncStore, Store
@@ -88,7 +88,11 @@ class Daemon:
         paths = self.config.paths
         tls = tls_context(self.config)  # a bad ca_file stops the start with one line
         paths.ensure_dirs()
-        store = await AsyncStore.open(paths.db_path, on_events=self._publish)
+        # One daemon per data dir, whatever its socket: taken before the store opens.
+        data_lock = await asyncio.to_thread(
+            claim_data_dir, paths.data_dir, paths.socket_path, self.replace
+        )
+        store = await AsyncStore.open(paths.db_path, on_events=self._publish, lock=data_lock)
         service = Service(store, self.hub, files_dir=paths.files_dir)
         self.service = service
         tasks: list[asyncio.Task[Any]] = []

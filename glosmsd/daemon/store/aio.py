@@ -20,6 +20,7 @@ from glosmsd.daemon.store.base import EventsListener, LocalEvent
 from glosmsd.daemon.store.checkpoint import Checkpointer
 from glosmsd.daemon.store.database import Store
 from glosmsd.daemon.store.rows import ExportedConversation
+from glosmsd.system.datalock import DataLock
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -29,15 +30,24 @@ class AsyncStore:
     """A `Store` on its own thread. Open with `await AsyncStore.open(path)`."""
 
     def __init__(
-        self, executor: ThreadPoolExecutor, store: Store, checkpointer: Checkpointer | None = None
+        self,
+        executor: ThreadPoolExecutor,
+        store: Store,
+        checkpointer: Checkpointer | None = None,
+        lock: DataLock | None = None,
     ) -> None:
         self._executor = executor
+        self._lock = lock
         self._store = store
         self._checkpointer = checkpointer
         self.thread_id: int = 0
 
     @classmethod
-    async def open(cls, path: Path, *, on_events: EventsListener | None = None) -> AsyncStore:
+    async def open(
+        cls, path: Path, *, on_events: EventsListener | None = None, lock: DataLock | None = None
+    ) -> AsyncStore:
+        """Open the store at `path` on its own thread; `lock` (the data dir's, see
+        `system.datalock`) is released when the store is closed or fails to open."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="glosmsd-store")
         loop = asyncio.get_running_loop()
 
@@ -62,8 +72,10 @@ class AsyncStore:
             store, checkpointer = await loop.run_in_executor(executor, open_store)
         except BaseException:
             executor.shutdown(wait=False)
+            if lock is not None:
+                lock.release()
             raise
-        astore = cls(executor, store, checkpointer)
+        astore = cls(executor, store, checkpointer, lock)
         astore.thread_id = await loop.run_in_executor(executor, threading.get_ident)
         return astore
 
@@ -87,6 +99,8 @@ class AsyncStore:
             await self.run(Store.close)
         finally:
             self._executor.shutdown(wait=True)
+            if self._lock is not None:
+                self._lock.release()  # last: the next daemon may open the store now
 
     async def export_rows(self) -> AsyncIterator[ExportedConversation]:
         """Every conversation with its messages; each one read in its own short call."""

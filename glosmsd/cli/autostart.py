@@ -26,7 +26,7 @@ import plistlib
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, get_args
@@ -442,17 +442,28 @@ def detect_method(env: Mapping[str, str] | None = None) -> Method:
     return default_method(sys.platform, systemd_session=session)
 
 
+def user_manager_running(env: Mapping[str, str] | None = None) -> bool:
+    """Whether a systemd user manager runs for this user (`systemctl --user
+    is-system-running` says anything but offline): without one a unit never starts."""
+    if shutil.which("systemctl") is None:
+        return False
+    state = _systemctl(["is-system-running"], env).stdout.strip()
+    return state not in ("", "offline", "unknown")
+
+
 def install(
     method: Method,
     *,
     places: Places | None = None,
     programs: Programs | None = None,
     env: Mapping[str, str] | None = None,
+    manager: Callable[[Mapping[str, str] | None], bool] = user_manager_running,
 ) -> Installed:
     """Make glosmsd start at login for this user, with `method`.
 
     On Linux the "Send SMS" launcher is installed too, and the other Linux method is
-    removed, so that one login never starts two daemons.
+    removed, so that one login never starts two daemons. The systemd method needs a user
+    manager (`manager(env)`): without one the unit would be enabled and never start.
     """
     places = places or Places.for_user(env)
     programs = programs or Programs.this_installation()
@@ -475,6 +486,13 @@ def install(
         )
     if shutil.which("systemctl") is None:
         raise Unsupported("systemctl is not installed here: use the xdg autostart entry instead")
+    if not manager(env):
+        # Issue 12 item 14: it reported success and advised `systemctl --user restart`.
+        raise Unsupported(
+            "no systemd user manager runs for you here (systemctl --user is offline), so a "
+            "systemd unit would never start: use the desktop's autostart entry instead "
+            "(glosmsd setup --autostart xdg)"
+        )
     try:
         unit = render_systemd_unit(programs.daemon)
     except ValueError as exc:

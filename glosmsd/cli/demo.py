@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from glosmsd.core.errors import ConfigError
+from glosmsd.system.atomicwrite import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +33,26 @@ class DemoPlaces:
     root: Path
     server_db: Path
     token_file: Path
+    #: The running demo server's URL, while it runs: `glosmsd doctor` checks it.
+    url_file: Path
 
     @classmethod
     def under(cls, data_dir: Path) -> DemoPlaces:
         root = data_dir / "demo"
-        return cls(root, root / "server.db", root / "token")
+        return cls(root, root / "server.db", root / "token", root / "server.url")
 
 
 def _server_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "glosmsd.server.cli", *args]
+
+
+def reset(places: DemoPlaces) -> None:
+    """`glosmsd --demo --reset`: forget the demo (its server's database, token and the
+    demo daemon's data), so it starts over as on the first run."""
+    import shutil
+
+    if places.root.exists():
+        shutil.rmtree(places.root)
 
 
 async def ensure_seeded(places: DemoPlaces) -> str:
@@ -72,15 +84,19 @@ class EmbeddedServer:
         self._proc: asyncio.subprocess.Process | None = None
         self._drain: asyncio.Task[None] | None = None
 
-    async def start(self) -> str:
-        log_path = self.places.root / "server.log"
+    @property
+    def log_path(self) -> Path:
+        return self.places.root / "server.log"
+
+    async def start(self, port: int = 0) -> str:
+        log_path = self.log_path
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._proc = await asyncio.create_subprocess_exec(
             *_server_cmd(
                 "--db",
                 str(self.places.server_db),
                 "--listen",
-                "127.0.0.1:0",
+                f"127.0.0.1:{port}",
                 "--carrier",
                 "demo",
             ),
@@ -107,7 +123,15 @@ class EmbeddedServer:
         # Keep reading its stdout so the pipe never fills and blocks it.
         self._drain = asyncio.create_task(self._discard(self._proc.stdout))
         log.info("demo server at %s (database %s)", self.url, self.places.server_db)
+        write_atomic(self.places.url_file, self.url + "\n", mode=0o600)
         return self.url
+
+    async def wait_exit(self) -> int:
+        """Wait until the server process ends (by itself or killed); its exit code."""
+        proc = self._proc
+        if proc is None:
+            return 0
+        return await proc.wait()
 
     @staticmethod
     async def _discard(stream: asyncio.StreamReader) -> None:
@@ -137,6 +161,8 @@ class EmbeddedServer:
             log.warning("demo inject failed: %s", err.decode().strip())
 
     async def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.places.url_file.unlink(missing_ok=True)
         proc, self._proc = self._proc, None
         if proc is None or proc.returncode is not None:
             return

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -395,11 +396,19 @@ def judge_clipboard(d: DisplaySeen, programs: frozenset[str]) -> Result:
         )
     if not d.x_display and not d.wayland_display:
         found = sorted({"xclip", "xsel", "wl-copy"} & programs)
-        what = f"{', '.join(found)} found, but no display" if found else "no clipboard tool"
+        if found:
+            # Installed: the display is what is missing, so no install advice (issue 12
+            # item 11).
+            return Result(
+                "clipboard",
+                "missing",
+                f"{', '.join(found)} installed, but there is no display to copy on",
+                _advice("clipboard", "Run glosmsd inside your desktop session."),
+            )
         return Result(
             "clipboard",
             "missing",
-            f"{what} (pyperclip needs xclip or xsel on X11, wl-clipboard on Wayland)",
+            "no clipboard tool (pyperclip needs xclip or xsel on X11, wl-clipboard on Wayland)",
             _advice("clipboard", f"In your desktop session: {pkg.install()}."),
         )
     need = "wl-copy and wl-paste" if wayland_only else "xclip or xsel"
@@ -902,6 +911,29 @@ def probe_config(
     return seen, config, tls
 
 
+def probe_demo(
+    no_config: ConfigSeen, paths: Any
+) -> tuple[ConfigSeen, Any, ssl.SSLContext | None] | None:
+    """The running demo's server and token as a config (issue 12 item 11: during `make
+    demo` the doctor said "missing config" and "server not checked"); None without one."""
+    from glosmsd.cli.demo import DemoPlaces
+
+    places = DemoPlaces.under(paths.data_dir)
+    try:
+        url = places.url_file.read_text("utf-8").strip()
+    except OSError:
+        return None
+    if not url or not places.token_file.is_file():
+        return None
+    seen, config, tls = probe_config(
+        None, {"server": url, "token_file": str(places.token_file)}, paths
+    )
+    if config is None:
+        return None
+    where = f"no config at {no_config.path}; the running demo's (glosmsd --demo)"
+    return dataclasses.replace(seen, path=where, exists=True), config, tls
+
+
 async def probe_server(
     url: str, token: str, tls: ssl.SSLContext | None, seconds: float
 ) -> ServerSeen:
@@ -968,6 +1000,9 @@ def look(
     search = env.get("PATH", os.defpath)
     programs = frozenset(p for p in PROGRAMS if shutil.which(p, path=search))
     config_seen, config, tls = probe_config(config_path, overrides or {}, paths)
+    if config is None and not config_seen.exists and config_path is None:
+        # No config of the user's: while `glosmsd --demo` runs, check the demo's instead.
+        config_seen, config, tls = probe_demo(config_seen, paths) or (config_seen, config, tls)
 
     async def everything() -> tuple[Any, ...]:
         async def nothing() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from glosmsd import __version__
-from glosmsd.core.errors import GlosmsdError
+from glosmsd.core.errors import ConfigError, GlosmsdError
 
 if TYPE_CHECKING:
     from glosmsd.daemon.config import Config
@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo",
         action="store_true",
         help="start an embedded reference server with a demo account and use it",
+    )
+    p.add_argument(
+        "--reset",
+        action="store_true",
+        help="with --demo: forget the demo's messages and start it over as on its first run",
     )
     p.add_argument(
         "--replace",
@@ -177,13 +182,16 @@ class Session:
 
 
 async def run_demo(args: argparse.Namespace, session: Session | None = None) -> int:
-    from glosmsd.cli.demo import DEMO_EXT, DemoPlaces, EmbeddedServer, ensure_seeded
+    from glosmsd.cli.demo import DEMO_EXT, DemoPlaces, EmbeddedServer, ensure_seeded, reset
     from glosmsd.daemon.config import Config, load_device_id
     from glosmsd.daemon.root import Daemon
     from glosmsd.system.paths import Paths
 
     base = Paths.default()
     places = DemoPlaces.under(base.data_dir)
+    if args.reset:
+        refuse_reset_while_running(base.socket_path)
+        reset(places)
     first_run = not places.server_db.exists()
     token = await ensure_seeded(places)
     server = EmbeddedServer(places)
@@ -215,31 +223,63 @@ async def run_demo(args: argparse.Namespace, session: Session | None = None) -> 
             if svc.account.number:
                 break
             await asyncio.sleep(0.05)
+        window = f"  open the SMS window: {g} open\n" if has_display() else ""
         print(
             f"glosmsd demo: extension {DEMO_EXT} ({svc.account.name}), SMS number "
             f"{svc.account.number}, server {url}\n"
             f"  try: {g} status | {g} ls | "
             f'{g} send "Bob Roe" --pick 1 "Hello"\n'
-            "  stop with Ctrl+C",
+            f"{window}"
+            "  stop with Ctrl+C (`glosmsd --demo --reset` starts the demo over)",
             flush=True,
         )
+        if not first_run:
+            return  # a welcome on every start piled up unread messages (issue 12 item 17)
         await asyncio.sleep(2)
-        text = (
-            "Welcome to the glosmsd demo! Text me back and I will answer."
-            if first_run
-            else "Welcome back to the glosmsd demo."
-        )
+        text = "Welcome to the glosmsd demo! Text me back and I will answer."
         await server.inject("+15557654321", svc.account.number or "+15550001001", text)
 
+    ended: list[int] = []
+
+    async def keep_server(daemon: Daemon) -> None:
+        """A demo server that dies is said in the terminal and started again on its port
+        once; if it dies again the demo ends (it left the daemon reconnecting in silence)."""
+        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+        for again in (True, False):
+            code = await server.wait_exit()
+            # Ctrl+C reaches the server too: a stopping daemon cancels this meanwhile.
+            await asyncio.sleep(1.0)
+            what = "starting it again." if again else "the demo ends."
+            print(
+                f"glosmsd demo: the demo server stopped (exit code {code}; its log: "
+                f"{server.log_path}); {what}",
+                file=sys.stderr,
+                flush=True,
+            )
+            if not again:
+                break
+            try:
+                await server.start(port)
+            except GlosmsdError as exc:
+                print(f"glosmsd demo: {exc.message} The demo ends.", file=sys.stderr, flush=True)
+                break
+        ended.append(1)
+        daemon.request_stop()
+
     async def ready(daemon: Daemon) -> None:
-        if session is None:
-            await welcome(daemon)
-            return
-        hello = asyncio.create_task(welcome(daemon))
+        watch = asyncio.create_task(keep_server(daemon), name="glosmsd-demo-server")
         try:
-            await session.run_desktop(daemon)
+            if session is None:
+                await welcome(daemon)
+                await watch
+                return
+            hello = asyncio.create_task(welcome(daemon))
+            try:
+                await session.run_desktop(daemon)
+            finally:
+                hello.cancel()
         finally:
-            hello.cancel()
+            watch.cancel()
 
     daemon = Daemon(config, replace=args.replace, on_ready=ready, frontend=window_frontend)
     if session is not None:
@@ -248,13 +288,40 @@ async def run_demo(args: argparse.Namespace, session: Session | None = None) -> 
         await daemon.run()
     finally:
         await server.stop()
-    return 0
+    return 1 if ended else 0
+
+
+def refuse_reset_while_running(socket_path: Path) -> None:
+    """`--reset` removes the demo's data: never under a demo daemon that runs on it."""
+    from glosmsd.client.ipc import Client
+
+    try:
+        with Client(socket_path, timeout=5) as client:
+            client.call("status")
+    except GlosmsdError:
+        return
+    raise ConfigError(
+        "a glosmsd is running: stop it (Ctrl+C in its terminal) before `glosmsd --demo --reset`"
+    )
+
+
+def require_config(args: argparse.Namespace, config_file: Path) -> None:
+    """No config file and nothing on the command line: say that, and what to run, instead
+    of the config's "'server' is missing" (issue 12 item 12)."""
+    if args.config is None and args.server is None and not config_file.exists():
+        raise ConfigError(
+            f"there is no config file ({config_file}): run `glosmsd setup` to connect to "
+            "your SMS server (it asks for the URL and your token), or `glosmsd --demo` to "
+            "try glosmsd with a demo server"
+        )
 
 
 async def run_daemon(args: argparse.Namespace, session: Session | None = None) -> int:
     from glosmsd.daemon.config import Config
     from glosmsd.daemon.root import Daemon
+    from glosmsd.system.paths import Paths
 
+    require_config(args, Paths.default().config_file)
     config = Config.load(
         args.config,
         {
@@ -354,7 +421,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         tool = importlib.import_module(f"glosmsd.cli.{SUBCOMMANDS[argv[0]]}")
         code: int = tool.main(argv[1:])
         return code
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.reset and not args.demo:
+        parser.error("--reset goes with --demo (it starts the demo over)")
     from glosmsd.system.paths import Paths
 
     setup_logging(Paths.default().log_file, args.verbose)

@@ -445,7 +445,9 @@ def unreachable_line(url: str, detail: str) -> str:
             "--ca-file FILE with that CA's certificate"
         )
     if "http" in low:
-        return f"{url} is not a glosmsd server ({detail}): check the URL's path (often /v1)"
+        # The link's own words already give the advice for a 404 (issue 12 item 8).
+        advice = "" if "often /v1" in detail else ": check the URL's path (often /v1)"
+        return f"{url} is not a glosmsd server ({detail}){advice}"
     if "hello" in low:
         return (
             f"{url} answered, but not as a glosmsd server this version can use ({detail}): "
@@ -503,6 +505,14 @@ def _autostart(args: argparse.Namespace, ask: Asker) -> tuple[int, autostart.Met
     if method is None:
         question = "Start glosmsd when you log in?"
         if not (args.yes or ask.confirm(question, default=True)):
+            # No means no: an earlier run's unit or entry would still start it (issue 12
+            # item 14).
+            try:
+                removed = autostart.remove()
+            except GlosmsdError as exc:
+                return _fail(f"could not stop the autostart: {exc.message}", EXIT_AUTOSTART), None
+            for path in removed:
+                print(f"Removed {path}")
             print("Not starting at login; `glosmsd setup --autostart` changes that.")
             return EXIT_OK, None
         method = "auto"

@@ -353,8 +353,15 @@ def systemctl() -> str:
 def test_systemd_install_enables_the_unit_and_replaces_the_xdg_entry(
     places: Places, programs: Programs, user_env: dict[str, str], systemctl: str
 ) -> None:
+    # No user manager runs here (tests/cli/test_setup.py shows that refused); the unit's
+    # placement and enabling are what this test is about.
+    def running(_env: object) -> bool:
+        return True
+
     autostart.install("xdg", places=places, programs=programs, env=user_env)
-    done = autostart.install("systemd", places=places, programs=programs, env=user_env)
+    done = autostart.install(
+        "systemd", places=places, programs=programs, env=user_env, manager=running
+    )
     assert done.files == (places.systemd_unit, places.launcher)
     assert not places.autostart_entry.exists(), "two methods would start two daemons"
     unit = places.systemd_unit.read_text()
@@ -369,7 +376,7 @@ def test_systemd_install_enables_the_unit_and_replaces_the_xdg_entry(
     assert not places.systemd_unit.exists()
     assert not wants.is_symlink()
     assert places.autostart_entry.exists()
-    autostart.install("systemd", places=places, programs=programs, env=user_env)
+    autostart.install("systemd", places=places, programs=programs, env=user_env, manager=running)
     assert autostart.remove(places, user_env) == [places.systemd_unit, places.launcher]
     assert not wants.is_symlink()
     state = run(systemctl, "--user", "is-enabled", autostart.UNIT_NAME, env=user_env)

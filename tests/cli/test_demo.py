@@ -3,6 +3,7 @@ echo, and a clean stop that leaves no server process behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -99,3 +100,121 @@ def test_demo_from_a_clean_home(tmp_path: Path) -> None:
     for pid in servers:
         DaemonProcess.wait_until(lambda pid=pid: _gone(pid), 10, f"server {pid} to exit")  # type: ignore[misc]
     assert not socket.exists()
+
+
+class Demo:
+    """`glosmsd --demo --headless` in a home of its own, started and stopped at will."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+        self.env.update(
+            PYTHONPATH=str(ROOT),
+            XDG_CONFIG_HOME=str(home / "config"),
+            XDG_DATA_HOME=str(home / "data"),
+            XDG_STATE_HOME=str(home / "state"),
+            XDG_CACHE_HOME=str(home / "cache"),
+            XDG_RUNTIME_DIR=str(home / "run"),
+        )
+        self.env.pop("GLOSMSD_SOCKET", None)
+        (home / "run").mkdir(mode=0o700, exist_ok=True)
+        self.socket = home / "run" / "glosmsd" / "socket"
+        self.log_path = home / "demo.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *extra: str) -> dict[str, Any]:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "glosmsd.cli.glosmsd", "--demo", "--headless", *extra],
+                env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            )  # fmt: skip
+        return self.wait_online()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def call(self, method: str, **params: Any) -> Any:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(self.log())
+        with Client(self.socket, timeout=15) as c:
+            return c.call(method, params or None)
+
+    def wait_online(self) -> dict[str, Any]:
+        def online() -> dict[str, Any]:
+            try:
+                st: dict[str, Any] = self.call("status")
+            except DaemonNotRunning:
+                return {}
+            return st if st["link"]["online"] and st["number"] else {}
+
+        return DaemonProcess.wait_until(online, 40, "the demo to come online")
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+    def texts(self) -> list[str]:
+        convs = self.call("conversations")
+        return [
+            m["text"]
+            for c in convs
+            for m in self.call("messages", conversation=c["id"])["messages"]
+        ]
+
+
+@pytest.mark.timeout(240)
+def test_demo_restarts_add_nothing_a_dead_server_is_said_and_reset_starts_over(
+    tmp_path: Path,
+) -> None:
+    demo = Demo(tmp_path)
+    demo.start()
+    DaemonProcess.wait_until(
+        lambda: any("Welcome to the glosmsd demo" in t for t in demo.texts()), 20, "the welcome"
+    )
+    first = demo.call("status")["unread"]
+    # Issue 12 item 11: the doctor checks the running demo's server, not "missing config".
+    doctor = subprocess.run(
+        [sys.executable, "-m", "glosmsd.cli.glosmsd", "doctor", "--json"],
+        env=demo.env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    checks = {c["check"]: c for c in json.loads(doctor.stdout)}
+    assert checks["config"]["status"] == "ok", checks["config"]
+    assert "running demo" in checks["config"]["detail"]
+    assert checks["server"]["status"] == "ok", checks["server"]
+    assert "extension 1001" in checks["server"]["detail"]
+    assert demo.stop() == 0
+
+    # Issue 12 item 17: a restart adds no "Welcome back" and no unread message.
+    demo.start()
+    assert demo.call("status")["unread"] == first
+    assert demo.stop() == 0
+    demo.start()
+    assert demo.call("status")["unread"] == first
+    assert not any("Welcome back" in t for t in demo.texts())
+
+    # A killed demo server is said in the terminal and started again; the daemon goes on.
+    assert demo.proc is not None
+    children = _children(demo.proc.pid)
+    assert children
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    DaemonProcess.wait_until(
+        lambda: "the demo server stopped (exit code -9" in demo.log(), 20, "the line about it"
+    )
+    assert "starting it again" in demo.log()
+    demo.wait_online()
+    assert demo.stop() == 0
+
+    # --reset starts over: the first run's welcome and ids again.
+    demo.start("--reset")
+    DaemonProcess.wait_until(
+        lambda: any("Welcome to the glosmsd demo" in t for t in demo.texts()), 20, "the welcome"
+    )
+    assert [c["id"] for c in demo.call("conversations")] == [1, 2]
+    assert demo.stop() == 0

@@ -170,7 +170,8 @@ def test_clipboard_tool_is_the_one_pyperclip_picks(
         (WL, set(), "missing", "needs wl-copy and wl-paste", "apt install wl-clipboard"),
         (replace(X, x_error="gone"), {"xclip"}, "missing", "no working display", "session"),
         (DisplaySeen(), set(), "missing", "no clipboard tool", "apt install xclip"),
-        (DisplaySeen(), {"xclip"}, "missing", "xclip found, but no display", "xclip"),
+        (DisplaySeen(), {"xclip"}, "missing", "xclip installed, but there is no display",
+         "desktop session"),
     ],
 )  # fmt: skip
 def test_clipboard(
@@ -180,6 +181,13 @@ def test_clipboard(
     assert (r.check, r.status) == ("clipboard", status)
     assert detail in r.detail
     assert fix in r.fix
+
+
+def test_clipboard_tool_installed_without_a_display_gets_no_install_advice() -> None:
+    # Issue 12 item 11: it said "xclip found, but no display" and still `apt install xclip`.
+    r = doctor.judge_clipboard(DisplaySeen(), frozenset({"xclip"}))
+    assert "apt install" not in r.fix
+    assert "apt" not in r.detail
 
 
 @pytest.mark.parametrize(

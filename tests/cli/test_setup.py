@@ -201,15 +201,35 @@ def test_setup_yes_enables_the_usual_autostart_and_systemd_on_request(
     assert places.autostart_entry.exists()
     if shutil.which("systemctl") is None:
         return
+    # Issue 12 item 14: no systemd user manager runs here, so a unit would never start:
+    # say so, and never advise systemctl.
+    assert not autostart.user_manager_running(env_for(home))
     done = setup(
         home, "--server", server.url, "--token", "-", "--autostart", "systemd", answers=token
     )
+    assert done.returncode == firstrun.EXIT_AUTOSTART, done.stderr
+    assert "no systemd user manager runs for you here" in one_line(done)
+    assert "--autostart xdg" in done.stderr
+    assert "systemctl --user restart" not in done.stdout + done.stderr
+    assert not places.systemd_unit.exists()
+    assert places.autostart_entry.exists()  # the earlier xdg entry is untouched
+
+
+def test_answering_no_to_autostart_removes_what_an_earlier_run_installed(
+    server: ServerProcess, home: Path
+) -> None:
+    token = server.add_extension("1001", "Ann Lee", ANN)
+    args = ("--server", server.url, "--token", "-")
+    done = setup(home, *args, "--autostart", "xdg", answers=token + "\n")
     assert done.returncode == 0, done.stderr
-    assert "systemd user unit glosmsd.service" in done.stdout
-    assert "systemctl --user restart glosmsd.service" in done.stdout
-    assert places.systemd_unit.exists()
-    assert not places.autostart_entry.exists()
-    assert autostart.remove(places, env_for(home)) == [places.systemd_unit, places.launcher]
+    places = autostart.Places.for_user(env_for(home), home)
+    assert places.autostart_entry.exists()
+    # A second run, answering no: nothing starts at login any more.
+    done = setup(home, *args, answers=token + "\nn\n")
+    assert done.returncode == 0, done.stderr
+    assert f"Removed {places.autostart_entry}" in done.stdout
+    assert "Not starting at login" in done.stdout
+    assert autostart.installed(places) == []
 
 
 def test_an_extension_without_a_number_is_told_what_to_ask_for(
@@ -300,8 +320,8 @@ def test_a_wrong_path_says_it_is_not_a_glosmsd_server(server: ServerProcess, hom
     done = setup(home, "--server", url, "--token", "-", "--yes", answers=token)
     assert done.returncode == firstrun.EXIT_SERVER
     line = one_line(done)
-    assert f"{url} is not a glosmsd server (server answered HTTP 404)" in line
-    assert "check the URL's path" in line
+    assert f"{url} is not a glosmsd server (server answered HTTP 404" in line
+    assert line.count("check the URL's path (often /v1)") == 1, line
     assert_nothing_written(home)
 
 

@@ -266,6 +266,7 @@ def test_exit_codes_are_the_documented_numbers() -> None:
         "watch",
         "prefs",
         "count",
+        "open",
         "compose",
         "completion",
     ]

@@ -4,12 +4,16 @@ and "Copy my number" (tests/support/windowpage.py). Tests run in file order."""
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
-from playwright.sync_api import expect
+from playwright.sync_api import Playwright, expect
 
+from tests.support.daemonproc import wait_until
+from tests.support.desktop import DesktopEnv, require_desktop
 from tests.support.ipcworld import ANN, BOB_MOBILE
-from tests.support.windowpage import WindowWorld
+from tests.support.windowpage import CHROMIUM, WindowWorld
 
 
 def test_the_list_shows_every_conversation_most_recent_first(window: WindowWorld) -> None:
@@ -80,3 +84,28 @@ def test_mark_as_unread_in_the_conversation_menu(window: WindowWorld) -> None:
     expect(page).to_have_url(re.compile("#/$"))
     expect(page.get_by_role("option", name=re.compile(r"^Bob Roe, 1 unread"))).to_have_count(1)
     expect(button.locator(".count")).to_have_text("1")
+
+
+def test_copy_my_number_reaches_the_desktop_clipboard(
+    window: WindowWorld, playwright: Playwright, tmp_path: Path
+) -> None:
+    """In a visible Chromium on a real X display: the number is on X's CLIPBOARD, read
+    back with xclip as any other program would paste it."""
+    require_desktop()
+    with DesktopEnv.start(tmp_path / "desk", tray=False, notifications=False) as desk:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox"],
+            headless=False,
+            env={**os.environ, **desk.env},
+        )
+        try:
+            ctx = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+            page = ctx.new_page()
+            page.goto(window.url())
+            page.wait_for_selector("html[data-ready]", state="attached")
+            page.get_by_role("button", name="Copy my number").click()
+            expect(page.get_by_role("status").filter(has_text="Copied")).to_be_visible()
+            wait_until(lambda: desk.clipboard() == ANN, 10, "the number on X's clipboard")
+        finally:
+            browser.close()

@@ -420,6 +420,7 @@ class App {
 
   /** Says `text` politely (screen readers), once. */
   announce(text, { toast = false } = {}) {
+    this.spoken = (this.spoken || 0) + 1;
     this.live.textContent = "";
     // A new text node each time, so the same words twice are read twice.
     requestAnimationFrame(() => {

@@ -1,0 +1,81 @@
+"""The SMS window's states in a real Chromium against a real daemon and server: the link
+down (a banner, sends queue, gone when it is back), no SMS number assigned, the daemon
+asking the open window to show a conversation (window.show), the daemon going away, and
+arrivals announced to screen readers once per burst, not once per message."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.support.daemonproc import DaemonProcess
+from tests.support.ipcworld import BOB_MOBILE, CY, World
+from tests.support.windowpage import WindowWorld
+
+
+def test_window_show_brings_the_open_window_to_the_conversation(window: WindowWorld) -> None:
+    page = window.open_page()
+    opened = window.daemon.call("window.open", conversation=CY)
+    assert opened["action"] == "focus"
+    expect(page).to_have_url(re.compile(rf"#/c/{opened['conversation_id']}$"))
+    expect(page.get_by_role("log", name="Messages")).to_contain_text("The scans, as promised")
+
+
+def test_a_burst_of_arrivals_is_announced_once(window: WindowWorld) -> None:
+    page = window.open_page()
+    spoken = page.evaluate("window.glosms.spoken || 0")
+    for i in range(6):
+        window.receive(BOB_MOBILE, f"Burst {i}")
+    option = page.get_by_role("option", name=re.compile(r"^Bob Roe, \d+ unread, Burst 5"))
+    expect(option).to_have_count(1)
+    # One announcement per burst (1.5 s): 6 at once are "6 new messages from Bob Roe"; a
+    # loaded machine may split them in two, never into one per message.
+    expect(page.locator("#announce")).to_have_text(
+        re.compile(r"^(\d new messages|New message) from Bob Roe")
+    )
+    page.wait_for_function("() => !window.glosms.announceTimer")
+    assert 1 <= page.evaluate("window.glosms.spoken") - spoken <= 2
+    assert page.locator("#announce").get_attribute("aria-live") == "polite"
+
+
+def test_the_link_down_banner_and_sends_queue(window: WindowWorld) -> None:
+    page = window.open_page(conversation=CY)
+    banner = page.get_by_role("alert").filter(has_text="Not connected to the SMS server")
+    window.server.stop()
+    expect(banner).to_be_visible(timeout=30_000)
+    window.daemon.call("send", to=CY, text="Queued while offline")
+    msg = (
+        page.get_by_role("log", name="Messages")
+        .get_by_role("article")
+        .filter(has_text="Queued while offline")
+    )
+    expect(msg.locator(".state")).to_have_text("Sending…")
+    window.server.restart()
+    expect(banner).to_be_hidden(timeout=60_000)
+    expect(msg.locator(".state")).to_have_text("Sent", timeout=30_000)
+
+
+def test_no_sms_number_assigned(window: WindowWorld) -> None:
+    with window.server.store() as st:
+        st.add_extension("1009", "Eve Park")
+        token = st.new_token("1009")
+    with DaemonProcess.start(window.tmp / "eve", window.server, token) as eve:
+        eve.wait_online()
+        eves = WindowWorld(World(window.server, eve), window.browser, window.tmp)
+        try:
+            page = eves.open_page()
+            note = page.get_by_role("note").filter(has_text="No SMS number assigned")
+            expect(note).to_be_visible()
+            expect(page.get_by_role("button", name="Copy my number")).to_have_count(0)
+            expect(page.locator("#me")).to_contain_text("Eve Park")
+        finally:
+            eves.close_contexts()
+
+
+def test_the_daemon_going_away_says_how_to_open_the_window_again(window: WindowWorld) -> None:
+    page = window.open_page()
+    window.daemon.restart()
+    expect(page.get_by_role("alert").filter(has_text="glosms open")).to_have_text(
+        "The SMS window was closed by glosmsd; open it again with `glosms open`."
+    )

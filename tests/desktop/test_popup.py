@@ -30,9 +30,11 @@ from glosmsd.desktop.popup import (
     Popup,
     colour_emoji_font,
     counter_line,
-    emoji_by_category,
+    degraded_here,
+    has_fc_colour_font,
     parse_charsets,
     pick_attachments,
+    picker_groups,
     place_beside,
     shown_text,
 )
@@ -67,12 +69,22 @@ def test_file_budget_drops_the_excess_with_the_exact_message() -> None:
     assert pick_attachments(photos, limits).dropped == ()
 
 
-def test_emoji_categories_and_colour_font_detection() -> None:
-    cats = dict(emoji_by_category())
-    assert "😀" in [e for e, _n in cats["Smileys"]]
-    assert all(items for items in cats.values())
-    assert colour_emoji_font(["DejaVu Sans", "Noto Color Emoji"])
-    assert not colour_emoji_font(["DejaVu Sans"])
+def test_emoji_groups_and_colour_font_detection() -> None:
+    catalog = {
+        "groups": [
+            {"name": "Smileys & Emotion", "emoji": [{"emoji": "😀", "name": "grinning face"}]},
+            {"name": "Food & Drink", "emoji": [{"emoji": "🍕", "name": "pizza"}]},
+        ]
+    }
+    glyphs = Glyphs(parse_charsets(["20-7e 1f600-1f64f"]))
+    assert picker_groups(catalog, glyphs) == [("Smileys & Emotion", [("😀", "grinning face")])]
+    assert len(picker_groups(catalog, Glyphs())) == 2
+    assert colour_emoji_font(["DejaVu Sans", "Noto Color Emoji"]) == "Noto Color Emoji"
+    assert colour_emoji_font(["DejaVu Sans"]) is None
+    # Colour emoji by name only where libXft cannot draw colour glyphs (before 2.3.5).
+    assert degraded_here(["Noto Color Emoji"], 20304)
+    assert not degraded_here(["Noto Color Emoji"], 20306)
+    assert not degraded_here(["DejaVu Sans"], 20304)
 
 
 def test_charsets_merge_and_glyph_lookup() -> None:
@@ -177,21 +189,35 @@ def test_popup_on_a_conversation_counts_attaches_picks_and_sends(
             # Opening it reads it (the popup asks once the messages are shown).
             wait_until(lambda: ann.call("status")["unread"] == 0, 10, "the popup to read it")
 
-            popup.text.insert("1.0", "See you there 🎉👍🏽 ")
+            popup.text.insert("1.0", "See you there 🎉👍🏽 🙂 ")
             root.update()
             assert "1/4 SMS" in popup.counter.get()
+            if has_fc_colour_font():  # issue 12 item 21: 🙂 stays 🙂, in the colour font
+                assert not popup.degraded
+                assert popup.emoji_font[0] == "Noto Color Emoji"
+                assert "🙂" in popup.text.get("1.0", "end-1c")
+                assert ":slightly_smiling_face:" not in popup.text.get("1.0", "end-1c")
+                assert popup.text.tag_ranges("emoji")
             # Shown as a box where no font draws it: then its name stands in until sent.
             drawn = popup.glyphs.has("🎉") and not popup.degraded
             assert ("🎉" in popup.text.get("1.0", "end-1c")) is drawn
-            assert popup.message_text() == "See you there 🎉👍🏽 "
+            assert popup.message_text() == "See you there 🎉👍🏽 🙂 "
             picker = popup.open_emoji()
-            root.update()
-            picker.buttons["😀"].invoke()
+            pump_until(
+                root, lambda: len(picker.grids) >= 8, 10, f"the emoji groups {popup.error.get()}"
+            )
+            picker.choose("😀")
             root.update()
             assert "😀" in popup.message_text()
-            # No font here may draw a pizza: the picker offers what can be drawn.
-            for ch, button in picker.buttons.items():
-                assert popup.glyphs.has(ch) or popup.degraded or ":" in button.cget("text")
+            # Only what a font here draws, and every group's grid filled to its edge.
+            assert all(popup.glyphs.has(ch) for ch in picker.names)
+            for name, grid in picker.grids.items():
+                assert float(grid.yview()[1]) < 1.0 or name == "Component", name
+            if has_fc_colour_font():
+                assert str(picker.grids["Smileys & Emotion"].cget("font")).startswith(
+                    "{Noto Color Emoji}"
+                )
+            tk_desk.screenshot(SHOTS / "popup-emoji.png")
 
             pics = []
             for i in range(11):
@@ -217,14 +243,18 @@ def test_popup_on_a_conversation_counts_attaches_picks_and_sends(
             for _ in range(9):
                 popup.remove_file(0)
 
-            # A contact with two numbers: the picker asks, the second one gets it.
+            # A contact with two numbers: the picker asks, the second one gets it; the
+            # window keeps its width meanwhile (it widened from 420 to 465 px).
             popup.to.set("Bob Roe")
             popup.text.focus_force()
             root.update()
+            width = root.winfo_width()
             popup.text.event_generate("<Control-Return>")
             number_picker = pump_until(root, lambda: popup.picker, 10, "the number picker")
             assert number_picker is not None
             assert popup.status.get() == "Which number?"
+            root.update()
+            assert root.winfo_width() == width
             assert popup.send_button.instate(["disabled"])
             tk_desk.screenshot(SHOTS / "popup-number-picker.png")
             number_picker.buttons[1].invoke()
@@ -244,11 +274,18 @@ def test_popup_on_a_conversation_counts_attaches_picks_and_sends(
             assert popup.message_text() == "keep me"
             assert popup.status.get() == ""
 
-            # Autocomplete over contacts and conversations.
+            # Autocomplete over contacts and conversations: one line per number (Bob's two
+            # numbers both have a conversation now; it listed 4 lines for them).
             popup.to.set("Bob")
             popup._typed_recipient()
             pump_until(root, popup.suggest.size, 10, "suggestions")
-            assert any("Bob Roe" in popup.suggest.get(i) for i in range(popup.suggest.size()))
+            lines = [popup.suggest.get(i) for i in range(popup.suggest.size())]
+            assert len(lines) == 2, lines
+            assert all("Bob Roe" in line for line in lines)
+            assert sorted(number for _shown, number in popup._choices) == [
+                "+15557650000",
+                BOB,
+            ]
         finally:
             root.destroy()
 
@@ -357,3 +394,71 @@ def test_a_daemon_that_is_not_running_is_said_in_words(tk_desk: DesktopEnv, tmp_
         assert popup.message_text() == "still here"
     finally:
         root.destroy()
+
+
+@pytest.mark.desktop
+def test_compose_on_a_number_shows_its_history_and_escape_keeps_the_draft(
+    tk_desk: DesktopEnv, server: ServerProcess, tmp_path: Path
+) -> None:
+    """Issue 12 item 21: `glosms compose NUMBER` showed no history (from the tray it did),
+    and Escape threw a typed message away without asking."""
+    token = server.add_extension("1001", "Ann Lee", ANN)
+    server.admin("inject", "--from", BOB, "--to", ANN, "--text", "Lunch at 12?")
+    with DaemonProcess.start(tmp_path / "ann", server, token) as ann:
+        ann.wait_online()
+        wait_until(lambda: ann.call("status")["unread"] == 1, 10, "the message to arrive")
+        root = tk.Tk(screenName=tk_desk.display)
+        try:
+            popup = Popup(root, ann.client, to=BOB)  # as `glosms compose +15557654321`
+            shown = pump_until(root, lambda: labels(popup.history), 10, "the last messages")
+            assert any("Lunch at 12?" in s for s in shown), shown
+            assert root.title().endswith(" · glosmsd")
+            wait_until(lambda: ann.call("status")["unread"] == 0, 10, "the popup to read it")
+            popup.text.insert("1.0", "half a thought 🙂")
+            root.update()
+            popup.close()  # Escape: kept as the conversation's draft, shared with the window
+            pump_until(root, lambda: popup.closed, 10, "the popup to close")
+        finally:
+            with contextlib.suppress(tk.TclError):
+                root.destroy()
+        assert ann.call("draft_get", conversation=BOB)["text"] == "half a thought 🙂"
+
+        root = tk.Tk(screenName=tk_desk.display)
+        try:
+            popup = Popup(root, ann.client, to=BOB, close_on_send=False)
+            pump_until(root, popup.message_text, 10, "the draft to come back")
+            assert popup.message_text() == "half a thought 🙂"
+            popup.text.insert("end", " done")
+            assert popup.send()
+            pump_until(root, lambda: popup.status.get() == "Sent ✓", 10, popup.error.get())
+            wait_until(
+                lambda: ann.call("draft_get", conversation=BOB)["text"] == "",
+                10,
+                "the sent draft to go",
+            )
+        finally:
+            root.destroy()
+
+        # A number with no conversation yet has no draft to keep the text in: Escape asks.
+        root = tk.Tk(screenName=tk_desk.display)
+        try:
+            popup = Popup(root, ann.client, to="+15557650099")
+            pump_until(root, lambda: popup.calls.in_flight == 0, 10, "the popup to load")
+            popup.text.insert("1.0", "hello there")
+            popup.close()  # what Escape and the close button run
+            root.update()
+            asking = popup.asking
+            assert asking is not None
+            assert asking.top.title() == "Discard this message?"
+            tk_desk.screenshot(SHOTS / "popup-ask-discard.png")
+            asking.keep.invoke()
+            root.update()
+            assert not popup.closed
+            assert popup.message_text() == "hello there"
+            popup.close()
+            assert popup.asking is not None
+            popup.asking.discard.invoke()
+            assert popup.closed
+        finally:
+            with contextlib.suppress(tk.TclError):
+                root.destroy()

@@ -1,29 +1,26 @@
-"""The quick-send popup (Tk): `glosms compose [TO]`, the tray's "New message…", a hotkey.
+"""The quick-send popup (Tk): `glosms compose [TO]`, the tray's "New message…", a
+notification's Reply, a hotkey.
 
 A frontend like the CLI: it talks to the daemon only through the socket
-(`glosmsd.client.ipc`). Socket calls never run on Tk's thread (a send with files can take
-seconds while the daemon fits the images): `Calls` runs them on a small pool and hands the
-results back on Tk's thread. While a send is in flight the window says "Sending…" and the
-send controls are disabled; an error keeps the text. Closing the window during a send
-only hides it: the process stays until the daemon has answered (from then on the daemon
-owns the message), and comes back with the text if the send was refused.
+(`glosmsd.client.ipc`), in a process of its own (never inside the daemon). Socket calls
+never run on Tk's thread (`Calls`). While a send is in flight the window says "Sending…"
+and the send controls are disabled; an error keeps the text. Closing the window during a
+send only hides it: the process stays until the daemon has answered (from then on the
+daemon owns the message), and comes back with the text if the send was refused.
 
-It owns the widgets: recipient with autocomplete over contacts and conversations (and a
-picker for a contact with several numbers), the text (Enter is a newline, Ctrl+Enter
-sends), the live counter (`glosmsd.core.rules`, pure and local, so typing never waits on the
-socket), files with thumbnails and a remove control, the emoji picker, and, when opened on
-a conversation, its last messages with their states.
-
-Colour emoji fonts can crash Tk's Xft renderer on X11; when one is installed the picker
-degrades to `:shortcode:` names, which are turned into emoji when the message is sent.
-Emoji that no installed font can draw (Tk would show an empty box) are left out of the
-picker and shown as `:shortcode:` in the conversation.
+It owns the widgets: recipient with autocomplete over contacts and conversations (one line
+per number, and a picker for a contact with several numbers), the text (Enter is a
+newline, Ctrl+Enter sends), the live counter (`glosmsd.core.rules`, pure and local, so
+typing never waits on the socket), files with thumbnails and a remove control, the emoji
+picker, and the conversation's last messages with their states, whether it was opened on
+a conversation or on a number (`glosms compose NUMBER`). A typed message outlives Escape:
+in the conversation's draft (the daemon's `draft_set`, shared with the SMS window), or,
+where there is no conversation yet, Escape asks before throwing it away.
 """
 
 from __future__ import annotations
 
 import argparse
-import bisect
 import contextlib
 import functools
 import shutil
@@ -31,9 +28,8 @@ import subprocess
 import sys
 import tkinter as tk
 import tkinter.font
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from tkinter import filedialog, ttk
 from typing import Any, Final
@@ -41,38 +37,31 @@ from typing import Any, Final
 from glosmsd.client.ipc import Client
 from glosmsd.core import rules
 from glosmsd.core.errors import GlosmsdError
+from glosmsd.desktop.popup.calls import Calls
+from glosmsd.desktop.popup.dialogs import AskDiscard, NumberPicker
+from glosmsd.desktop.popup.emoji import (
+    EmojiPicker,
+    Glyphs,
+    degraded_here,
+    emoji_font,
+    shown_text,
+    xft_version,
+)
 
 HISTORY: Final = 6
-#: How often Tk looks for finished socket calls, only while one is in flight.
-POLL_MS: Final = 20
 #: How long "Sent ✓" stays before the window closes by itself.
 SENT_CLOSE_MS: Final = 800
-CALL_WORKERS: Final = 3
 FILES_PER_ROW: Final = 5
-EMOJI_FONT: Final[tuple[str, int]] = ("DejaVu Sans", 15)
 THUMB: Final = 40
 #: JPEG and PNG are fitted by the daemon; budget them at what a fitted image usually takes.
 FITTED_IMAGE: Final = rules.FITTED_IMAGE
 FITTABLE: Final = (".jpg", ".jpeg", ".png")
-CATEGORIES: Final[tuple[tuple[str, tuple[tuple[int, int], ...]], ...]] = (
-    ("Smileys", ((0x1F600, 0x1F64F), (0x1F910, 0x1F92F), (0x1F970, 0x1F97A))),
-    ("People", ((0x1F440, 0x1F450), (0x1F466, 0x1F478), (0x1F645, 0x1F64F))),
-    ("Nature", ((0x1F400, 0x1F43F), (0x1F330, 0x1F344))),
-    ("Food", ((0x1F345, 0x1F37F),)),
-    ("Travel", ((0x1F680, 0x1F6C5),)),
-    ("Activities", ((0x1F380, 0x1F3D3),)),
-    ("Objects", ((0x1F4A1, 0x1F4FF),)),
-    ("Symbols", ((0x2764, 0x2764), (0x1F493, 0x1F49F), (0x2705, 0x2705), (0x274C, 0x274C))),
-)
-COLOUR_EMOJI_FONTS: Final = ("Noto Color Emoji", "Apple Color Emoji", "Twemoji", "JoyPixels")
-#: Joiners and presentation selectors draw nothing themselves: a font need not have them.
-INVISIBLE: Final = frozenset({0x200D, 0xFE0E, 0xFE0F})
-PICKER_GAP: Final = 8
 HELD_BACKGROUND: Final = "#ececec"
 HELD_FOREGROUND: Final = "#606060"
-PICKER_COLUMNS: Final = 8
-#: Fewer columns when the picker shows :names: (they are six times as wide as a glyph).
-PICKER_NAME_COLUMNS: Final = 4
+#: The window's width; what it shows (a status, a long name) never widens it.
+WIDTH: Final = 420
+#: The status line's width in characters ("Sending again…", "Which number?").
+STATUS_CHARS: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,28 +72,6 @@ class Attachment:
     @property
     def budget(self) -> int:
         return rules.attach_budget(self.size, fittable=self.path.suffix.lower() in FITTABLE)
-
-
-def emoji_by_category() -> list[tuple[str, list[tuple[str, str]]]]:
-    """(category, [(emoji, name), ...]) for the picker, from the `emoji` package's data."""
-    import emoji
-
-    data = emoji.EMOJI_DATA
-    out = []
-    for name, ranges in CATEGORIES:
-        items = []
-        for lo, hi in ranges:
-            for cp in range(lo, hi + 1):
-                ch = chr(cp)
-                info = data.get(ch)
-                if info is not None and info.get("status", 2) <= 2:
-                    items.append((ch, str(info["en"]).strip(":").replace("_", " ")))
-        out.append((name, items))
-    return out
-
-
-def colour_emoji_font(families: Sequence[str]) -> bool:
-    return any(f in families for f in COLOUR_EMOJI_FONTS)
 
 
 def pick_attachments(files: Sequence[Attachment], limits: rules.Limits) -> rules.FilePick:
@@ -126,175 +93,6 @@ def counter_line(text: str, files: Sequence[Attachment], limits: rules.Limits) -
     else:
         line = f"{count.remaining} characters left · {count.segments}/{limits.sms_max_segments} SMS"
     return line if count.fits else f"{line} · {count.reason}"
-
-
-def parse_charsets(lines: Iterable[str]) -> tuple[tuple[int, int], ...]:
-    """fontconfig charsets ("20-7e a0-1a9 245", one font a line) as merged (lo, hi) ranges."""
-    spans: list[tuple[int, int]] = []
-    for line in lines:
-        for word in line.split():
-            first, _dash, last = word.partition("-")
-            try:
-                spans.append((int(first, 16), int(last or first, 16)))
-            except ValueError:
-                continue
-    merged: list[tuple[int, int]] = []
-    for lo, hi in sorted(spans):
-        if merged and lo <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
-        else:
-            merged.append((lo, hi))
-    return tuple(merged)
-
-
-@dataclass(frozen=True, slots=True)
-class Glyphs:
-    """Which characters some installed font can draw; `ranges=None`: unknown, assume all."""
-
-    ranges: tuple[tuple[int, int], ...] | None = None
-    _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.ranges is not None:
-            object.__setattr__(self, "ranges", tuple(sorted(self.ranges)))
-        object.__setattr__(self, "_starts", tuple(lo for lo, _hi in self.ranges or ()))
-
-    def has(self, text: str) -> bool:
-        if self.ranges is None:
-            return True
-        for ch in text:
-            cp = ord(ch)
-            if cp in INVISIBLE:
-                continue
-            i = bisect.bisect_right(self._starts, cp) - 1
-            if i < 0 or cp > self.ranges[i][1]:
-                return False
-        return True
-
-    @classmethod
-    def installed(cls) -> Glyphs:
-        """Ask fontconfig (one `fc-list` run, ~10 ms); unknown where there is none."""
-        if shutil.which("fc-list") is None:
-            return cls()
-        try:
-            out = subprocess.run(
-                ["fc-list", "--format=%{charset}\\n"],
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=10,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return cls()
-        ranges = parse_charsets(out.stdout.splitlines())
-        return cls(ranges) if ranges else cls()
-
-
-def shown_text(text: str, *, degraded: bool, glyphs: Glyphs) -> str:
-    """Text as the popup shows it: emoji no font can draw (or all, degraded) as :names:."""
-    import emoji
-
-    if degraded:
-        return str(emoji.demojize(text))
-
-    def name(chars: str, data: dict[str, Any]) -> str:
-        return chars if glyphs.has(chars) else str(data["en"])
-
-    return str(emoji.replace_emoji(text, replace=name))
-
-
-def place_beside(
-    window: tuple[int, int, int, int], size: tuple[int, int], screen: tuple[int, int]
-) -> tuple[int, int]:
-    """Where a helper window of `size` goes next to `window` (x, y, w, h) on `screen`.
-
-    Right of it, else left, else below, else above; where none fits, the corner of the
-    screen that covers the least of the window's left part (where the text is typed).
-    """
-    x, y, w, h = window
-    pw, ph = size
-    sw, sh = screen
-    if x + w + PICKER_GAP + pw <= sw:
-        spot = (x + w + PICKER_GAP, y)
-    elif x - PICKER_GAP - pw >= 0:
-        spot = (x - PICKER_GAP - pw, y)
-    elif y + h + PICKER_GAP + ph <= sh:
-        spot = (x, y + h + PICKER_GAP)
-    elif y - PICKER_GAP - ph >= 0:
-        spot = (x, y - PICKER_GAP - ph)
-    else:
-        spot = (sw - pw, sh - ph)
-    return max(0, min(spot[0], sw - pw)), max(0, min(spot[1], sh - ph))
-
-
-Done = Callable[[Any], None]
-Failed = Callable[[GlosmsdError], None]
-
-
-def as_error(exc: BaseException) -> GlosmsdError:
-    if isinstance(exc, GlosmsdError):
-        return exc
-    return GlosmsdError(f"Something went wrong talking to glosmsd: {exc}")
-
-
-class Calls:
-    """Socket calls off Tk's thread.
-
-    Tk may only be used from the thread that made it. A job runs on a small pool and must
-    not touch a widget; its result (or its error) is handed to `done` (or `failed`) on
-    Tk's thread, found by polling with `after` only while something is in flight, so an
-    idle popup runs no timer.
-    """
-
-    def __init__(self, root: tk.Tk, *, workers: int = CALL_WORKERS) -> None:
-        self.root = root
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="popup-call")
-        self._waiting: list[tuple[Future[Any], Done, Failed]] = []
-        self._timer: str | None = None
-        self._closed = False
-
-    def submit(self, job: Callable[[], Any], done: Done, failed: Failed) -> None:
-        if self._closed:
-            return
-        self._waiting.append((self._pool.submit(job), done, failed))
-        if self._timer is None:
-            self._timer = self.root.after(POLL_MS, self._poll)
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._waiting)
-
-    def _poll(self) -> None:
-        self._timer = None
-        finished: list[tuple[Future[Any], Done, Failed]] = []
-        waiting: list[tuple[Future[Any], Done, Failed]] = []
-        for item in self._waiting:
-            (finished if item[0].done() else waiting).append(item)
-        self._waiting = waiting
-        for future, done, failed in finished:
-            if self._closed:
-                return
-            exc = future.exception()
-            try:
-                if exc is None:
-                    done(future.result())
-                else:
-                    failed(as_error(exc))
-            except Exception as err:  # one broken answer must not strand the others
-                self.root.report_callback_exception(type(err), err, err.__traceback__)
-        # A callback above may have submitted (and so scheduled) already: one timer only.
-        if self._waiting and not self._closed and self._timer is None:
-            self._timer = self.root.after(POLL_MS, self._poll)
-
-    def close(self) -> None:
-        """Forget what is in flight (its results are dropped); never waits."""
-        self._closed = True
-        if self._timer is not None:
-            with contextlib.suppress(tk.TclError):
-                self.root.after_cancel(self._timer)
-            self._timer = None
-        self._waiting = []
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class Popup:
@@ -326,10 +124,17 @@ class Popup:
         self._lookup = 0  # the newest autocomplete request; older answers are dropped
         self.picker: NumberPicker | None = None
         self.emoji: EmojiPicker | None = None
-        self.degraded = colour_emoji_font(tkinter.font.families(root))
+        families = tkinter.font.families(root)
+        self.degraded = degraded_here(families, xft_version())
+        self.emoji_font = emoji_font(families)
         self.glyphs = glyphs if glyphs is not None else Glyphs.installed()
+        self.to_given = to.strip()
+        self.draft_loaded = ""  # the daemon's draft put into the text at the start
+        self.asking: AskDiscard | None = None
+        self.remote = ""  # the shown conversation's number and title, once loaded
+        self.title = ""
         root.title("New message · glosmsd")
-        root.minsize(420, 300)
+        root.minsize(WIDTH, 300)
 
         self.status = tk.StringVar(master=root)
         self.error = tk.StringVar(master=root)
@@ -355,6 +160,8 @@ class Popup:
         self.text.bind("<Control-Return>", self._send_key)
         self.text.bind("<Control-KP_Enter>", self._send_key)
         self.text.bind("<<Modified>>", self._modified)
+        # Emoji in the colour emoji font (the text font draws some of them in monochrome).
+        self.text.tag_configure("emoji", font=self.emoji_font)
         self._text_background = str(self.text.cget("background"))
         self._text_foreground = str(self.text.cget("foreground"))
 
@@ -368,7 +175,8 @@ class Popup:
         self.attach_button = ttk.Button(buttons, text="Attach…", command=self.choose_files)
         self.attach_button.pack(side="left")
         ttk.Button(buttons, text="Emoji", command=self.open_emoji).pack(side="left", padx=4)
-        ttk.Label(buttons, textvariable=self.status).pack(side="left", padx=4)
+        # A fixed width: "Which number?" widened the window from 420 to 465 px.
+        ttk.Label(buttons, textvariable=self.status, width=STATUS_CHARS).pack(side="left", padx=4)
         self.send_button = ttk.Button(buttons, text="Send (Ctrl+Enter)", command=self.send)
         self.send_button.pack(side="right")
         root.bind("<Escape>", lambda _e: self.close())
@@ -387,14 +195,28 @@ class Popup:
 
     def _load(self) -> None:
         ref = self.conversation
+        to = self.to_given
 
         def job() -> tuple[dict[str, Any], dict[str, Any] | None]:
             status = self.call("status")
-            got = None if ref is None else self.call("messages", conversation=ref, limit=HISTORY)
-            return status, got
+            if ref is not None:
+                return status, self._history(ref)
+            if to:  # `glosms compose NUMBER`: its conversation, when there is one
+                try:
+                    return status, self._history(to)
+                except GlosmsdError:
+                    return status, None  # a new number, or a name with several numbers
+            return status, None
 
         self.status.set("Loading…")
         self.calls.submit(job, self._loaded, self._load_failed)
+
+    def _history(self, ref: int | str) -> dict[str, Any]:
+        """On the pool: the last messages of `ref` and its draft."""
+        got: dict[str, Any] = self.call("messages", conversation=ref, limit=HISTORY)
+        cid = got["conversation"]["id"]
+        got["draft"] = self.call("draft_get", conversation=cid)["text"]
+        return got
 
     def _loaded(self, result: tuple[dict[str, Any], dict[str, Any] | None]) -> None:
         status, got = result
@@ -408,6 +230,11 @@ class Popup:
         if got is not None:
             self._show_history(got)
             self.mark_read(got["conversation"]["id"])
+            draft = str(got.get("draft") or "")
+            if draft and not self.text.get("1.0", "end-1c").strip():
+                self.text.insert("1.0", draft)
+                self.draft_loaded = draft
+                self.update_counter()
 
     def _load_failed(self, exc: GlosmsdError) -> None:
         if self.status.get() == "Loading…":
@@ -429,6 +256,8 @@ class Popup:
     def _show_history(self, got: dict[str, Any]) -> None:
         conv = got["conversation"]
         self.conversation = conv["id"]
+        self.remote = str(conv["remote"])
+        self.title = str(conv["title"])
         if not self.to.get().strip():
             self.to.set(conv["remote"])
         self.root.title(f"{conv['title']} · glosmsd")
@@ -500,11 +329,13 @@ class Popup:
         if seq != self._lookup:  # the user typed on; a newer lookup is coming
             return
         self.suggest.delete(0, "end")
+        # One line per number: a contact's number and its conversation are one choice
+        # (4 lines for Bob's 2 numbers before); the contact's line, with the label, wins.
         seen: set[str] = set()
         unique = []
         for shown, number in choices:
-            if shown not in seen:
-                seen.add(shown)
+            if number not in seen:
+                seen.add(number)
                 unique.append((shown, number))
                 self.suggest.insert("end", shown)
         self._choices = unique
@@ -532,7 +363,24 @@ class Popup:
     def _modified(self, _event: Any = None) -> None:
         self.text.edit_modified(False)
         self._name_emoji()
+        self._tag_emoji()
         self.update_counter()
+
+    def _tag_emoji(self) -> None:
+        """Draw the emoji of the text in the colour emoji font."""
+        import emoji
+
+        if self.degraded:
+            return
+        self.text.tag_remove("emoji", "1.0", "end")
+        length = tk.IntVar(master=self.root)
+        for e in {m["emoji"] for m in emoji.emoji_list(self.text.get("1.0", "end-1c"))}:
+            start = "1.0"
+            while index := self.text.search(e, start, "end", exact=True, count=length):
+                line, column = index.split(".")
+                end = f"{line}.{int(column) + length.get()}"
+                self.text.tag_add("emoji", index, end)
+                start = end
 
     def _name_emoji(self) -> None:
         """Typed or pasted emoji that no font draws (Tk shows a box; degraded: all of them,
@@ -610,13 +458,21 @@ class Popup:
     # -- emoji
 
     def open_emoji(self) -> EmojiPicker:
-        """The picker at once; its "Recently used" row fills in when the daemon answers."""
+        """The picker at once; its groups and "Recently used" row fill in when the daemon
+        answers."""
         if self.emoji is not None and self.emoji.top.winfo_exists():
             self.emoji.top.deiconify()
             self.emoji.top.lift()
             return self.emoji
-        picker = EmojiPicker(self)
+        picker = EmojiPicker(
+            self.root,
+            self.insert_emoji,
+            font=self.emoji_font,
+            degraded=self.degraded,
+            glyphs=self.glyphs,
+        )
         self.emoji = picker
+        self.calls.submit(lambda: self.call("emoji_catalog"), picker.show_catalog, self._show_error)
         self.calls.submit(
             lambda: self.call("emoji_recent", limit=16), picker.show_recent, self._show_error
         )
@@ -628,7 +484,7 @@ class Popup:
         if self.degraded or not self.glyphs.has(ch):
             self.text.insert("insert", f":{name.replace(' ', '_')}:")
         else:
-            self.text.insert("insert", ch)
+            self.text.insert("insert", ch, ("emoji",))
         self.update_counter()
 
     # -- sending
@@ -682,6 +538,12 @@ class Popup:
         if res.get("notice"):
             self.error.set(res["notice"])
         self.status.set("Sent ✓" if res["message"]["state"] != "failed" else "Failed")
+        if self.draft_loaded:  # what the draft held has gone out: no draft any more
+            cid = res["message"]["conversation_id"]
+            self.draft_loaded = ""
+            self.calls.submit(
+                lambda: self.call("draft_set", conversation=cid, text=""), _ignore, _ignore
+            )
         self.text.delete("1.0", "end")
         self.files = []
         self._show_files()
@@ -730,12 +592,55 @@ class Popup:
             self.picker.answer(None)
         if self.sending:
             self.closing = True
-            self.root.withdraw()
-            if self.emoji is not None:
-                with contextlib.suppress(tk.TclError):
-                    self.emoji.top.destroy()
+            self._hide()
             return
-        self.destroy()
+        if self.asking is not None:
+            return
+        text = self.message_text()
+        if not text.strip() or text == self.draft_loaded:
+            self.destroy()
+            return
+        target = self._draft_target()
+        if target is None:  # no conversation to keep it in: ask first
+            self.asking = AskDiscard(self.root, self.to.get().strip(), self._discard_answered)
+            return
+        self._hide()
+        self.calls.submit(
+            lambda: self.call("draft_set", conversation=target, text=text),
+            lambda _res: self.destroy(),
+            self._draft_failed,
+        )
+
+    def _draft_target(self) -> int | str | None:
+        """The conversation a typed message is kept in as its draft: the one shown, unless
+        the recipient was changed to someone else."""
+        if self.conversation is None:
+            return None
+        to = self.to.get().strip()
+        if to and to not in (self.to_given, self.remote, self.title):
+            return None
+        return self.conversation
+
+    def _discard_answered(self, discard: bool) -> None:
+        self.asking = None
+        if discard:
+            self.destroy()
+        else:
+            self.text.focus_set()
+
+    def _draft_failed(self, exc: GlosmsdError) -> None:
+        self._reopen_hidden()
+        self.error.set(f"The draft could not be kept: {exc.message}")
+
+    def _hide(self) -> None:
+        self.root.withdraw()
+        if self.emoji is not None:
+            with contextlib.suppress(tk.TclError):
+                self.emoji.top.destroy()
+
+    def _reopen_hidden(self) -> None:
+        self.root.deiconify()
+        self.root.lift()
 
     def destroy(self) -> None:
         if self.closed:
@@ -753,127 +658,6 @@ class Popup:
 
 def _ignore(_result: Any) -> None:
     return None
-
-
-class NumberPicker:
-    """Which number of a contact with several: `on_pick(index)`, or `on_pick(None)`."""
-
-    def __init__(
-        self,
-        root: tk.Tk,
-        name: str,
-        choices: Sequence[dict[str, Any]],
-        on_pick: Callable[[int | None], None],
-    ) -> None:
-        self.on_pick = on_pick
-        self.choice: int | None = None
-        self._answered = False
-        # A border of its own: without a window manager nothing else sets it off the popup.
-        self.top = tk.Toplevel(root, borderwidth=1, relief="solid")
-        self.top.title(f"Which number of {name}?")
-        self.top.transient(root)
-        self.top.protocol("WM_DELETE_WINDOW", lambda: self.answer(None))
-        self.top.bind("<Escape>", lambda _e: self.answer(None))
-        body = ttk.Frame(self.top, padding=10)
-        body.pack(fill="both", expand=True)
-        ttk.Label(body, text=f"{name} has several numbers. Send to:").pack(anchor="w", pady=(0, 6))
-        self.buttons = []
-        for c in choices:
-            b = ttk.Button(
-                body,
-                text=f"{c['label']}: {c['number']}",
-                command=functools.partial(self.answer, int(c["pick"])),
-            )
-            b.pack(fill="x", pady=2)
-            self.buttons.append(b)
-        ttk.Button(body, text="Cancel", command=lambda: self.answer(None)).pack(
-            anchor="e", pady=(6, 0)
-        )
-        if self.buttons:
-            self.buttons[0].focus_set()
-        self._centre(root)
-
-    def _centre(self, root: tk.Tk) -> None:
-        root.update_idletasks()
-        self.top.update_idletasks()
-        w, h = self.top.winfo_reqwidth(), self.top.winfo_reqheight()
-        x = root.winfo_rootx() + (root.winfo_width() - w) // 2
-        y = root.winfo_rooty() + (root.winfo_height() - h) // 2
-        self.top.geometry(f"+{max(0, x)}+{max(0, y)}")
-
-    def answer(self, index: int | None) -> None:
-        if self._answered:
-            return
-        self._answered = True
-        self.choice = index
-        self.top.destroy()
-        self.on_pick(index)
-
-
-class EmojiPicker:
-    """Tabs by category; the recently used ones in a row at the bottom."""
-
-    def __init__(self, popup: Popup) -> None:
-        self.popup = popup
-        self.top = tk.Toplevel(popup.root)
-        self.top.title("Emoji")
-        tabs = ttk.Notebook(self.top)
-        tabs.pack(fill="both", expand=True)
-        self.buttons: dict[str, tk.Button] = {}
-        for category, items in emoji_by_category():
-            drawable = [(ch, name) for ch, name in items if popup.glyphs.has(ch)]
-            frame = ttk.Frame(tabs, padding=4)
-            tabs.add(frame, text=category)
-            # No font here draws this category: its names, rather than empty boxes.
-            self._grid(frame, (drawable or items)[:64], names=popup.degraded or not drawable)
-        self.recent = ttk.LabelFrame(self.top, text="Recently used", padding=4)
-        self.recent.pack(fill="x", side="bottom")
-        self._waiting = ttk.Label(self.recent, text="…")
-        self._waiting.pack()
-        self.place()
-
-    def place(self) -> None:
-        """Beside the popup, not over it (there may be no window manager to place it)."""
-        root = self.popup.root
-        root.update_idletasks()
-        self.top.update_idletasks()
-        x, y = place_beside(
-            (root.winfo_rootx(), root.winfo_rooty(), root.winfo_width(), root.winfo_height()),
-            (self.top.winfo_reqwidth(), self.top.winfo_reqheight()),
-            (root.winfo_screenwidth(), root.winfo_screenheight()),
-        )
-        self.top.geometry(f"+{x}+{y}")
-
-    def show_recent(self, recent: Sequence[str]) -> None:
-        import emoji
-
-        if not self.top.winfo_exists():
-            return
-        self._waiting.destroy()
-        named = [
-            (e, str(emoji.demojize(e)).strip(":").replace("_", " "))
-            for e in recent
-            if self.popup.degraded or self.popup.glyphs.has(e)
-        ]
-        if named:
-            self._grid(self.recent, named, names=self.popup.degraded)
-        else:
-            ttk.Label(self.recent, text="(none yet)").grid(row=0, column=0)
-
-    def _grid(self, frame: tk.Misc, items: Sequence[tuple[str, str]], *, names: bool) -> None:
-        for i, (ch, name) in enumerate(items):
-            label = f":{name.replace(' ', '_')[:10]}:" if names else ch
-            b = tk.Button(
-                frame,
-                text=label,
-                relief="flat",
-                font="TkDefaultFont" if names else EMOJI_FONT,
-                width=12 if names else 2,
-                command=functools.partial(self.popup.insert_emoji, ch, name),
-            )
-            columns = PICKER_NAME_COLUMNS if names else PICKER_COLUMNS
-            b.grid(row=i // columns, column=i % columns, sticky="w")
-            self.buttons.setdefault(ch, b)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -77,6 +77,25 @@ DUNSTRC = """
     timeout = 0
 """
 
+#: The session bus's own configuration minus its service directories: with them, a call to
+#: org.freedesktop.Notifications made before our dunst owned the name started another
+#: dunst by D-Bus activation (with the system's dunstrc, so no stand-in dmenu), ours exited
+#: ("Cannot acquire 'org.freedesktop.Notifications'") and `choose_action` timed out.
+BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <keep_umask/>
+  <listen>unix:tmpdir=/tmp</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
 #: dunst hands the actions to "dmenu", one per line as `#Title (summary) [id,key]`, and
 #: invokes the line it reads back. This stand-in records the list (whole, by a rename) and
 #: answers with the first line that contains the text in the pick file (none: no choice).
@@ -141,9 +160,11 @@ class DesktopEnv:
             )  # fmt: skip
             wait_until(self._tray_owner, 10, "trayer to own the system tray selection")
         if notifications:
+            conf = self.root / "bus.conf"
+            conf.write_text(BUS_CONF)
             proc = self._spawn(
-                "dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1",
-                stdout=subprocess.PIPE,
+                "dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile",
+                "--print-address=1", stdout=subprocess.PIPE,
             )  # fmt: skip
             assert proc.stdout is not None
             self.bus = proc.stdout.readline().decode().strip()

@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from glosmsd import __version__
+from glosmsd.cli import trayping
+from glosmsd.cli.trayping import IconSeen
 
 Status = Literal["ok", "warning", "missing"]
 SocketState = Literal[
@@ -169,6 +171,8 @@ class TraySeen:
     owner: str | None = None
     #: A StatusNotifierWatcher (AppIndicator host) is on the session bus.
     sni_host: bool = False
+    #: glosmsd's own tray icons on the display, and whether each one's thread answered.
+    icons: tuple[IconSeen, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +285,19 @@ def _tray_fix(d: DisplaySeen) -> str:
 
 
 def judge_tray(d: DisplaySeen, t: TraySeen) -> Result:
+    hung = [i for i in t.icons if not i.answered]
+    if d.x_ok and hung:
+        title = hung[0].title or "no tooltip"
+        return Result(
+            "tray",
+            "missing",
+            f"glosmsd's tray icon does not answer (its thread is stuck; tooltip: {title})",
+            _advice(
+                "tray",
+                "Restart glosmsd: stop it (its icon and menu are dead; `kill` the glosmsd "
+                "process if SIGTERM does not end it) and start it again.",
+            ),
+        )
     if d.x_ok and t.owner:
         return Result("tray", "ok", f"system tray host: {t.owner} (owns {t.selection})")
     if d.x_ok:
@@ -728,9 +745,13 @@ def classify_failure(exc: BaseException) -> tuple[ServerOutcome, str]:
 # --------------------------------------------------------------------------- probing
 
 
-def probe_x(name: str, timeout: float) -> tuple[str | None, str, str | None]:
-    """(x_error, tray selection, its owner) for the X display `name`, within `timeout`."""
-    out: list[tuple[str | None, str, str | None]] = []
+XSeen = tuple[str | None, str, str | None, tuple[IconSeen, ...]]
+
+
+def probe_x(name: str, timeout: float) -> XSeen:
+    """(x_error, tray selection, its owner, glosmsd's icons) for the X display `name`,
+    within `timeout`."""
+    out: list[XSeen] = []
 
     def run() -> None:
         out.append(_probe_x(name))
@@ -740,28 +761,28 @@ def probe_x(name: str, timeout: float) -> tuple[str | None, str, str | None]:
     worker.start()
     worker.join(timeout)
     if not out:
-        return f"no answer within {timeout:g} s", "", None
+        return f"no answer within {timeout:g} s", "", None, ()
     return out[0]
 
 
-def _probe_x(name: str) -> tuple[str | None, str, str | None]:
+def _probe_x(name: str) -> XSeen:
     try:
         from Xlib import X
         from Xlib import display as xdisplay
     except ImportError as exc:  # pragma: no cover - python-xlib comes with pystray
-        return f"python-xlib is not installed ({exc})", "", None
+        return f"python-xlib is not installed ({exc})", "", None, ()
     try:
         d = xdisplay.Display(name)
     except Exception as exc:  # Xlib raises its own classes, OSError, or worse
-        return str(exc) or type(exc).__name__, "", None
+        return str(exc) or type(exc).__name__, "", None, ()
     try:
         selection = f"_NET_SYSTEM_TRAY_S{d.get_default_screen()}"
         owner = d.get_selection_owner(d.intern_atom(selection))
         if not owner or owner == X.NONE or getattr(owner, "id", 0) == X.NONE:
-            return None, selection, None
-        return None, selection, _window_label(owner)
+            return None, selection, None, ()
+        return None, selection, _window_label(owner), tuple(trayping.ping_icons(d))
     except Exception as exc:
-        return str(exc) or type(exc).__name__, "", None
+        return str(exc) or type(exc).__name__, "", None, ()
     finally:
         d.close()
 
@@ -1020,7 +1041,7 @@ def look(
         )
 
     x, sock, bus, server = asyncio.run(everything())
-    x_error, selection, owner = x if x is not None else (None, "", None)
+    x_error, selection, owner, icons = x if x is not None else (None, "", None, ())
     bus_seen, sni = bus if bus is not None else (BusSeen(), False)
     return Seen(
         display=DisplaySeen(
@@ -1029,7 +1050,7 @@ def look(
             desktop=env.get("XDG_CURRENT_DESKTOP", ""),
             x_error=x_error,
         ),
-        tray=TraySeen(selection=selection, owner=owner, sni_host=sni),
+        tray=TraySeen(selection=selection, owner=owner, sni_host=sni, icons=icons),
         bus=BusSeen(
             address=address,
             runtime_bus=runtime_bus,

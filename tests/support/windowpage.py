@@ -127,9 +127,11 @@ class WindowWorld:
         return bulk_messages(self.server, messages)
 
     def sharer_sends(self, remote: str, text: str) -> None:
-        """Bo Diaz (1002) writes to `remote` from the number he shares with Ann."""
+        """Bo Diaz (1002) writes to `remote` from the number he shares with Ann (and the
+        carrier takes it: sent, as Bo's own device would see it)."""
         with self.server.store() as st:
-            st.send("1002", f"bo-page-{next(self._ids)}", remote, text, [], from_=ANN)
+            sent = st.send("1002", f"bo-page-{next(self._ids)}", remote, text, [], from_=ANN)
+            st.set_state(int(sent.message["id"]), "sent", None)
 
     def carrier(self, mode: str, reason: str = "Carrier refused the message") -> None:
         """How the test carrier answers the next sends: accept, fail or delay."""

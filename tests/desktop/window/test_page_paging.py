@@ -39,13 +39,16 @@ def test_ten_thousand_messages_are_paged_never_all_in_the_dom(window: WindowWorl
     # Scrolling up: older pages, a window of them in the DOM.
     seen_oldest = COUNT
     for _ in range(8):
-        before = page.locator(".msg").first.inner_text()
         log.evaluate("(el) => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); }")
-        expect(page.locator(".msg").first).not_to_have_text(before)
-        first = page.locator(".msg").first.inner_text()
-        number = int(first.split("Message number ")[1].split()[0])
-        assert number < seen_oldest
-        seen_oldest = number
+        page.wait_for_function(
+            """(n) => {
+              const t = document.querySelector('#messages .msg .text');
+              return t && Number(t.textContent.split(' ').pop()) < n;
+            }""",
+            arg=seen_oldest,
+        )
+        first = page.locator(".msg .text").first.inner_text()
+        seen_oldest = int(first.split("Message number ")[1])
         assert page.locator(".msg").count() <= 240
     assert seen_oldest < COUNT - 300  # well past what one DOM window holds
     expect(newest).to_have_count(0)  # the newest went out of the DOM

@@ -5,11 +5,14 @@ arrivals announced to screen readers once per burst, not once per message."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+from pathlib import Path
 
+import pytest
 from playwright.sync_api import expect
 
-from tests.support.daemonproc import DaemonProcess
+from tests.support.daemonproc import DaemonProcess, wait_until
 from tests.support.ipcworld import BOB_MOBILE, CY, World
 from tests.support.windowpage import WindowWorld
 
@@ -37,6 +40,31 @@ def test_a_burst_of_arrivals_is_announced_once(window: WindowWorld) -> None:
     page.wait_for_function("() => !window.glosms.announceTimer")
     assert 1 <= page.evaluate("window.glosms.spoken") - spoken <= 2
     assert page.locator("#announce").get_attribute("aria-live") == "polite"
+
+
+def test_a_failed_download_can_be_retried(window: WindowWorld) -> None:
+    data = b"big report line\n" * 40_000  # 640 KB: over the MMS limit, not fetched by itself
+    window.receive(CY, "The report", [(data, "report.txt")])
+    sha = hashlib.sha256(data).hexdigest()
+    with window.server.store() as st:
+        blob = st._blob_path(sha)  # where the server keeps it
+    hidden = blob.with_name(blob.name + ".away")
+    page = window.open_page(conversation=CY)
+    msg = (
+        page.get_by_role("log", name="Messages")
+        .get_by_role("article")
+        .filter(has_text="The report")
+    )
+    blob.rename(hidden)  # the server cannot read it: the download fails
+    try:
+        msg.get_by_role("button", name="Download report.txt").click()
+        retry = msg.get_by_role("button", name="Retry download of report.txt")
+        expect(retry).to_be_visible(timeout=30_000)
+        expect(msg).to_contain_text("Download failed")
+    finally:
+        hidden.rename(blob)
+    retry.click()
+    expect(msg.get_by_role("link", name=re.compile(r"^report\.txt, 625 KB$"))).to_be_visible()
 
 
 def test_the_link_down_banner_and_sends_queue(window: WindowWorld) -> None:
@@ -79,3 +107,26 @@ def test_the_daemon_going_away_says_how_to_open_the_window_again(window: WindowW
     expect(page.get_by_role("alert").filter(has_text="glosms open")).to_have_text(
         "The SMS window was closed by glosmsd; open it again with `glosms open`."
     )
+
+
+def test_a_link_opens_in_the_users_browser_not_in_the_window(
+    window: WindowWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" >> {opened}\n')
+    browser.chmod(0o755)
+    monkeypatch.setenv("BROWSER", f"{browser} %s")
+    window.daemon.restart()  # the daemon's browser is the recorder now
+    window.daemon.wait_online()
+    window.receive(CY, "The menu: https://example.com/menu?day=fri")
+    page = window.open_page(conversation=CY)
+    link = page.get_by_role("link", name="https://example.com/menu?day=fri")
+    link.click()
+    wait_until(
+        lambda: opened.exists() and "https://example.com/menu?day=fri" in opened.read_text(),
+        15,
+        "the link handed to the browser",
+    )
+    assert page.url.startswith(window.url().split("/?", 1)[0])  # the window stayed put
+    expect(page.get_by_role("log", name="Messages")).to_be_visible()

@@ -176,9 +176,8 @@ class App {
 
   // ------------------------------------------------------------------ routing
 
-  go(hash, { focus = false, keepUnread = false } = {}) {
+  go(hash, { focus = false } = {}) {
     this.focusAfterRoute = focus;
-    this.keepUnread = keepUnread;
     if (location.hash === hash || (hash === "#/" && !location.hash)) this.route();
     else location.hash = hash;
   }

@@ -192,7 +192,7 @@ export class ConversationView {
       await this.app.rpc.call("mark_unread", { conversation: conv.id });
       this.app.announce(`${conv.title} marked as unread`);
       // Staying here would read it again at once: back to the list, as mail apps do.
-      this.app.go("#/", { focus: true, keepUnread: true });
+      this.app.go("#/", { focus: true });
     } catch (err) {
       this.app.fail(err);
     }

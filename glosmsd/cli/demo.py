@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import re
+import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -26,6 +29,7 @@ log = logging.getLogger(__name__)
 URL_LINE: Final = re.compile(rb"listening on (wss?://\S+)")
 START_TIMEOUT: Final = 20.0
 DEMO_EXT: Final = "1001"
+PR_SET_PDEATHSIG: Final = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,27 @@ async def ensure_seeded(places: DemoPlaces) -> str:
     return token
 
 
+def die_with_parent() -> Callable[[], None] | None:
+    """For the demo server's child: SIGTERM when the daemon's process dies, however it dies
+    (issue 12 item 3: a crashed daemon left the demo server running with PPID 1). Linux's
+    PR_SET_PDEATHSIG; None elsewhere. prctl is looked up here, before the fork, so the
+    child only makes the one call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def child() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the daemon died before the call: go now
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return child
+
+
 class EmbeddedServer:
     """The demo's reference server process."""
 
@@ -102,6 +127,7 @@ class EmbeddedServer:
             ),
             stdout=asyncio.subprocess.PIPE,
             stderr=log_fd,
+            preexec_fn=die_with_parent(),
         )
         os.close(log_fd)
         assert self._proc.stdout is not None

@@ -63,6 +63,7 @@ from pathlib import Path
 
 import pytest
 
+from glosmsd.desktop.notify import PLAYERS
 from tests.support.readmeshell import MODES, Block, Example, Shell, matches, normalize, parse
 from tests.support.readmeworld import World, demo_world, firstrun_world, user_env, user_places
 
@@ -229,6 +230,12 @@ def test_readme_daemon_block(block: Block, tmp_path: Path) -> None:
 @pytest.mark.desktop
 @pytest.mark.parametrize("block", DESKTOP, ids=[b.id for b in DESKTOP])
 def test_readme_desktop_block(block: Block, tmp_path: Path) -> None:
+    # The doctor's block shows `ok sound`, true only where a player for the chime exists
+    # (as the doctor's own desktop test, which skips there too; issue 12 item 22).
+    if any(line.startswith("ok       sound") for line in block.body) and not any(
+        shutil.which(p[0]) for p in PLAYERS
+    ):
+        pytest.skip("needs a sound player for the chime (apt-get install alsa-utils)")
     with demo_world(tmp_path, desktop=True) as world:
         _run_blocks(_shell(world), [block])
 

@@ -31,12 +31,14 @@ and is told apart by its kind; tests/core/test_errors.py checks this drawing is 
     │   ├── InvalidNumber              invalid-number      not a phone number
     │   └── AmbiguousRecipient         ambiguous-recipient several contacts or numbers
     ├── Unsupported             -32011 unsupported
+    ├── DaemonFailed                   daemon-failed       a task it cannot live without ended
     └── RpcError                (its own code) rpc         JSON-RPC's -32700..-32600 and
                                                            codes this version does not know
 
 The client-side classes (`DaemonNotRunning`, `SocketUnusable`, `SocketNotOurs`,
 `ConnectionLost`) are raised by `glosmsd.client.ipc` and never cross the socket;
-`SubscriberDropped` is raised to an in-process event reader by `glosmsd.daemon.hub`.
+`SubscriberDropped` is raised to an in-process event reader by `glosmsd.daemon.hub`;
+`DaemonFailed` ends `glosmsd.daemon.root.Daemon.run` (the entry point prints it).
 """
 
 # The class names are the public vocabulary of STYLE.md §3 (LinkClosed, SchemaTooNew, ...);
@@ -254,6 +256,13 @@ class Unsupported(GlosmsdError):
     kind = "unsupported"
 
 
+class DaemonFailed(GlosmsdError):
+    """A task the daemon cannot live without (the link, the outbox) ended on its own; the
+    daemon stopped cleanly and says which (the log has the traceback)."""
+
+    kind = "daemon-failed"
+
+
 class RpcError(GlosmsdError):
     """A JSON-RPC error with an explicit code (the standard -32700..-32600 range included)."""
 
@@ -309,6 +318,7 @@ _SHARED_CODE: tuple[type[GlosmsdError], ...] = (
     SubscriberDropped,
     InvalidNumber,
     AmbiguousRecipient,
+    DaemonFailed,
 )
 #: Every class of the tree but `RpcError`, in the order of the drawing's codes.
 ALL_ERRORS: tuple[type[GlosmsdError], ...] = (*APPLICATION_ERRORS, *_SHARED_CODE)

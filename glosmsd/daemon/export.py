@@ -7,24 +7,24 @@ yet are fetched when the server is reachable, else listed as not downloaded. Pro
 logged as `export` events, so a client watching the event stream can show a bar, and
 reported to `progress(done, total)` per conversation when the caller passes one.
 
-It reads through the service and writes only inside the new folder.
+It reads the store and fetches through the function it is given (the downloads'), and
+writes only inside the new folder.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from glosmsd.core.errors import BadInput, GlosmsdError
 from glosmsd.daemon import media
 from glosmsd.daemon.files import copy_unique, save_unique
-from glosmsd.daemon.store import Store
+from glosmsd.daemon.store import AsyncStore, Store
 
 if TYPE_CHECKING:
-    from glosmsd.daemon.service import Service
     from glosmsd.daemon.store import ExportedConversation, MessageRow
 
 
@@ -79,14 +79,19 @@ def write_conversation(folder: Path, conv: ExportedConversation, own_name: str) 
 
 
 async def export_history(
-    service: Service, parent: Path, progress: Callable[[int, int], None] | None = None
+    store: AsyncStore,
+    parent: Path,
+    *,
+    own_name: str,
+    fetch: Callable[[str], Awaitable[bytes]],
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
+    """Export into a new folder under `parent`; `fetch(sha256)` gets a file not here yet."""
     folder = await asyncio.to_thread(make_folder, parent)
-    own_name = service.account.name or "me"
     conversations = files = missing = 0
-    total = max(1, len(await service.store.run(Store.conversations, limit=100000)))
+    total = max(1, len(await store.run(Store.conversations, limit=100000)))
     step = max(1, total // 10)
-    async for conv in service.store.export_rows():
+    async for conv in store.export_rows():
         await asyncio.to_thread(write_conversation, folder, conv, own_name)
         conversations += 1
         for msg in conv.messages:
@@ -99,7 +104,7 @@ async def export_history(
                     continue
                 if f.sha256:
                     try:
-                        data = await service._fetch(f.sha256)
+                        data = await fetch(f.sha256)
                     except GlosmsdError:
                         data = None
                 if data is None:
@@ -110,7 +115,7 @@ async def export_history(
         if progress is not None:
             progress(conversations, total)
         if conversations % step == 0:
-            await service.store.run(
+            await store.run(
                 Store.append_event,
                 "export",
                 {"folder": str(folder), "done": conversations, "total": total},
@@ -121,7 +126,5 @@ async def export_history(
         "files": files,
         "missing_files": missing,
     }
-    await service.store.run(
-        Store.append_event, "export", {**result, "done": conversations, "total": total}
-    )
+    await store.run(Store.append_event, "export", {**result, "done": conversations, "total": total})
     return result

@@ -82,9 +82,9 @@ __all__ = [
     "MAX_PIXELS",
     "QUALITY_CEILING",
     "QUALITY_FLOOR",
-    "Attachment",
     "Dropped",
     "Prepared",
+    "PreparedFile",
     "describe",
     "fit_jpeg",
     "prepare_attachments",
@@ -125,7 +125,7 @@ _EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png"}
 
 
 @dataclass(frozen=True, slots=True)
-class Attachment:
+class PreparedFile:
     """One file as it will be sent. `size == len(data)`; `fitted` if we re-encoded it."""
 
     name: str
@@ -148,7 +148,7 @@ class Dropped:
 class Prepared:
     """The files of one message after fitting; `message` is set when any was dropped."""
 
-    kept: tuple[Attachment, ...]
+    kept: tuple[PreparedFile, ...]
     dropped: tuple[Dropped, ...]
     message: str | None
 
@@ -708,7 +708,7 @@ def prepare_attachments(items: Sequence[tuple[str, bytes]], limits: rules.Limits
         _allocate_and_fit(candidates, limits.mms_max_bytes)
     pick = rules.pick_files([len(item.data) for item in checked], limits)
     kept = tuple(
-        Attachment(
+        PreparedFile(
             name=checked[i].name,
             data=checked[i].data,
             mime=checked[i].mime,

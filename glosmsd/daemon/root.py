@@ -4,9 +4,11 @@ Everything is built here and nowhere else; the parts only know each other throug
 constructor arguments given here. The entry point may add a `Frontend` (the SMS
 window, from the desktop layer, which this layer may not import): its methods join the
 one method table and its transport serves the socket's sessions. The daemon runs until
-`request_stop()` (a signal, the socket's `daemon.quit`, or the tray's Quit), then closes
-the frontend and the socket first (so clients see them go), stops the link and the
-outbox, and closes the store last.
+`request_stop()` (a signal, the socket's `daemon.quit`, or the tray's Quit) or until a
+task it cannot live without ends, then closes the frontend and the socket first (so
+clients see them go), stops the link, cancels and awaits every background task (they all
+run under one `glosmsd.system.supervisor.Supervisor`, a TaskGroup owned here), and closes
+the store last.
 
 This module holds no use case and speaks no protocol.
 """
@@ -18,9 +20,11 @@ import contextlib
 import functools
 import logging
 import signal
+import ssl
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from glosmsd.core.errors import DaemonFailed
 from glosmsd.daemon import api
 from glosmsd.daemon.config import Config, tls_context
 from glosmsd.daemon.hub import Event, Hub
@@ -28,6 +32,7 @@ from glosmsd.daemon.ipc import IpcServer, claim_data_dir
 from glosmsd.daemon.link import Link
 from glosmsd.daemon.service import Service
 from glosmsd.daemon.store import AsyncStore, Store
+from glosmsd.system.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,9 @@ class Daemon:
         self.link: Link | None = None
         self.ipc: IpcServer | None = None
         self.frontend: Frontend | None = None
+        self.tasks: Supervisor | None = None
+        #: Why the daemon stopped on its own (a kept task's failure); None when asked to.
+        self.failure: DaemonFailed | None = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -82,7 +90,22 @@ class Daemon:
         for ev in events:
             self.hub.publish(ev)
 
+    def _task_ended(self, name: str, failure: BaseException | None) -> None:
+        """A task the daemon cannot live without ended: the daemon stops, cleanly (the
+        link's run returning after the stop was asked is how it ends)."""
+        if self._stop is not None and self._stop.is_set():
+            return
+        if self.failure is None:
+            self.failure = DaemonFailed(
+                f"glosmsd stopped: its {name} ended"
+                + (f" ({type(failure).__name__}: {failure}); see the log." if failure else ".")
+            )
+        self.request_stop()
+
     async def run(self) -> None:
+        """Run until `request_stop()`. Every background task runs under `self.tasks`; when
+        this returns none is left pending. Raises `DaemonFailed` when a task it cannot
+        live without (the link, the outbox) ended on its own."""
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         paths = self.config.paths
@@ -93,27 +116,31 @@ class Daemon:
             claim_data_dir, paths.data_dir, paths.socket_path, self.replace
         )
         store = await AsyncStore.open(paths.db_path, on_events=self._publish, lock=data_lock)
-        service = Service(store, self.hub, files_dir=paths.files_dir)
+        try:
+            async with Supervisor("glosmsd", on_exit=self._task_ended) as tasks:
+                self.tasks = tasks
+                await self._serve(store, tls, tasks)
+        finally:
+            await store.close()
+            self._signals(install=False)
+        if self.failure is not None:
+            raise self.failure
+
+    async def _serve(
+        self, store: AsyncStore, tls: ssl.SSLContext | None, tasks: Supervisor
+    ) -> None:
+        """Build the parts, run until asked to stop, then close them in order: the
+        frontend and the socket first (clients see them go), then the link."""
+        paths = self.config.paths
+        service = Service(store, self.hub, files_dir=paths.files_dir, tasks=tasks)
         self.service = service
-        tasks: list[asyncio.Task[Any]] = []
         ipc: IpcServer | None = None
         link: Link | None = None
         frontend: Frontend | None = None
         try:
             await service.load()
             await service.seed_prefs(self.config.prefs)
-            link = Link(
-                self.config.server,
-                self.config.token,
-                device_id=self.config.device_id,
-                on_event=service.on_server_event,
-                on_status=service.on_link_status,
-                get_cursor=functools.partial(store.run, Store.cursor),
-                apply_batch=service.apply_batch,
-                on_hello=service.on_hello,
-                ping_interval=self.config.ping_interval,
-                ssl_context=tls,
-            )
+            link = self._link(store, service, tls)
             self.link = link
             service.attach(link)
             if self.make_frontend is not None:
@@ -132,26 +159,17 @@ class Daemon:
             if frontend is not None:
                 await frontend.start(ipc)
                 self.frontend = frontend
-            tasks = [
-                asyncio.create_task(link.run(), name="link"),
-                asyncio.create_task(service.sender.run(), name="outbox"),
-            ]
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    self._loop.add_signal_handler(sig, self.request_stop)
+            tasks.keep(link.run(), name="link")
+            tasks.keep(service.sender.run(), name="outbox")
+            self._signals(install=True)
             log.info("running: socket %s, server %s", paths.socket_path, self.config.server)
-            essential = list(tasks)
             if self.on_ready is not None:
                 result = self.on_ready(self)
                 if asyncio.iscoroutine(result):
-                    tasks.append(asyncio.create_task(result, name="on-ready"))
-            stop_wait = asyncio.create_task(self._stop.wait())
-            # The daemon lives as long as its link and outbox; helpers may end on their own.
-            await asyncio.wait([stop_wait, *essential], return_when=asyncio.FIRST_COMPLETED)
-            stop_wait.cancel()
-            for task in tasks:
-                if task.done() and not task.cancelled() and task.exception() is not None:
-                    log.error("%s stopped", task.get_name(), exc_info=task.exception())
+                    # A helper (the desktop): its failure is logged, the daemon runs on.
+                    tasks.spawn(result, name="on-ready")
+            assert self._stop is not None
+            await self._stop.wait()
         finally:
             log.info("glosmsd stopping")
             if frontend is not None:
@@ -161,13 +179,28 @@ class Daemon:
             if link is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(link.stop(), 5)
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(BaseException):
-                    await task
-            await service.close()
-            await store.close()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    self._loop.remove_signal_handler(sig)
+
+    def _link(self, store: AsyncStore, service: Service, tls: ssl.SSLContext | None) -> Link:
+        return Link(
+            self.config.server,
+            self.config.token,
+            device_id=self.config.device_id,
+            on_event=service.on_server_event,
+            on_status=service.on_link_status,
+            get_cursor=functools.partial(store.run, Store.cursor),
+            apply_batch=service.apply_batch,
+            on_hello=service.on_hello,
+            ping_interval=self.config.ping_interval,
+            ssl_context=tls,
+        )
+
+    def _signals(self, *, install: bool) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                if install:
+                    loop.add_signal_handler(sig, self.request_stop)
+                else:
+                    loop.remove_signal_handler(sig)

@@ -5,8 +5,10 @@ contacts, download, export, prefs, emoji, count, status) in terms of the store (
 user has) and the link (what the server must hear), plus the link's callbacks (hello,
 sync batches, live events, status). Work the server must hear about while the link is
 down (read marks, deletions) is kept in the store and replayed after the next hello, so
-nothing the user did is lost. Sends go through the outbox (`Sender`), committed before
-the caller hears back.
+nothing the user did is lost. Sends go through the outbox (`glosmsd.daemon.sender`),
+committed before the caller hears back; files come in through `glosmsd.daemon.downloads`.
+Its background work (what follows a hello, telling the server kept changes, downloads) runs
+as chores of the supervisor the composition root gives it.
 
 It must never open a socket or speak SQL itself; it never imports websockets or sqlite3.
 """
@@ -14,20 +16,14 @@ It must never open a socket or speak SQL itself; it never imports websockets or 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import hashlib
 import logging
 import os
 import random
-import re
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from glosmsd import __version__
 from glosmsd.core import numbers, rules
@@ -43,29 +39,29 @@ from glosmsd.core.errors import (
     NotFound,
     Unsupported,
 )
-from glosmsd.core.outbox import Done, Failed, Outbox, QueuedItem, Retry, new_client_id
+from glosmsd.core.outbox import new_client_id
 from glosmsd.core.protocol import LinkStatus, State
 from glosmsd.daemon import attachcheck, emojidata, media
-from glosmsd.daemon.files import save_unique
+from glosmsd.daemon.account import Account, locale_name
+from glosmsd.daemon.attachments import decode_head, keep_outgoing, read_source
+from glosmsd.daemon.downloads import Downloads, Progress
+from glosmsd.daemon.export import export_history
 from glosmsd.daemon.hub import Event, Hub
+from glosmsd.daemon.ports import ServerLink
+from glosmsd.daemon.sender import Sender
 from glosmsd.daemon.store import (
     EVENT_KINDS,
     FILE_STATES,
     AsyncStore,
     ConversationRow,
-    OutboxItem,
     Store,
 )
 from glosmsd.daemon.store import STATES as MESSAGE_STATES
-from glosmsd.system.atomicwrite import write_atomic
+from glosmsd.system.supervisor import Supervisor
 
-__all__ = ["EVENT_KINDS", "FILE_STATES", "MESSAGE_STATES", "PREFS", "Service"]
+__all__ = ["EVENT_KINDS", "FILE_STATES", "MESSAGE_STATES", "PREFS", "Account", "Service"]
 
 log = logging.getLogger(__name__)
-
-#: Reading an attachment stops here: far beyond anything that can be fitted into an MMS.
-MAX_SOURCE_FILE: Final = 64 * 1024 * 1024
-DOWNLOAD_CHUNK: Final = 262144
 
 #: Preferences a user may set: default, type, and what it means.
 PREFS: Final[Mapping[str, tuple[Any, type, str]]] = {
@@ -77,69 +73,6 @@ PREFS: Final[Mapping[str, tuple[Any, type, str]]] = {
 }
 
 
-class ServerLink(Protocol):
-    """What the service needs of the link (`glosmsd.daemon.link.Link`)."""
-
-    @property
-    def status(self) -> LinkStatus: ...
-
-    def describe(self) -> str: ...
-
-    async def call(self, method: str, params: dict[str, Any], timeout: float = 30.0) -> Any: ...  # noqa: ASYNC109
-
-
-@dataclass(slots=True)
-class Account:
-    """What the server said at hello; empty until the first hello (also kept in the store)."""
-
-    ext: str | None = None
-    name: str | None = None
-    numbers: tuple[Mapping[str, Any], ...] = ()
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    limits: rules.Limits = field(default_factory=rules.Limits)
-
-    @classmethod
-    def from_hello(cls, hello: Mapping[str, Any]) -> Account:
-        ext = hello.get("extension") or {}
-        settings = hello.get("settings") or {}
-        try:
-            limits = rules.Limits.from_settings(settings)
-        except GlosmsdError:
-            log.warning("server settings malformed; using the default limits")
-            limits = rules.Limits()
-        return cls(
-            ext=ext.get("ext"),
-            name=ext.get("name"),
-            numbers=tuple(hello.get("numbers") or ()),
-            settings=dict(settings),
-            limits=limits,
-        )
-
-    @property
-    def number(self) -> str | None:
-        return str(self.numbers[0]["number"]) if self.numbers else None
-
-    @property
-    def shared_with(self) -> list[dict[str, Any]]:
-        return [dict(s) for s in (self.numbers[0].get("shared_with") or ())] if self.numbers else []
-
-    @property
-    def pbx_major(self) -> int | None:
-        version = str(self.settings.get("pbx_version") or "")
-        match = re.match(r"(\d+)", version)
-        return int(match.group(1)) if match else None
-
-
-def locale_name(env: Mapping[str, str] | None = None) -> str | None:
-    """The locale that says how this user writes numbers (POSIX order: LC_ALL,
-    LC_TELEPHONE, LANG); only its territory is used (`en_GB.UTF-8` -> GB)."""
-    env = os.environ if env is None else env
-    for key in ("LC_ALL", "LC_TELEPHONE", "LANG"):
-        if env.get(key):
-            return env[key]
-    return None
-
-
 class Service:
     """The use cases. Build it, `attach` the link, then serve it on the socket."""
 
@@ -149,6 +82,7 @@ class Service:
         hub: Hub,
         *,
         files_dir: Path,
+        tasks: Supervisor,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -159,12 +93,21 @@ class Service:
         self.locale = locale_name()
         self.account = Account()
         self._link: ServerLink | None = None
-        self.sender = Sender(self, rng or random.Random())
-        self._downloads: dict[str, asyncio.Task[None]] = {}
-        # Who wants to hear how far a download got: sha256 -> callbacks(done, size).
-        self._fetch_watchers: dict[str, list[Callable[[int, int], None]]] = {}
-        self._download_slots = asyncio.Semaphore(2)
-        self._chores: set[asyncio.Task[Any]] = set()
+        self.tasks = tasks
+        self.sender = Sender(
+            store,
+            link=lambda: self.link,
+            own_ext=lambda: self.account.ext,
+            clock=clock,
+            rng=rng or random.Random(),
+        )
+        self.downloads = Downloads(
+            store,
+            files_dir,
+            tasks,
+            link=lambda: self.link,
+            max_auto=lambda: self.account.limits.mms_max_bytes,
+        )
         self._flush_lock = asyncio.Lock()
         self.started_at = clock()
 
@@ -192,30 +135,13 @@ class Service:
             if key in PREFS and key not in stored:
                 await self.store.run(Store.set_pref, key, value)
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._chores.add(task)
-        task.add_done_callback(self._chore_done)
-
-    def _chore_done(self, task: asyncio.Task[Any]) -> None:
-        self._chores.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task failed", exc_info=task.exception())
-
-    async def close(self) -> None:
-        for task in [*self._chores, *self._downloads.values()]:
-            task.cancel()
-        for task in [*self._chores, *self._downloads.values()]:
-            with contextlib.suppress(BaseException):
-                await task
-
     # ------------------------------------------------------------------ link callbacks
 
     async def on_hello(self, hello: dict[str, Any]) -> None:
         await self.store.run(Store.set_account, hello)
         self.account = Account.from_hello(hello)
         self.sender.wake_all()
-        self._spawn(self._after_hello())
+        self.tasks.spawn(self._after_hello(), name="after hello")
 
     async def _after_hello(self) -> None:
         await self.flush_pending_ops()
@@ -223,7 +149,7 @@ class Service:
             contacts = await self.link.call("contacts", {"query": "", "limit": 500})
             if isinstance(contacts, list):
                 await self.store.run(Store.replace_contacts, contacts)
-        await self.queue_auto_downloads()
+        await self.downloads.queue_auto()
 
     async def apply_batch(
         self,
@@ -242,7 +168,7 @@ class Service:
             snapshot=snapshot,
         )
         if any(ev.kind == "message" for ev in new):
-            self._spawn(self.queue_auto_downloads())
+            self.tasks.spawn(self.downloads.queue_auto(), name="auto downloads")
 
     async def on_server_event(self, event: dict[str, Any]) -> None:
         seq = event.get("seq")
@@ -256,7 +182,7 @@ class Service:
             "detail": status.detail,
             "line": self._link.describe() if self._link else status.describe(self.clock()),
         }
-        self._spawn(self.store.run(Store.append_event, "link", payload))
+        self.tasks.spawn(self.store.run(Store.append_event, "link", payload), name="link status")
 
     async def replay(self, after: int, up_to: int) -> tuple[list[Event], bool]:
         events: list[Event] = []
@@ -508,7 +434,7 @@ class Service:
             raise BadInput("Nothing to send: give a text, files, or both.")
         remote = await self.resolve_recipient(to, pick)
         limits = self.account.limits
-        items = [await asyncio.to_thread(_read_source, f) for f in files]
+        items = [await asyncio.to_thread(read_source, f) for f in files]
         prepared = await asyncio.to_thread(media.prepare_attachments, items, limits)
         if prepared.dropped and not drop_excess:
             names = ", ".join(d.name for d in prepared.dropped)
@@ -525,7 +451,7 @@ class Service:
                 data={"dropped": [{"name": d.name, "reason": d.reason} for d in prepared.dropped]},
             )
         rules.check_message(text, [a.size for a in prepared.kept], limits)
-        stored = [await asyncio.to_thread(self._keep_outgoing, a) for a in prepared.kept]
+        stored = [await asyncio.to_thread(keep_outgoing, self.files_dir, a) for a in prepared.kept]
         cid = client_id or new_client_id()
         row = await self.store.run(Store.enqueue_send, cid, number, remote, text, stored)
         self.sender.add(cid, row.id)
@@ -536,25 +462,6 @@ class Service:
             "message": row.to_json(),
             "dropped": [{"name": d.name, "reason": d.reason} for d in prepared.dropped],
             "notice": prepared.message,
-        }
-
-    def _keep_outgoing(self, att: media.Attachment) -> dict[str, Any]:
-        """Write a prepared file where the outbox finds it again after a crash."""
-        sha = hashlib.sha256(att.data).hexdigest()
-        out = self.files_dir / "outgoing"
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / sha
-        if not path.exists():
-            # Named by content: sends of the same file at once each stage their own
-            # temporary file (unique names) and the renames all put the same bytes there.
-            write_atomic(path, att.data, mode=0o600)
-        return {
-            "sha256": sha,
-            "name": att.name,
-            "mime": att.mime,
-            "size": att.size,
-            "path": str(path),
-            "uploaded": False,
         }
 
     async def sent(self, client_id: str) -> dict[str, Any]:
@@ -588,7 +495,7 @@ class Service:
         await self.store.run(Store.add_pending_op, method, params)
         log.info("offline: %s kept until the server is back", method)
         if self._link is not None and self._link.status.online:
-            self._spawn(self.flush_pending_ops())
+            self.tasks.spawn(self.flush_pending_ops(), name="flush kept changes")
 
     async def flush_pending_ops(self) -> None:
         """Tell the server the kept changes, oldest first; stop at the first network error."""
@@ -677,140 +584,24 @@ class Service:
     # ------------------------------------------------------------------ files
 
     async def local_file(self, sha256: str) -> tuple[Path, str] | None:
-        """Where the file with this sha256 is in the files dir, and its name: a download,
-        or the copy of a file this device sent. None when it is not here (not downloaded
-        yet), or when what the store says points outside the files dir."""
-        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
-            return None
-        path, state = await self.store.run(Store.file_state, sha256)
-        if state == "done" and path:
-            found = await asyncio.to_thread(_inside, Path(path), self.files_dir)
-            if found is not None:
-                return found, found.name
-        outgoing = await asyncio.to_thread(
-            _inside, self.files_dir / "outgoing" / sha256, self.files_dir
-        )
-        if outgoing is not None:
-            return outgoing, await self.store.run(Store.file_name, sha256) or "file"
-        return None
-
-    async def queue_auto_downloads(self) -> None:
-        if not await self.store.run(Store.get_pref, "auto_download", True):
-            return
-        for f in await self.store.run(
-            Store.pending_downloads, max_size=self.account.limits.mms_max_bytes
-        ):
-            if f.sha256 and f.sha256 not in self._downloads:
-                self._start_download(f.sha256, f.name)
-
-    def _start_download(self, sha256: str, name: str) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(self._download(sha256, name))
-        self._downloads[sha256] = task
-        task.add_done_callback(lambda t: self._download_done(sha256, t))
-        return task
-
-    def _download_done(self, sha256: str, task: asyncio.Task[None]) -> None:
-        self._downloads.pop(sha256, None)
-        # An automatic download nobody awaits must not end as "Task exception was never
-        # retrieved" with a traceback: `_download` has logged why and marked it failed.
-        if not task.cancelled():
-            task.exception()
-
-    async def _download(self, sha256: str, name: str) -> None:
-        async with self._download_slots:
-            path, state = await self.store.run(Store.file_state, sha256)
-            if state == "done" and path and await asyncio.to_thread(os.path.exists, path):
-                return
-            await self.store.run(Store.set_file_state, sha256, None, "downloading")
-            try:
-                data = await self._fetch(sha256)
-                dest = await asyncio.to_thread(save_unique, self.files_dir, name, data)
-            except GlosmsdError as exc:
-                log.info("download of %s failed: %s", name, exc.message)
-                await self.store.run(Store.set_file_state, sha256, None, "failed")
-                raise
-            await self.store.run(Store.set_file_state, sha256, str(dest), "done")
-
-    async def _fetch(self, sha256: str) -> bytes:
-        chunks: list[bytes] = []
-        offset = 0
-        while True:
-            reply = await self.link.call(
-                "download", {"sha256": sha256, "offset": offset, "length": DOWNLOAD_CHUNK}
-            )
-            try:
-                chunk = base64.b64decode(reply["data"], validate=True)
-                size = int(reply["size"])
-            except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-                raise BadInput("The server sent a malformed file chunk.") from exc
-            chunks.append(chunk)
-            offset += len(chunk)
-            for watcher in self._fetch_watchers.get(sha256, ()):
-                watcher(offset, size)
-            if offset >= size or not chunk:
-                break
-        data = b"".join(chunks)
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise BadInput("The downloaded file does not match its checksum; try again.")
-        return data
+        return await self.downloads.local_file(sha256)
 
     async def download(
-        self,
-        id: int,
-        file: int | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        self, id: int, file: int | None = None, progress: Progress | None = None
     ) -> dict[str, Any]:
-        message = await self.store.run(Store.message, id)
-        if message is None:
-            raise NotFound(f"No message {id}.")
-        if not message.files:
-            raise NotFound(f"Message {id} has no files.")
-        chosen = list(enumerate(message.files))
-        if file is not None:
-            if file >= len(message.files):
-                raise NotFound(
-                    f"Message {id} has {len(message.files)} files (0 to {len(message.files) - 1})."
-                )
-            chosen = [chosen[file]]
-        out = []
-        total = sum(f.size or 0 for _i, f in chosen)
-        finished = 0
-        for _i, f in chosen:
-            if not f.sha256:
-                continue
-            watcher = None
-            if progress is not None:
-                base = finished
+        return await self.downloads.download(id, file, progress)
 
-                def watcher(done: int, _size: int, base: int = base) -> None:
-                    progress(base + done, total)
-
-                self._fetch_watchers.setdefault(f.sha256, []).append(watcher)
-            try:
-                task = self._downloads.get(f.sha256) or self._start_download(f.sha256, f.name)
-                await task
-            finally:
-                if watcher is not None:
-                    self._fetch_watchers[f.sha256].remove(watcher)
-                    if not self._fetch_watchers[f.sha256]:
-                        del self._fetch_watchers[f.sha256]
-            finished += f.size or 0
-            if progress is not None:
-                progress(finished, total)
-            path, state = await self.store.run(Store.file_state, f.sha256)
-            out.append({"name": f.name, "path": path, "state": state, "size": f.size})
-        return {"files": out}
-
-    async def export(
-        self, dir: str, progress: Callable[[int, int], None] | None = None
-    ) -> dict[str, Any]:
-        from glosmsd.daemon.export import export_history
-
+    async def export(self, dir: str, progress: Progress | None = None) -> dict[str, Any]:
         if not await self.store.run(Store.has_history):
             raise NotFound("There is no SMS history to export yet.")
         target = await asyncio.to_thread(os.path.expanduser, dir)
-        result: dict[str, Any] = await export_history(self, Path(target), progress)
-        return result
+        return await export_history(
+            self.store,
+            Path(target),
+            own_name=self.account.name or "me",
+            fetch=self.downloads.fetch,
+            progress=progress,
+        )
 
     # ------------------------------------------------------------------ prefs, emoji, count
 
@@ -860,7 +651,7 @@ class Service:
 
     async def attach_check(self, files: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         offered = [
-            attachcheck.Offered(f["name"], f["size"], _head_bytes(i, f["head"]))
+            attachcheck.Offered(f["name"], f["size"], decode_head(i, f["head"]))
             for i, f in enumerate(files)
         ]
         return attachcheck.judge(offered, self.account.limits)
@@ -869,169 +660,6 @@ class Service:
         return rules.count_text(
             text, files=files, file_bytes=bytes, limits=self.account.limits
         ).to_json()
-
-
-class Sender:
-    """Delivers the outbox: at most 4 in flight, exactly once (idempotent client ids)."""
-
-    def __init__(self, service: Service, rng: random.Random) -> None:
-        self.service = service
-        self.core = Outbox(rng)
-        self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def add(self, client_id: str, order: int) -> None:
-        self.core.add(QueuedItem(client_id, order, 0, 0.0))
-        self._wake.set()
-
-    def wake_all(self) -> None:
-        self.core.wake(self.service.clock())
-        self._wake.set()
-
-    async def run(self) -> None:
-        items = await self.service.store.run(Store.outbox_items)
-        self.core.load(_queued(i) for i in items)
-        try:
-            while True:
-                now = self.service.clock()
-                for item in self.core.take(now):
-                    task = asyncio.create_task(self._attempt(item))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-                nxt = self.core.next_wakeup()
-                timeout = None if nxt is None else max(0.0, nxt - self.service.clock())
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-        finally:
-            for task in list(self._tasks):
-                task.cancel()
-
-    async def _attempt(self, item: QueuedItem) -> None:
-        svc = self.service
-        store = svc.store
-        try:
-            queued = await store.run(Store.outbox_item, item.client_id)
-            if queued is None:  # deleted or already done
-                self.core.settle(item.client_id, svc.clock(), result=None)
-                return
-            result = await self._deliver(queued)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            verdict = self.core.settle(item.client_id, svc.clock(), error=exc)
-        else:
-            verdict = self.core.settle(item.client_id, svc.clock(), result=result)
-        match verdict:
-            case Done(message=message):
-                if message is not None:
-                    await store.run(
-                        Store.outbox_done, item.client_id, message, own_ext=svc.account.ext
-                    )
-            case Failed(reason=reason):
-                await store.run(Store.outbox_failed, item.client_id, reason)
-            case Retry(at=at, reason=reason):
-                log.info("send %s will retry: %s", item.client_id, reason)
-                await store.run(Store.outbox_defer, item.client_id, at, reason)
-        self._wake.set()
-
-    async def _deliver(self, queued: OutboxItem) -> Any:
-        link = self.service.link
-        files = [dict(f) for f in queued.files]
-        changed = False
-        for f in files:
-            if f.get("uploaded"):
-                continue
-            data = await asyncio.to_thread(Path(str(f["path"])).read_bytes)
-            reply = await link.call(
-                "upload",
-                {"data": base64.b64encode(data).decode(), "name": f["name"]},
-                timeout=120,
-            )
-            f.update(sha256=reply["sha256"], mime=reply["mime"], size=reply["size"], uploaded=True)
-            changed = True
-        if changed:
-            await self.service.store.run(Store.outbox_update_files, queued.client_id, files)
-        return await link.call(
-            "send",
-            {
-                "client_id": queued.client_id,
-                "to": queued.remote,
-                "text": queued.text,
-                "files": [{"sha256": f["sha256"], "name": f["name"]} for f in files],
-                "from": queued.number,
-            },
-        )
-
-
-def _inside(path: Path, directory: Path) -> Path | None:
-    """`path` with its links resolved, if it is a regular file inside `directory`."""
-    try:
-        real = path.resolve(strict=True)
-        base = directory.resolve(strict=True)
-    except OSError:
-        return None
-    if not real.is_relative_to(base) or not real.is_file():
-        return None
-    return real
-
-
-def _queued(item: OutboxItem) -> QueuedItem:
-    # Nothing is in flight after a restart; the server dedupes a repeated client id.
-    return QueuedItem(item.client_id, item.order, item.attempts, 0.0)
-
-
-def _read_source(ref: str) -> tuple[str, bytes]:
-    """(name, bytes) of a file path or a data: URI, refusing what is unreadable or huge."""
-    if ref.startswith("data:"):
-        return _read_data_uri(ref)
-    path = Path(ref).expanduser()
-    try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise BadInput(f"{ref} is not a regular file.")
-        if size > MAX_SOURCE_FILE:
-            raise BadInput(
-                f"{path.name} is {size // (1024 * 1024)} MiB: too big to attach, even compressed."
-            )
-        return path.name, path.read_bytes()
-    except FileNotFoundError as exc:
-        raise BadInput(f"No such file: {ref}") from exc
-    except PermissionError as exc:
-        raise BadInput(f"Cannot read {ref}: permission denied.") from exc
-    except IsADirectoryError as exc:
-        raise BadInput(f"{ref} is a directory, not a file.") from exc
-
-
-def _read_data_uri(uri: str) -> tuple[str, bytes]:
-    header, sep, payload = uri.partition(",")
-    if not sep:
-        raise BadInput("A data: URI needs a comma before its payload (data:image/png;base64,...).")
-    params = header[5:].split(";")
-    name = "file"
-    for p in params:
-        if p.startswith("name="):
-            name = urllib.parse.unquote(p[5:]) or name
-    if len(payload) > MAX_SOURCE_FILE * 4 // 3 + 4:
-        raise BadInput("The data: URI is too big to attach.")
-    try:
-        data = (
-            base64.b64decode(payload, validate=True)
-            if "base64" in params
-            else urllib.parse.unquote_to_bytes(payload)
-        )
-    except (binascii.Error, ValueError) as exc:
-        raise BadInput("The data: URI is not valid base64.") from exc
-    return name, data
-
-
-def _head_bytes(index: int, head: str) -> bytes:
-    try:
-        return base64.b64decode(head, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise BadInput(
-            f"files[{index}].head is not valid base64: send the file's first bytes, base64-encoded."
-        ) from exc
 
 
 def _emoji_in(text: str) -> list[str]:

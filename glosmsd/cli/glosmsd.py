@@ -158,9 +158,10 @@ class Session:
         """The tray feed and notifications, on the daemon's loop (its `on_ready` hook)."""
         from glosmsd.desktop.bridge import Desktop
 
-        service = daemon.service
+        service, tasks = daemon.service, daemon.tasks
         assert service is not None
         window = getattr(daemon.frontend, "actions", None)
+        assert tasks is not None
         desktop = Desktop(
             service,
             daemon.hub,
@@ -169,12 +170,13 @@ class Session:
             socket_path=daemon.config.paths.socket_path,
             on_quit=daemon.request_stop,
             show_window=getattr(window, "show", None),
+            tasks=tasks,
         )
         if os.environ.get("DBUS_SESSION_BUS_ADDRESS") or sys.platform in ("darwin", "win32"):
             try:
                 from glosmsd.desktop.notify import Notifier
 
-                desktop.notifier = Notifier(desktop.on_notification_action)
+                desktop.notifier = Notifier(desktop.on_notification_action, tasks=tasks)
             except Exception:
                 log.warning("notifications are not available here", exc_info=True)
         self.desktop = desktop
@@ -267,19 +269,15 @@ async def run_demo(args: argparse.Namespace, session: Session | None = None) -> 
         daemon.request_stop()
 
     async def ready(daemon: Daemon) -> None:
-        watch = asyncio.create_task(keep_server(daemon), name="glosmsd-demo-server")
-        try:
-            if session is None:
-                await welcome(daemon)
-                await watch
-                return
-            hello = asyncio.create_task(welcome(daemon))
-            try:
-                await session.run_desktop(daemon)
-            finally:
-                hello.cancel()
-        finally:
-            watch.cancel()
+        tasks = daemon.tasks
+        assert tasks is not None
+        watch = tasks.spawn(keep_server(daemon), name="demo server")  # ends with the daemon
+        if session is None:
+            await welcome(daemon)
+            await watch
+            return
+        tasks.spawn(welcome(daemon), name="demo welcome")
+        await session.run_desktop(daemon)
 
     daemon = Daemon(config, replace=args.replace, on_ready=ready, frontend=window_frontend)
     if session is not None:

@@ -54,6 +54,7 @@ from glosmsd.core.protocol import (
     State,
     Wait,
 )
+from glosmsd.system.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,9 @@ class Link:
         self._reconfigure = False
         self._running = False
         self._done = asyncio.Event()
-        self._chores: set[asyncio.Task[None]] = set()
+        #: The current connection's chores (closing it for new credentials, answering a
+        #: server's call); they end with the connection.
+        self._chores: Supervisor | None = None
         self.hello: dict[str, Any] | None = None
         self._oversized = False
         #: How many times a connection was attempted (for tests and diagnostics).
@@ -259,10 +262,10 @@ class Link:
         self._token = token
         self._reconfigure = True
         self._kick.set()
-        ws = self._ws
-        if ws is not None:
+        ws, chores = self._ws, self._chores
+        if ws is not None and chores is not None:
             # The reader ends the session; run() then reconnects with the new token.
-            self._spawn(close_quietly(ws))
+            chores.spawn(close_quietly(ws), name="close for new credentials")
 
     async def call(
         self,
@@ -351,20 +354,21 @@ class Link:
             return self._core.closed(self._clock(), _describe(exc))
         finally:
             self._opening = None
-        self._ws = ws
         self._events = asyncio.Queue()
-        reader = asyncio.create_task(self._read(ws), name="glosmsd-link-reader")
-        try:
-            reason = await self._session(ws, reader)
-        except _SessionEnded as end:
-            reason = end.reason
-        finally:
-            self._ws = None
-            await close_quietly(ws)
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-            self._fail_pending(LinkClosed("The connection to the server was lost."))
+        async with Supervisor("link connection") as chores:
+            self._ws, self._chores = ws, chores
+            reader = asyncio.create_task(self._read(ws), name="glosmsd-link-reader")
+            try:
+                reason = await self._session(ws, reader)
+            except _SessionEnded as end:
+                reason = end.reason
+            finally:
+                self._ws, self._chores = None, None
+                await close_quietly(ws)
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+                self._fail_pending(LinkClosed("The connection to the server was lost."))
         if self._stopping:
             return self._core.stop(self._clock())
         oversized, self._oversized = self._oversized, False
@@ -556,18 +560,14 @@ class Link:
             self._events.put_nowait(msg.params if isinstance(msg.params, dict) else {})
             return True
         log.warning("link: ignored a server call %s", _clip(msg.method))
-        if not msg.is_notification and self._ws is not None:
+        ws, chores = self._ws, self._chores
+        if not msg.is_notification and ws is not None and chores is not None:
             reply = rpc.error_reply(
                 msg.id,
                 {"code": -32601, "message": f"Method not found: {_clip(msg.method)}"},
             )
-            self._spawn(self._send_quietly(self._ws, reply))
+            chores.spawn(self._send_quietly(ws, reply), name="refuse a server call")
         return True
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._chores.add(task)
-        task.add_done_callback(self._chores.discard)
 
     async def _send_quietly(self, ws: ClientConnection, obj: dict[str, Any]) -> None:
         with contextlib.suppress(ConnectionClosed):

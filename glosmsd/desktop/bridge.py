@@ -28,6 +28,7 @@ from glosmsd.daemon.service import Service
 from glosmsd.desktop.icon import Look
 from glosmsd.desktop.notify import Alert, Notifier
 from glosmsd.desktop.tray import Command, PrefItem, TrayState
+from glosmsd.system.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +120,12 @@ class Desktop:
         socket_path: Path,
         on_quit: Callable[[], None],
         show_window: ShowWindow | None = None,
+        tasks: Supervisor,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.service = service
+        #: The daemon's supervisor: clicks and notification actions run as its chores.
+        self.tasks = tasks
         self.hub = hub
         self.tray = tray
         self.notifier = notifier
@@ -132,7 +136,6 @@ class Desktop:
         self.state = TrayState()
         self._dirty = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._tick: asyncio.TimerHandle | None = None
         self._notice: tuple[str, float] | None = None  # a short tooltip, until the time
         self.started_at = service.started_at
@@ -160,8 +163,6 @@ class Desktop:
             refresher.cancel()
             if self._tick is not None:
                 self._tick.cancel()
-            for task in list(self._tasks):
-                task.cancel()
             with contextlib.suppress(BaseException):
                 await refresher
 
@@ -173,10 +174,10 @@ class Desktop:
         if event.kind == "message":
             message = event.data.get("message")
             if isinstance(message, Mapping):
-                self._spawn(self._maybe_alert(message))
+                self.tasks.spawn(self._maybe_alert(message), name="notify")
         elif event.kind == "read":
             cid = event.data.get("conversation_id")
-            self._spawn(self.notifier.clear(str(cid)))
+            self.tasks.spawn(self.notifier.clear(str(cid)), name="clear notification")
 
     async def _refresher(self) -> None:
         while True:
@@ -186,6 +187,11 @@ class Desktop:
                 state = await self.snapshot()
             except GlosmsdError as exc:
                 log.warning("tray refresh failed: %s", exc.message)
+                continue
+            except Exception:
+                # A bug in one refresh must not freeze the tray: logged, and the next
+                # change refreshes again.
+                log.exception("tray refresh failed")
                 continue
             self.state = state
             if self.tray is not None:
@@ -236,16 +242,6 @@ class Desktop:
             prefs=items,
         )
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("desktop task failed", exc_info=task.exception())
-
     # -- notifications
 
     async def _maybe_alert(self, message: Mapping[str, Any]) -> None:
@@ -279,13 +275,13 @@ class Desktop:
     def on_notification_action(self, key: str, action: str, text: str | None) -> None:
         cid = int(key)
         if action == "read":
-            self._spawn(self._mark_read(cid))
+            self.tasks.spawn(self._mark_read(cid), name="notification: mark read")
         elif action == "reply" and text:
-            self._spawn(self._reply(cid, text))
+            self.tasks.spawn(self._reply(cid, text), name="notification: reply")
         elif action == "reply":  # no reply field on this server: the popup, for a quick one
-            self._spawn(self.open_popup(cid))
+            self.tasks.spawn(self.open_popup(cid), name="notification: reply in the popup")
         else:
-            self._spawn(self.open_conversation(cid))
+            self.tasks.spawn(self.open_conversation(cid), name="notification: open")
 
     async def _mark_read(self, cid: int | None) -> None:
         try:
@@ -315,15 +311,15 @@ class Desktop:
         log.info("tray: %s %s", command.kind, "" if command.arg is None else command.arg)
         match command.kind:
             case "copy_number":
-                self._spawn(self.copy_number(str(command.arg)))
+                self.tasks.spawn(self.copy_number(str(command.arg)), name="tray: copy number")
             case "open":
-                self._spawn(self.open_conversation(int(command.arg)))
+                self.tasks.spawn(self.open_conversation(int(command.arg)), name="tray: open")
             case "compose":
-                self._spawn(self.open_popup(None))
+                self.tasks.spawn(self.open_popup(None), name="tray: compose")
             case "mark_all_read":
-                self._spawn(self._mark_read(None))
+                self.tasks.spawn(self._mark_read(None), name="tray: mark all read")
             case "toggle_pref":
-                self._spawn(self._toggle(str(command.arg)))
+                self.tasks.spawn(self._toggle(str(command.arg)), name="tray: toggle pref")
             case "quit":
                 self.on_quit()
             case _:
@@ -345,7 +341,7 @@ class Desktop:
         self._notice = (f"glosmsd: {text}", loop.time() + COPIED_SECONDS)
         self._dirty.set()
         if self.notifier is not None:
-            self._spawn(self.notifier.say("glosmsd", text))
+            self.tasks.spawn(self.notifier.say("glosmsd", text), name="say")
 
     async def _toggle(self, key: str) -> None:
         try:

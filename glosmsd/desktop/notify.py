@@ -38,6 +38,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
+from glosmsd.system.supervisor import Supervisor
+
 log = logging.getLogger(__name__)
 
 ASSETS: Final = resources.files("glosmsd") / "assets"
@@ -74,6 +76,7 @@ class Notifier:
         self,
         on_action: Callable[[str, str, str | None], Any],
         *,
+        tasks: Supervisor,
         app_name: str = "glosmsd",
         timeout: float = 5.0,
     ) -> None:
@@ -87,7 +90,8 @@ class Notifier:
         self._caps: frozenset[Any] | None = None
         self._player: tuple[str, ...] | None = None
         self._looked_up = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        #: Closing an acted-on notification and playing the chime run as its chores.
+        self.tasks = tasks
         self._server: str | None = None  # the notification server's name, once asked
         self._dismissed: list[str] = []  # keys dismissed within one gesture
         self._gesture: asyncio.TimerHandle | None = None
@@ -175,7 +179,7 @@ class Notifier:
         ident = self._shown.pop(key, None)
         dbus_id = self._ids.pop(ident, None) if ident is not None else None
         if dbus_id is not None:
-            self._spawn(self._close_acted(dbus_id))
+            self.tasks.spawn(self._close_acted(dbus_id), name="close notification")
         try:
             self.on_action(key, action, text)
         except Exception:
@@ -239,11 +243,6 @@ class Notifier:
         if close is not None:
             await self._bounded("close", close(dbus_id))
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     def _play_chime(self) -> None:
         if not self._looked_up:
             self._looked_up = True
@@ -252,7 +251,7 @@ class Notifier:
                 log.info("no sound player found (pw-play, paplay, aplay): the chime stays silent")
         if not self._player:
             return
-        self._spawn(self._run_player((*self._player, str(SOUND_FILE))))
+        self.tasks.spawn(self._run_player((*self._player, str(SOUND_FILE))), name="chime")
 
     @staticmethod
     async def _run_player(cmd: tuple[str, ...]) -> None:

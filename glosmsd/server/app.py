@@ -50,6 +50,7 @@ from glosmsd.core.errors import (
 from glosmsd.server import conntable, frames
 from glosmsd.server.carrier import Carrier, Inbound, build
 from glosmsd.server.db import CarrierMode, Outbound, ServerStore, SyncBatch
+from glosmsd.system.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,10 @@ class App:
         self._peer_log = conntable.MinuteLog()
         self._emfile_log = conntable.MinuteLog()
         self._connection_class = type("Connection", (TrackedConnection,), {"app": self})
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: Deliveries, shared log reads and the carrier's chores; entered by `start`, closed
+        #: by `aclose` (this class is the server's composition root).
+        self.tasks = Supervisor("glosmsd-server")
+        self._lifetime = contextlib.AsyncExitStack()
         self._log_reads: dict[tuple[str, int], list[asyncio.Future[SyncBatch]]] = {}
         self._pushing: set[Peer] = set()
         self._peers: set[Peer] = set()
@@ -284,12 +288,12 @@ class App:
         waiting.append(fut)
         if len(self._log_reads) == 1 and len(waiting) == 1:
             # call_soon runs after every pusher woken in this turn has asked.
-            asyncio.get_running_loop().call_soon(self._spawn_log_reads)
+            asyncio.get_running_loop().call_soon(self._read_logs_soon)
         return await fut
 
-    def _spawn_log_reads(self) -> None:
+    def _read_logs_soon(self) -> None:
         wanted, self._log_reads = self._log_reads, {}
-        self._spawn(self._read_logs(wanted))
+        self.tasks.spawn(self._read_logs(wanted), name="read the logs")
 
     async def _read_logs(
         self, wanted: dict[tuple[str, int], list[asyncio.Future[SyncBatch]]]
@@ -312,6 +316,7 @@ class App:
     async def start(self) -> str:
         """Open everything and listen; returns the URL clients connect to."""
         self._loop = asyncio.get_running_loop()
+        await self._lifetime.enter_async_context(self.tasks)
         try:
             self.conns.max_total = conntable.connection_cap(
                 self.config.max_connections, raise_nofile()
@@ -330,7 +335,7 @@ class App:
         await self.db(ServerStore.prune, self.config.log_horizon)
         self._watcher = threading.Thread(target=self._watch, name="glosmsd-watch", daemon=True)
         self._watcher.start()
-        await self.carrier.start()
+        await self.carrier.start(self.tasks)
         tls = None
         if self.config.tls_cert is not None:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -350,7 +355,7 @@ class App:
             backlog=conntable.LISTEN_BACKLOG,
         )
         for outbound in await self.db(ServerStore.pending_outbound):
-            self._spawn(self._deliver(outbound))
+            self.tasks.spawn(self._deliver(outbound), name=f"deliver {outbound.id}")
         sock = next(iter(self.server.sockets))
         port = sock.getsockname()[1]
         host = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
@@ -360,22 +365,13 @@ class App:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._lifetime.aclose()  # cancels and awaits every chore
         await self.carrier.aclose()
         self._watch_stop.set()
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.join)
         await self.db(ServerStore.close)
         self._pool.shutdown()
-
-    def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _watch(self) -> None:
         """Notice commits (the admin CLI's, and our own), prune the log and checkpoint
@@ -391,7 +387,7 @@ class App:
                 seen = version
                 if store.accounts_version() != accounts and self._loop is not None:
                     accounts = store.accounts_version()
-                    self._loop.call_soon_threadsafe(self._spawn, self._check_peers())
+                    self._loop.call_soon_threadsafe(self._check_peers_soon)
                 try:
                     if store.prune(self.config.log_horizon):
                         seen = store.data_version()
@@ -402,6 +398,9 @@ class App:
                     self._loop.call_soon_threadsafe(self.ring)
         finally:
             store.close()
+
+    def _check_peers_soon(self) -> None:
+        self.tasks.spawn(self._check_peers(), name="check who is still signed in")
 
     async def _check_peers(self) -> None:
         """Tokens or numbers changed (`admin revoke-token`, `unassign-number`...): close
@@ -414,11 +413,15 @@ class App:
             if peer.token_id not in valid:
                 log.info("extension %s: token %s revoked, closing", peer.ext, peer.token_id)
                 reason = "the token was revoked: ask for a new one"
-                self._spawn(peer.ws.close(CLOSE_TOKEN_REVOKED, reason))
+                self.tasks.spawn(
+                    peer.ws.close(CLOSE_TOKEN_REVOKED, reason), name=f"close {peer.ext}"
+                )
             elif peer.numbers is not None and numbers.get(peer.ext) != peer.numbers:
                 log.info("extension %s: numbers changed, closing", peer.ext)
                 reason = "your SMS numbers changed: connect again"
-                self._spawn(peer.ws.close(CLOSE_NUMBERS_CHANGED, reason))
+                self.tasks.spawn(
+                    peer.ws.close(CLOSE_NUMBERS_CHANGED, reason), name=f"close {peer.ext}"
+                )
 
     # ------------------------------------------------------------------ carrier
 
@@ -688,7 +691,7 @@ class App:
             ServerStore.send, peer.ext, client_id, to, text, files or [], from_=kw.get("from")
         )
         if sent.outbound is not None:
-            self._spawn(self._deliver(sent.outbound))
+            self.tasks.spawn(self._deliver(sent.outbound), name=f"deliver {sent.outbound.id}")
         return sent.message
 
     async def m_read(self, peer: Peer, number: str, remote: str, up_to: int) -> dict[str, Any]:

@@ -19,13 +19,13 @@ returns outcomes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
 from glosmsd.server.db import CarrierMode, Outbound
+from glosmsd.system.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,10 @@ ModeSource = Callable[[], Awaitable[CarrierMode]]
 
 
 class Carrier(Protocol):
-    async def start(self) -> None: ...
+    async def start(self, tasks: Supervisor) -> None:
+        """Get ready; background work (replies, polling) runs as chores of `tasks`, the
+        server's supervisor, which cancels and awaits it before `aclose`."""
+        ...
 
     async def deliver(self, message: Outbound) -> Outcome: ...
 
@@ -69,16 +72,15 @@ class DemoCarrier:
         self._receive = receive
         self._accept_after = accept_after
         self._reply_after = reply_after
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: Supervisor | None = None
 
-    async def start(self) -> None:
-        return None
+    async def start(self, tasks: Supervisor) -> None:
+        self._tasks = tasks
 
     async def deliver(self, message: Outbound) -> Outcome:
         await asyncio.sleep(self._accept_after)  # a carrier takes a moment to accept
-        task = asyncio.create_task(self._reply(message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if self._tasks is not None:
+            self._tasks.spawn(self._reply(message), name=f"demo echo to {message.number}")
         return Outcome(ok=True)
 
     async def _reply(self, message: Outbound) -> None:
@@ -95,11 +97,7 @@ class DemoCarrier:
             log.exception("demo carrier: the echo reply could not be stored")
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        return None
 
 
 class TestCarrier:
@@ -111,8 +109,8 @@ class TestCarrier:
         del receive  # the test carrier never sends anything in: tests use `admin inject`
         self._mode = mode
 
-    async def start(self) -> None:
-        return None
+    async def start(self, tasks: Supervisor) -> None:
+        del tasks  # nothing runs in the background
 
     async def deliver(self, message: Outbound) -> Outcome:
         mode = await self._mode()

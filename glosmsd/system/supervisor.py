@@ -62,10 +62,17 @@ class Supervisor:
         for task in list(self._tasks):
             task.cancel()
         group, self._group = self._group, None
-        if group is not None:
-            # Every task's failure was caught by its guard, so the group raises nothing of
-            # its own; a cancellation of the owner passes through.
+        if group is None:
+            return
+        # Every task's failure was caught by its guard, so the group raises nothing of its
+        # own. A cancellation of the owner passes through it; any other exception of the
+        # owner's is not given to it (it would come out wrapped in an ExceptionGroup, and
+        # the entry point's one-line "glosmsd: ..." would become a traceback): the tasks
+        # are cancelled above and awaited here, then the exception goes on as it was.
+        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
             await group.__aexit__(exc_type, exc, tb)
+        else:
+            await group.__aexit__(None, None, None)
 
     @property
     def running(self) -> list[str]:

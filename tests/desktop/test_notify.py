@@ -7,13 +7,22 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from glosmsd.desktop.notify import ACTIONS, SOUND_FILE, Alert, Notifier
+from glosmsd.system.supervisor import Supervisor
 from tests.support.daemonproc import wait_until
 from tests.support.desktop import DesktopEnv
+
+
+@pytest.fixture
+async def tasks() -> AsyncIterator[Supervisor]:
+    """What the daemon gives the notifier: its chores (closing, the chime) run there."""
+    async with Supervisor("test") as supervisor:
+        yield supervisor
 
 
 def test_bundled_assets_exist() -> None:
@@ -23,7 +32,7 @@ def test_bundled_assets_exist() -> None:
 
 
 async def test_a_bus_that_never_answers_costs_a_timeout_not_a_hang(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tasks: Supervisor
 ) -> None:
     path = tmp_path / "bus"
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -44,7 +53,7 @@ async def test_a_bus_that_never_answers_costs_a_timeout_not_a_hang(
     thread.start()
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", f"unix:path={path}")
     try:
-        notifier = Notifier(lambda *_a: None, timeout=0.5)
+        notifier = Notifier(lambda *_a: None, tasks=tasks, timeout=0.5)
         started = time.monotonic()
         shown = await notifier.show(Alert("1", "Bob Roe", "hi", sound=True))
         assert not shown
@@ -66,12 +75,12 @@ async def next_action(got: asyncio.Queue[tuple[str, str, str | None]]) -> tuple[
 
 @pytest.mark.desktop
 async def test_actions_taken_in_dunst_reach_on_action_and_close_the_notification(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tasks: Supervisor
 ) -> None:
     with DesktopEnv.start(tmp_path / "desk", tray=False) as desk:
         monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", desk.bus)
         got: asyncio.Queue[tuple[str, str, str | None]] = asyncio.Queue()
-        notifier = Notifier(lambda *a: got.put_nowait(a))
+        notifier = Notifier(lambda *a: got.put_nowait(a), tasks=tasks)
 
         async def shown_once() -> None:
             await asyncio.to_thread(wait_until, lambda: desk.displayed() == 1, 10, "one shown")
@@ -115,7 +124,10 @@ async def test_actions_taken_in_dunst_reach_on_action_and_close_the_notification
 
 @pytest.mark.desktop
 async def test_on_dunst_a_left_click_opens_and_close_all_opens_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tasks: Supervisor,
 ) -> None:
     """Issue 12 item 20: dunst's default left click only closes a notification; that close
     is the click. Its right click closes all of them: that opens none. A notification
@@ -124,7 +136,7 @@ async def test_on_dunst_a_left_click_opens_and_close_all_opens_nothing(
     with DesktopEnv.start(tmp_path / "desk", tray=False) as desk:
         monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", desk.bus)
         got: asyncio.Queue[tuple[str, str, str | None]] = asyncio.Queue()
-        notifier = Notifier(lambda *a: got.put_nowait(a))
+        notifier = Notifier(lambda *a: got.put_nowait(a), tasks=tasks)
 
         async def shown(n: int) -> None:
             await asyncio.to_thread(wait_until, lambda: desk.displayed() == n, 10, f"{n} shown")

@@ -144,3 +144,21 @@ async def test_an_awaiter_that_goes_away_leaves_the_chore_running() -> None:
         assert tasks.running == ["shared download"]
         release.set()
         assert await outcome == 7
+
+
+async def test_the_owners_own_exception_comes_out_as_it_was_after_the_tasks_end() -> None:
+    cleaned: list[str] = []
+
+    async def forever() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned.append("chore")
+
+    with pytest.raises(NotFound, match="no socket"):
+        async with Supervisor("test") as tasks:
+            tasks.spawn(forever(), name="chore")
+            await asyncio.sleep(0)
+            raise NotFound("no socket")  # not an ExceptionGroup: the entry point prints it
+    assert cleaned == ["chore"]
+    assert asyncio.all_tasks() == {asyncio.current_task()}

@@ -155,10 +155,13 @@ async def test_the_owners_own_exception_comes_out_as_it_was_after_the_tasks_end(
         finally:
             cleaned.append("chore")
 
-    with pytest.raises(NotFound, match="no socket"):
+    async def owner() -> None:
         async with Supervisor("test") as tasks:
             tasks.spawn(forever(), name="chore")
             await asyncio.sleep(0)
             raise NotFound("no socket")  # not an ExceptionGroup: the entry point prints it
+
+    with pytest.raises(NotFound, match="no socket"):
+        await owner()
     assert cleaned == ["chore"]
     assert asyncio.all_tasks() == {asyncio.current_task()}

@@ -126,12 +126,21 @@ class WindowWorld:
         they had come and gone over time; returns how many. Ann's daemon syncs them."""
         return bulk_messages(self.server, messages)
 
-    def sharer_sends(self, remote: str, text: str) -> None:
-        """Bo Diaz (1002) writes to `remote` from the number he shares with Ann (and the
-        carrier takes it: sent, as Bo's own device would see it)."""
+    def sharer_sends(self, remote: str, text: str, *, state: str | None = "sent") -> int:
+        """Bo Diaz (1002) writes to `remote` from the number he shares with Ann; the
+        carrier's verdict `state` follows (None: none yet, the server says `sending`).
+        Returns the server's message id (for `sharer_state`)."""
         with self.server.store() as st:
             sent = st.send("1002", f"bo-page-{next(self._ids)}", remote, text, [], from_=ANN)
-            st.set_state(int(sent.message["id"]), "sent", None)
+        server_id = int(sent.message["id"])
+        if state is not None:
+            self.sharer_state(server_id, state)
+        return server_id
+
+    def sharer_state(self, server_id: int, state: str, reason: str | None = None) -> None:
+        """The carrier's verdict on a sharer's message, as the server records it."""
+        with self.server.store() as st:
+            st.set_state(server_id, state, reason)
 
     def carrier(self, mode: str, reason: str = "Carrier refused the message") -> None:
         """How the test carrier answers the next sends: accept, fail or delay."""

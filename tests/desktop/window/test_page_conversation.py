@@ -77,6 +77,29 @@ def test_other_sharers_messages_carry_their_name_and_avatar_and_own_ones_none(
     expect(dialog).to_have_count(0)
 
 
+def test_another_sharers_message_shows_the_state_the_server_gives_it(
+    window: WindowWorld,
+) -> None:
+    page = window.open_page(conversation=BOB_MOBILE)
+    server_id = window.sharer_sends(BOB_MOBILE, "Bo: booking the table", state=None)
+    bo = bubble(page, "Bo: booking the table")
+    expect(bo.locator(".state")).to_have_text("Sending…")  # the server has no verdict yet
+    window.sharer_state(server_id, "sent")
+    expect(bo.locator(".state")).to_have_text("Sent")
+    server_id = window.sharer_sends(BOB_MOBILE, "Bo: and the cake", state=None)
+    window.sharer_state(server_id, "failed", "Carrier refused it")
+    cake = bubble(page, "Bo: and the cake")
+    expect(cake.locator(".state")).to_have_text("Failed: Carrier refused it")
+    expect(cake.get_by_role("button", name="Resend")).to_have_count(0)  # Bo's to resend
+    # Each state as the daemon has it from the server, for every device.
+    states = {
+        m["text"]: m["state"]
+        for m in window.daemon.call("messages", conversation=BOB_MOBILE)["messages"]
+    }
+    assert states["Bo: booking the table"] == "sent"
+    assert states["Bo: and the cake"] == "failed"
+
+
 def test_a_message_arriving_shows_at_once_without_a_reload(window: WindowWorld) -> None:
     page = window.open_page(conversation=CY)
     expect(bubble(page, "The scans, as promised")).to_be_visible()

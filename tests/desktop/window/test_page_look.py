@@ -38,6 +38,9 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def lively(window_world: WindowWorld) -> WindowWorld:
     """A conversation worth looking at: a shared number, emoji, a link, a photo."""
     w = window_world
+    with w.server.store() as st:  # the seed's message from Bo: the carrier took it
+        bo = st.conn.execute("SELECT id FROM messages WHERE client_id = 'bo-1'").fetchone()[0]
+    w.sharer_state(int(bo), "sent")
     w.receive(BOB_MOBILE, "Great, the table is booked for 12:30 🍝🎉")
     w.sharer_sends(BOB_MOBILE, "I'll bring the slides 👍 see https://example.com/deck")
     w.daemon.call("send", to=BOB_MOBILE, text="Perfect, see you both there 😀")

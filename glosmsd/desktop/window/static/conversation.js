@@ -279,8 +279,9 @@ export class ConversationView {
       else {
         meta.append(
           h("span", { class: "state failed", title: m.reason || "" }, icon("alert", "icon small"), m.reason ? `Failed: ${m.reason}` : "Failed"),
-          h("button", { type: "button", class: "resend", onclick: () => this._resend(m) }, "Resend"),
         );
+        // Only the user's own messages can be sent again from here, not another sharer's.
+        if (!m.sender) meta.append(h("button", { type: "button", class: "resend", onclick: () => this._resend(m) }, "Resend"));
       }
     }
     return meta;

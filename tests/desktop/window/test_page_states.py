@@ -130,3 +130,19 @@ def test_a_link_opens_in_the_users_browser_not_in_the_window(
     )
     assert page.url.startswith(window.url().split("/?", 1)[0])  # the window stayed put
     expect(page.get_by_role("log", name="Messages")).to_be_visible()
+
+
+def test_call_runs_the_configured_call_command(window: WindowWorld, tmp_path: Path) -> None:
+    called = tmp_path / "called.txt"
+    dialer = tmp_path / "dialer"
+    dialer.write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" >> {called}\n')
+    dialer.chmod(0o755)
+    config = window.daemon.home / "config" / "glosmsd" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'call_command = ["{dialer}", "{{number}}"]\n')
+    window.daemon.restart()
+    window.daemon.wait_online()
+    page = window.open_page(conversation=CY)
+    page.get_by_role("button", name="Call").click()
+    wait_until(lambda: called.exists() and called.read_text() == f"{CY}\n", 15, "the dialer")
+    expect(page.locator("#announce")).to_have_text(f"Calling {CY}")

@@ -266,8 +266,8 @@ def build_big(path: Path) -> float:
         conn.execute("COMMIT")
     conn.execute("BEGIN")
     conn.execute(
-        "UPDATE conversations SET last_at = "
-        "(SELECT max(at) FROM messages WHERE conversation_id = conversations.id)"
+        "UPDATE conversations SET (last_at, last_message_id) = (SELECT at, id FROM messages "
+        "WHERE conversation_id = conversations.id ORDER BY at DESC, id DESC LIMIT 1)"
     )
     # Everything read except the last few messages of every tenth conversation.
     conn.execute(

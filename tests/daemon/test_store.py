@@ -152,6 +152,37 @@ def test_pending_ops_keep_their_order_and_move_over_from_the_v1_prefs(db_path: P
         s.close()
 
 
+def test_a_v3_database_gets_each_conversations_newest_message(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrations.migrate(conn, dataclasses.replace(SCHEMA, steps=STEPS[:3]), str(db_path))
+    conn.executemany(
+        "INSERT INTO conversations (id, number, remote, remote_digits, remote_tail, last_at) "
+        "VALUES (?, ?, ?, '', '', ?)",
+        [(1, OWN, BOB, 30.0), (2, OWN, CAROL, 5.0), (3, OWN, "+15553334444", None)],
+    )
+    conn.executemany(
+        "INSERT INTO messages (id, conversation_id, direction, text, state, at) "
+        "VALUES (?, ?, 'in', ?, 'sent', ?)",
+        # In conversation 1 a later time beats a larger id, and on a tie the larger id wins.
+        [
+            (1, 1, "a", 10.0),
+            (2, 1, "b", 30.0),
+            (3, 1, "c", 20.0),
+            (4, 2, "d", 5.0),
+            (5, 2, "e", 5.0),
+        ],
+    )
+    conn.close()
+    s = Store.open(db_path)
+    try:
+        assert s.schema_version() == SCHEMA_VERSION
+        assert_last_messages(s)
+        listed = {c.id: (c.last_message_id, c.last_text) for c in s.conversations()}
+        assert listed == {1: (2, "b"), 2: (5, "e")}
+    finally:
+        s.close()
+
+
 def test_schema_too_new_leaves_the_file_untouched(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     conn.execute("CREATE TABLE future (x)")
@@ -264,6 +295,26 @@ def test_merge_of_local_send_with_server_echo(store: Store) -> None:
     again = store.message(local.id)
     assert again is not None
     assert again.state == "sent"
+
+
+def test_an_accepted_send_is_answered_with_the_row_as_read_back(store: Store) -> None:
+    # accept_send builds its answer from what it wrote (no read-back before the reply):
+    # it must be the row a read gives, files and their states included.
+    store.set_file_state(SHA, "/data/cat.jpg", "done")
+    files = [
+        {"path": "/tmp/x.jpg", "name": "x.jpg", "mime": "image/jpeg", "size": 10},
+        {"sha256": SHA, "name": "cat.jpg", "mime": "image/jpeg", "size": 48_213},
+        {"sha256": "cd" * 32, "name": "doc.pdf", "size": 5},
+    ]
+    row, new = store.accept_send("cid-f", OWN, BOB, "files", files, now=77.0)
+    assert new is True
+    assert row == store.message(row.id)
+    assert [(f.name, f.state, f.path) for f in row.files] == [
+        ("x.jpg", "done", "/tmp/x.jpg"),
+        ("cat.jpg", "done", "/data/cat.jpg"),
+        ("doc.pdf", "none", None),
+    ]
+    assert store.accept_send("cid-f", OWN, BOB, "other text") == (row, False)
 
 
 def test_outbox_reply_then_echo(store: Store) -> None:
@@ -761,9 +812,23 @@ OPS = st.lists(
         st.tuples(st.just("local_read"), st.one_of(st.none(), st.integers(0, 2))),
         st.tuples(st.just("local_del"), st.integers(1, 40)),
         st.tuples(st.just("reset"), st.integers(0, 30)),
+        # Sends (accepted here, the server's time for them later or earlier than ours) and
+        # batches of several messages whose times are out of order.
+        st.tuples(st.just("send"), st.integers(0, 2), st.floats(-5, 5)),
+        st.tuples(st.just("batch"), st.lists(st.tuples(st.integers(0, 2), st.integers(-9, 9)))),
     ),
     max_size=25,
 )
+
+
+def assert_last_messages(s: Store) -> None:
+    """Every conversation's kept newest message and last activity are those of its rows."""
+    rows = s._conn.execute(
+        "SELECT c.id, c.last_message_id, c.last_at, (SELECT id FROM messages m "
+        "WHERE m.conversation_id = c.id ORDER BY at DESC, id DESC LIMIT 1), "
+        "(SELECT max(at) FROM messages m WHERE m.conversation_id = c.id) FROM conversations c"
+    ).fetchall()
+    assert [(r[0], r[1], r[2]) for r in rows] == [(r[0], r[3], r[4]) for r in rows]
 
 
 @given(OPS)
@@ -807,9 +872,26 @@ def test_unread_bookkeeping_matches_a_full_count(ops: list[tuple[Any, ...]]) -> 
                 elif kind == "local_del":
                     if s.message(op[1]) is not None:
                         s.delete_message_local(op[1])
+                elif kind == "send":
+                    local = s.enqueue_send(f"c{seq}", OWN, REMOTES[op[1]], "out", now=seq)
+                    assert_last_messages(s)
+                    m = msg(1000 + seq, "out", direction="out", remote=REMOTES[op[1]])
+                    m.update(client_id=f"c{seq}", at=seq + op[2])
+                    sent.append(m)
+                    assert s.outbox_done(f"c{seq}", m) is not None
+                    assert s.message(local.id) is not None
+                elif kind == "batch":
+                    batch = []
+                    for k, (remote, shift) in enumerate(op[1]):
+                        m = msg(2000 + seq * 20 + k, direction="in", remote=REMOTES[remote])
+                        m["at"] = seq + shift
+                        sent.append(m)
+                        batch.append(mev(seq, m))
+                    s.apply_sync(batch, seq)
                 else:
                     keep = [m for m in sent if m["id"] <= op[1]]
                     s.apply_sync([mev(seq, m) for m in keep], seq, reset=True)
+                assert_last_messages(s)
                 full = count_all(s._conn)
                 assert s._unread.cached in (None, full)
                 for e in events:

@@ -81,7 +81,7 @@ def test_the_drafts_migration_keeps_an_older_database(tmp_path: Path) -> None:
     conn.close()
     s = Store.open(path)
     try:
-        assert s.schema_version() == SCHEMA_VERSION == 3
+        assert s.schema_version() == SCHEMA_VERSION >= 3
         s.apply_sync([mev(1, msg(1))], 1)
         assert s.set_draft(conv_id(s), "kept").text == "kept"
     finally:

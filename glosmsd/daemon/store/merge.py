@@ -298,10 +298,7 @@ class SyncMerge(Records):
         db.execute("DELETE FROM temp.keep_ids")
         if after == 0:
             db.execute("UPDATE conversations SET read_up_to = 0, deleted_up_to = 0")
-        db.execute(
-            "UPDATE conversations SET last_at = "
-            "(SELECT max(at) FROM messages WHERE conversation_id = conversations.id)"
-        )
+        self._touch_all(None)
 
     # ------------------------------------------------------------------ messages
 

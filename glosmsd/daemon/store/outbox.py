@@ -38,6 +38,22 @@ class OutboxRows(SyncMerge):
 
         The same `client_id` again returns the row it already made, adding nothing.
         """
+        return self.accept_send(client_id, number, remote, text, files, now=now)[0]
+
+    def accept_send(
+        self,
+        client_id: str,
+        number: str,
+        remote: str,
+        text: str,
+        files: Sequence[Mapping[str, Any]] = (),
+        *,
+        now: float | None = None,
+    ) -> tuple[MessageRow, bool]:
+        """`enqueue_send`, and whether the row is new (False: `client_id` had one already).
+
+        The new row is built from what was written rather than read back (the send's
+        reply waits for it)."""
         if not client_id or len(client_id) > 64:
             raise BadInput("client_id must be 1 to 64 characters.")
         when = time.time() if now is None else now
@@ -46,17 +62,18 @@ class OutboxRows(SyncMerge):
             if row is not None:
                 found = self._message(int(row[0]))
                 assert found is not None
-                return found
+                return found, False
             cid = self._conversation_id(number, remote)
-            local_id = self._insert_message(
-                conversation_id=cid,
-                client_id=client_id,
-                direction="out",
-                text=text,
-                state="sending",
-                at=when,
-                files=dumps(local_files(files)),
-            )
+            values: dict[str, Any] = {
+                "conversation_id": cid,
+                "client_id": client_id,
+                "direction": "out",
+                "text": text,
+                "state": "sending",
+                "at": when,
+                "files": dumps(local_files(files)),
+            }
+            local_id = self._insert_message(**values)
             db.execute(
                 "INSERT INTO outbox (client_id, message_id, number, remote, text, files, next_at, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -71,14 +88,29 @@ class OutboxRows(SyncMerge):
                     when,
                 ),
             )
+            # `_touch` without its query: the new row is the newest unless a message has a
+            # later time (the server's clock ahead of this one); on a tie its id is larger.
             db.execute(
-                "UPDATE conversations SET last_at = max(coalesce(last_at, 0), ?) WHERE id = ?",
-                (when, cid),
+                "UPDATE conversations SET last_message_id = CASE WHEN last_at IS NULL "
+                "OR last_at <= ? THEN ? ELSE last_message_id END, "
+                "last_at = max(coalesce(last_at, 0), ?) WHERE id = ?",
+                (when, local_id, when, cid),
             )
-            message = self._message(local_id)
-            assert message is not None
+            (message,) = self._messages_from(
+                [
+                    {
+                        **values,
+                        "id": local_id,
+                        "number": number,
+                        "remote": remote,
+                        "server_id": None,
+                        "reason": None,
+                        "sender": None,
+                    }
+                ]
+            )
             self._append("message", {"message": message.to_json()}, at=when)
-            return message
+            return message, True
 
     @staticmethod
     def _outbox_from(r: sqlite3.Row) -> OutboxItem:

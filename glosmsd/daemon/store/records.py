@@ -9,9 +9,10 @@ message, and both index the text in FTS5 themselves (see there).
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from typing import Any, Final, TypeVar
 
 from glosmsd.core.search import digits_of, fold, phone_tail
@@ -33,20 +34,28 @@ _CONVERSATION_SELECT: Final = """
            AND u.server_id > c.read_up_to) AS unread,
         l.id AS last_message_id, l.text AS last_text, l.direction AS last_direction
     FROM conversations c
-    LEFT JOIN messages l ON l.id = (
-        SELECT id FROM messages WHERE conversation_id = c.id ORDER BY at DESC, id DESC LIMIT 1)
+    LEFT JOIN messages l ON l.id = c.last_message_id
 """
 
 # The list form: no unread subquery (the counts come from the unread bookkeeping, kept up
 # to date by every write) and plain tuples; at 2,000 conversations the per-row count and
 # the name lookups of `sqlite3.Row` were two thirds of the time.
 _LIST_SELECT: Final = """
-    SELECT c.id, c.number, c.remote, c.name, c.last_at, c.read_up_to, c.deleted_up_to,
+    SELECT c.id, c.number, c.remote, c.name, c.last_at, 0, c.read_up_to, c.deleted_up_to,
         l.id, l.text, l.direction
     FROM conversations c
-    LEFT JOIN messages l ON l.id = (
-        SELECT id FROM messages WHERE conversation_id = c.id ORDER BY at DESC, id DESC LIMIT 1)
+    LEFT JOIN messages l ON l.id = c.last_message_id
 """
+
+# A conversation's last activity and newest message, from its messages: `_touch`.
+_LAST: Final = (
+    "(SELECT at, id FROM messages WHERE conversation_id = conversations.id "
+    "ORDER BY at DESC, id DESC LIMIT 1)"
+)
+
+
+# A list query's row as it is: `ConversationRow(*row)` without the argument parsing.
+_as_conversation: Final = functools.partial(tuple.__new__, ConversationRow)
 
 
 def chunks(values: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
@@ -75,7 +84,9 @@ class Records(StoreBase):
         ).fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
 
-    def _messages_from(self, rows: Sequence[sqlite3.Row]) -> list[MessageRow]:
+    def _messages_from(self, rows: Sequence[sqlite3.Row | Mapping[str, Any]]) -> list[MessageRow]:
+        """Message rows (the columns of `MESSAGE_SELECT`, or a mapping of the same names
+        for a row just written) as `MessageRow`s with their files' download states."""
         raw_files = [json.loads(r["files"]) for r in rows]
         states = self._file_states(f["sha256"] for fl in raw_files for f in fl if f.get("sha256"))
         out: list[MessageRow] = []
@@ -239,28 +250,33 @@ class Records(StoreBase):
         counts = self._unread_counts()
         cur = self._conn.cursor()
         cur.row_factory = None
-        rows = cur.execute(_LIST_SELECT + where, params).fetchall()
-        return [
-            ConversationRow(
-                r[0], r[1], r[2], r[3], r[4], counts.get(r[0], 0), r[5], r[6], r[7], r[8], r[9]
-            )
-            for r in rows
-        ]
+        # The columns are the row's fields, unread 0 until the counts are filled in.
+        out = list(map(_as_conversation, cur.execute(_LIST_SELECT + where, params).fetchall()))
+        if counts:
+            for i, c in enumerate(out):
+                n = counts.get(c.id)
+                if n:
+                    out[i] = c._replace(unread=n)
+        return out
 
     def _touch(self, conversation_id: int) -> None:
-        """Recompute the conversation's last activity from its visible messages."""
+        """Recompute the conversation's last activity and newest message (`last_at`,
+        `last_message_id`) from its visible messages: after any write that adds, moves
+        (`at`) or deletes one of them."""
         self._conn.execute(
-            "UPDATE conversations SET last_at = "
-            "(SELECT max(at) FROM messages WHERE conversation_id = ?) WHERE id = ?",
-            (conversation_id, conversation_id),
+            f"UPDATE conversations SET (last_at, last_message_id) = {_LAST} WHERE id = ?",  # noqa: S608
+            (conversation_id,),
         )
 
-    def _touch_all(self, conversation_ids: Iterable[int]) -> None:
-        """`_touch` for several conversations in one statement."""
+    def _touch_all(self, conversation_ids: Iterable[int] | None = None) -> None:
+        """`_touch` for several conversations in one statement (None: all of them)."""
+        if conversation_ids is None:
+            self._conn.execute(f"UPDATE conversations SET (last_at, last_message_id) = {_LAST}")  # noqa: S608
+            return
         for part in chunks(sorted(conversation_ids)):
             self._conn.execute(
-                "UPDATE conversations SET last_at = (SELECT max(at) FROM messages "  # noqa: S608
-                f"WHERE conversation_id = conversations.id) WHERE id IN ({marks(part)})",
+                f"UPDATE conversations SET (last_at, last_message_id) = {_LAST} "  # noqa: S608
+                f"WHERE id IN ({marks(part)})",
                 part,
             )
 

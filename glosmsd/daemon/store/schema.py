@@ -155,6 +155,18 @@ STEPS: Final[tuple[Step, ...]] = (
     )""",
         ),
     ),
+    Step(
+        4,
+        "each conversation keeps the id of its newest message (the list's preview), kept "
+        "up to date with last_at wherever messages are added, moved or deleted; the list "
+        "looked it up with a subquery per conversation (4.3 times the bare list at 2,000)",
+        sql=(
+            "ALTER TABLE conversations ADD COLUMN last_message_id INTEGER",
+            """UPDATE conversations SET last_message_id = (
+        SELECT id FROM messages WHERE conversation_id = conversations.id
+        ORDER BY at DESC, id DESC LIMIT 1)""",
+        ),
+    ),
 )
 
 SCHEMA: Final = Schema(

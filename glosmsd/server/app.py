@@ -49,7 +49,14 @@ from glosmsd.core.errors import (
 )
 from glosmsd.server import conntable, frames
 from glosmsd.server.carrier import Carrier, Inbound, build
-from glosmsd.server.db import CarrierMode, Outbound, ServerStore, SyncBatch
+from glosmsd.server.db import (
+    DEFAULT_UPLOAD_MAX_AGE,
+    DEFAULT_UPLOAD_QUOTA,
+    CarrierMode,
+    Outbound,
+    ServerStore,
+    SyncBatch,
+)
 from glosmsd.system.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -83,6 +90,14 @@ class ServerConfig:
     ping_interval: float = 20.0
     max_connections: int = conntable.DEFAULT_MAX_CONNECTIONS
     max_per_peer: int = conntable.DEFAULT_MAX_PER_PEER
+    upload_quota: int = DEFAULT_UPLOAD_QUOTA
+    upload_max_age: float = DEFAULT_UPLOAD_MAX_AGE
+
+    @property
+    def sweep_every(self) -> float:
+        """How often unsent uploads past their age are looked for: a quarter of the age,
+        between 0.2 s (short ages in tests) and 10 minutes."""
+        return min(600.0, max(0.2, self.upload_max_age / 4))
 
 
 class Bell:
@@ -356,6 +371,7 @@ class App:
         )
         for outbound in await self.db(ServerStore.pending_outbound):
             self.tasks.spawn(self._deliver(outbound), name=f"deliver {outbound.id}")
+        self.tasks.spawn(self._sweep_uploads(), name="sweep uploads")
         sock = next(iter(self.server.sockets))
         port = sock.getsockname()[1]
         host = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
@@ -372,6 +388,18 @@ class App:
             await asyncio.to_thread(self._watcher.join)
         await self.db(ServerStore.close)
         self._pool.shutdown()
+
+    async def _sweep_uploads(self) -> None:
+        """Remove uploads no message carries once they are `upload_max_age` old."""
+        while True:
+            try:
+                files, size = await self.db(ServerStore.expire_uploads, self.config.upload_max_age)
+            except GlosmsdError:
+                log.exception("removing expired uploads failed; trying again later")
+            else:
+                if files:
+                    log.info("removed %d expired uploads (%d bytes)", files, size)
+            await asyncio.sleep(self.config.sweep_every)
 
     def _watch(self) -> None:
         """Notice commits (the admin CLI's, and our own), prune the log and checkpoint
@@ -717,7 +745,14 @@ class App:
             raw = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise BadInput("The file data is not valid base64.") from exc
-        info = await self.db(ServerStore.upload, peer.ext, raw, name)
+        info = await self.db(
+            ServerStore.upload,
+            peer.ext,
+            raw,
+            name,
+            quota=self.config.upload_quota,
+            max_age=self.config.upload_max_age,
+        )
         return info.to_json()
 
     async def m_download(

@@ -21,6 +21,7 @@ from glosmsd.core.loopback import is_loopback
 from glosmsd.server import admin, conntable
 from glosmsd.server.app import App, ServerConfig
 from glosmsd.server.carrier import ADAPTERS
+from glosmsd.server.db import DEFAULT_UPLOAD_MAX_AGE, DEFAULT_UPLOAD_QUOTA
 
 log = logging.getLogger("glosmsd.server")
 
@@ -88,6 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="signed-in connections from one address at most; "
         f"default {conntable.DEFAULT_MAX_PER_PEER}",
     )
+    p.add_argument(
+        "--upload-quota",
+        type=int,
+        default=DEFAULT_UPLOAD_QUOTA,
+        metavar="BYTES",
+        help="bytes of uploads not yet sent in a message one extension may hold; "
+        f"default {DEFAULT_UPLOAD_QUOTA}",
+    )
+    p.add_argument(
+        "--upload-max-age",
+        type=float,
+        default=DEFAULT_UPLOAD_MAX_AGE,
+        metavar="S",
+        help="seconds an upload no message carries is kept before it is removed; "
+        f"default {DEFAULT_UPLOAD_MAX_AGE:g} (a day)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log every connection")
     sub = p.add_subparsers(dest="command")
     admin.add_parser(sub)
@@ -119,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("--log-horizon", args.log_horizon),
         ("--max-connections", args.max_connections),
         ("--max-per-peer", args.max_per_peer),
+        ("--upload-quota", args.upload_quota),
+        ("--upload-max-age", args.upload_max_age),
     ):
         if value < 1:
             print(f"glosmsd-server: {flag} must be at least 1, not {value}", file=sys.stderr)
@@ -134,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ping_interval=args.ping_interval,
         max_connections=args.max_connections,
         max_per_peer=args.max_per_peer,
+        upload_quota=args.upload_quota,
+        upload_max_age=args.upload_max_age,
     )
     try:
         return asyncio.run(serve(config))

@@ -7,6 +7,7 @@ A package of parts (see `base`): `schema` (migrations), `records` (value objects
 
 from glosmsd.core.wire import MAX_CHUNK, SHA256, clean_file_name
 from glosmsd.server.db.base import E164, EXTENSION, normalize_number
+from glosmsd.server.db.files import DEFAULT_UPLOAD_MAX_AGE, DEFAULT_UPLOAD_QUOTA
 from glosmsd.server.db.records import (
     DEFAULT_CARRIER_REASON,
     CarrierMode,
@@ -20,6 +21,8 @@ from glosmsd.server.db.store import ServerStore
 
 __all__ = [
     "DEFAULT_CARRIER_REASON",
+    "DEFAULT_UPLOAD_MAX_AGE",
+    "DEFAULT_UPLOAD_QUOTA",
     "E164",
     "EXTENSION",
     "MAX_CHUNK",

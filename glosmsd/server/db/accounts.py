@@ -59,9 +59,10 @@ class AccountsDb(DbBase):
             mime = sniff(avatar)
             if mime is None or not mime.startswith("image/"):
                 raise BadInput("The avatar must be an image (JPEG, PNG, GIF, BMP or WebP).")
-            avatar_sha = self._store_blob(avatar, mime)
         with self._write() as db:
-            if avatar_sha is not None and avatar is not None and mime is not None:
+            if avatar is not None and mime is not None:
+                # In the transaction: see `files` on blobs and sweeps.
+                avatar_sha = self._store_blob(avatar, mime)
                 self._insert_file(avatar_sha, mime, len(avatar))
             db.execute(
                 "INSERT INTO extensions (ext, name, avatar) VALUES (?, ?, ?) "

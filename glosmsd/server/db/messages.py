@@ -249,13 +249,13 @@ class MessagesDb(FilesDb):
             raise BadInput(f"{len(files)} files; a message carries at most {wire.MAX_FILES}.")
         remote = normalize_number(sender, what="sender")
         number = normalize_number(to, what="recipient")
-        infos = []
-        for data, name in files:
-            sha, mime = self.store_inbound_file(data)
-            infos.append(FileInfo(sha, clean_file_name(name), mime, len(data)))
         with self._write():
             if not self._hosted(number):
                 raise NotFound(f"{number} is not hosted on this server: assign it first.")
+            infos = []
+            for data, name in files:
+                sha, mime = self.store_inbound_file(data)
+                infos.append(FileInfo(sha, clean_file_name(name), mime, len(data)))
             return self._insert_message(
                 number=number,
                 remote=remote,

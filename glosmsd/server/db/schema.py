@@ -67,6 +67,15 @@ STEPS: Final[tuple[Step, ...]] = (
             "CREATE INDEX events_by_number ON events(number, seq) WHERE number IS NOT NULL",
         ),
     ),
+    Step(
+        2,
+        "when each upload was made, so unsent uploads expire (issue 13 item 8); uploads "
+        "made before it count as old",
+        sql=(
+            "ALTER TABLE uploads ADD COLUMN at REAL NOT NULL DEFAULT 0",
+            "CREATE INDEX uploads_by_at ON uploads(at)",
+        ),
+    ),
 )
 
 SCHEMA: Final = Schema(

@@ -11,16 +11,12 @@ import re
 import pytest
 from playwright.sync_api import Page, WebSocket, expect
 
+from tests.desktop.window.composerpage import fresh_composer
 from tests.support.daemonproc import wait_until
 from tests.support.ipcworld import BOB_MOBILE, CY
 from tests.support.windowpage import WindowWorld
 
-
-@pytest.fixture(autouse=True)
-def no_drafts(window: WindowWorld) -> None:
-    """Each test starts with empty composers (the module's daemon keeps drafts)."""
-    for draft in window.daemon.call("drafts"):
-        window.daemon.call("draft_set", conversation=draft["conversation_id"], text="")
+pytestmark = pytest.mark.usefixtures(fresh_composer.__name__)
 
 
 def message_box(page: Page):  # type: ignore[no-untyped-def]
@@ -77,10 +73,28 @@ def test_a_draft_survives_switching_conversations_and_is_saved_on_a_pause(
     assert window.daemon.call("draft_get", conversation=cy)["text"] == "Something for Cy"
 
 
+def test_pagehide_saves_the_draft_without_waiting_for_a_pause(window: WindowWorld) -> None:
+    page = window.open_page(conversation=BOB_MOBILE)
+    bob = window.daemon.call("messages", conversation=BOB_MOBILE, limit=1)["conversation"]["id"]
+    # The text is there but no input event started the pause's timer: only pagehide saves.
+    message_box(page).evaluate(
+        """(el) => {
+          el.value = "Saved as the window went";
+          window.dispatchEvent(new Event("pagehide"));
+        }"""
+    )
+    wait_until(
+        lambda: (
+            window.daemon.call("draft_get", conversation=bob)["text"] == "Saved as the window went"
+        ),
+        10,
+        "the draft saved on pagehide",
+    )
+
+
 def test_a_draft_survives_closing_and_reopening_the_window(window: WindowWorld) -> None:
     page = window.open_page(conversation=CY)
     message_box(page).fill("Typed, then the window closed")
-    page.close(run_before_unload=True)  # pagehide saves at once, no pause needed
     cy = window.daemon.call("messages", conversation=CY, limit=1)["conversation"]["id"]
     wait_until(
         lambda: (
@@ -88,8 +102,9 @@ def test_a_draft_survives_closing_and_reopening_the_window(window: WindowWorld) 
             == "Typed, then the window closed"
         ),
         10,
-        "the draft saved on pagehide",
+        "the draft saved",
     )
+    page.close(run_before_unload=True)
     again = window.open_page(conversation=CY)
     expect(message_box(again)).to_have_value("Typed, then the window closed")
     # Sending clears it, here and in the daemon.

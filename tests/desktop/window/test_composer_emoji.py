@@ -9,9 +9,12 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-untyped]
 from playwright.sync_api import Locator, Page, expect
 
+from tests.desktop.window.composerpage import fresh_composer
 from tests.support.daemonproc import wait_until
 from tests.support.ipcworld import BOB_MOBILE, CY
 from tests.support.windowpage import WindowWorld
+
+pytestmark = pytest.mark.usefixtures(fresh_composer.__name__)
 
 GROUPS = [
     "Smileys & Emotion",
@@ -24,13 +27,6 @@ GROUPS = [
     "Symbols",
     "Flags",
 ]
-
-
-@pytest.fixture(autouse=True)
-def no_drafts(window: WindowWorld) -> None:
-    """Each test starts with empty composers (the module's daemon keeps drafts)."""
-    for draft in window.daemon.call("drafts"):
-        window.daemon.call("draft_set", conversation=draft["conversation_id"], text="")
 
 
 def open_picker(page: Page) -> Locator:

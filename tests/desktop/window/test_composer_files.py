@@ -14,9 +14,11 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Locator, Page, expect
 
-from tests.desktop.window.test_composer_send import sent_text
+from tests.desktop.window.composerpage import fresh_composer, sent_text
 from tests.support.ipcworld import BOB_MOBILE
 from tests.support.windowpage import WindowWorld
+
+pytestmark = pytest.mark.usefixtures(fresh_composer.__name__)
 
 MAX = "Maximum size of attached files for MMS reached."
 
@@ -31,13 +33,6 @@ MAKE_TRANSFER = """
   return dt;
 }
 """
-
-
-@pytest.fixture(autouse=True)
-def no_drafts(window: WindowWorld) -> None:
-    """Each test starts with empty composers (the module's daemon keeps drafts)."""
-    for draft in window.daemon.call("drafts"):
-        window.daemon.call("draft_set", conversation=draft["conversation_id"], text="")
 
 
 def png(color: str, size: tuple[int, int] = (320, 240)) -> bytes:

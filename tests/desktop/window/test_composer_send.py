@@ -6,42 +6,21 @@ a first send to a new number, and the message reaching a second device through t
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
+from tests.desktop.window.composerpage import fresh_composer, sent_text
 from tests.support.daemonproc import wait_until
 from tests.support.ipcworld import BOB_MOBILE, CY
 from tests.support.windowpage import WindowWorld
 
-
-@pytest.fixture(autouse=True)
-def no_drafts(window: WindowWorld) -> None:
-    """Each test starts with empty composers (the module's daemon keeps drafts)."""
-    for draft in window.daemon.call("drafts"):
-        window.daemon.call("draft_set", conversation=draft["conversation_id"], text="")
+pytestmark = pytest.mark.usefixtures(fresh_composer.__name__)
 
 
 def counter_line(window: WindowWorld, text: str) -> str:
     count = window.daemon.call("count", text=text)
     return f"{count['remaining']} characters left · {count['segments']}/4 SMS"
-
-
-def sent_text(
-    window: WindowWorld, conversation: str, text: str, state: str | None = None
-) -> dict[str, Any]:
-    """The message with `text` once the daemon has it (in `state`, if given)."""
-
-    def found() -> dict[str, Any] | None:
-        for m in window.daemon.call("messages", conversation=conversation)["messages"]:
-            if m["text"] == text and state in (None, m["state"]):
-                return dict(m)
-        return None
-
-    got = wait_until(found, 20, f"{text!r} in the daemon")
-    assert got is not None
-    return got
 
 
 def test_the_counter_shows_the_daemons_count_and_send_delivers(window: WindowWorld) -> None:

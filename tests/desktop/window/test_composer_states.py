@@ -14,9 +14,12 @@ from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-unt
 from PIL import Image
 from playwright.sync_api import expect
 
+from tests.desktop.window.composerpage import fresh_composer
 from tests.support.daemonproc import DaemonProcess
 from tests.support.ipcworld import BOB_MOBILE, World
 from tests.support.windowpage import WindowWorld
+
+pytestmark = pytest.mark.usefixtures(fresh_composer.__name__)
 
 
 @pytest.fixture

@@ -21,7 +21,12 @@ and is told apart by its kind; tests/core/test_errors.py checks this drawing is 
     │   │   └── SocketNotOurs          socket-not-ours     another user's socket or folder
     │   └── ConnectionLost             connection-lost     the daemon went away mid-call
     ├── StoreError              -32005 store
-    │   └── SchemaTooNew               schema-too-new
+    │   ├── SchemaTooNew               schema-too-new
+    │   ├── StoreLocked                store-locked        another program holds a lock
+    │   ├── StoreReadOnly              store-read-only     the file or its folder is
+    │   │                                                  read-only
+    │   ├── DiskFull                   disk-full           no space left; nothing lost
+    │   └── StoreDamaged               store-damaged       not a database, or corrupt
     ├── SendFailed              -32006 send-failed
     │   └── NoSmsNumber         -32007 no-sms-number
     ├── LimitExceeded           -32008 limit-exceeded
@@ -191,6 +196,30 @@ class SchemaTooNew(StoreError):
     kind = "schema-too-new"
 
 
+class StoreLocked(StoreError):
+    """Another program holds a lock on the database: retry once it lets go."""
+
+    kind = "store-locked"
+
+
+class StoreReadOnly(StoreError):
+    """The database (or its folder) cannot be written."""
+
+    kind = "store-read-only"
+
+
+class DiskFull(StoreError):
+    """The disk holding the database is full; the change was not made, nothing is lost."""
+
+    kind = "disk-full"
+
+
+class StoreDamaged(StoreError):
+    """The file is not a database or is corrupt: the only store error to move aside."""
+
+    kind = "store-damaged"
+
+
 class SendFailed(GlosmsdError):
     """A message could not be sent; `message` is the reason in the user's words."""
 
@@ -315,6 +344,10 @@ _SHARED_CODE: tuple[type[GlosmsdError], ...] = (
     SocketNotOurs,
     ConnectionLost,
     SchemaTooNew,
+    StoreLocked,
+    StoreReadOnly,
+    DiskFull,
+    StoreDamaged,
     SubscriberDropped,
     InvalidNumber,
     AmbiguousRecipient,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from glosmsd.daemon.store import failures
 from glosmsd.daemon.store.base import EventsListener, LocalEvent
 from glosmsd.daemon.store.checkpoint import Checkpointer
 from glosmsd.daemon.store.database import Store
@@ -83,7 +85,7 @@ class AsyncStore:
         self, method: Callable[Concatenate[Store, P], T], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """`method(store, *args, **kwargs)` on the store's thread: `await s.run(Store.cursor)`."""
-        call = functools.partial(method, self._store, *args, **kwargs)
+        call = functools.partial(_explained, self._store, method, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     @property
@@ -108,3 +110,12 @@ class AsyncStore:
             item = await self.run(Store.export_conversation, cid)
             if item is not None:
                 yield item
+
+
+def _explained(store: Store, method: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """`method(store, ...)`, with what SQLite raised said as a `StoreError` (-32005, its
+    kind naming the cause) instead of a bare sqlite3 error (-32603 "Internal error")."""
+    try:
+        return method(store, *args, **kwargs)
+    except sqlite3.Error as exc:
+        raise failures.explain(exc, store.path) from exc

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from glosmsd.core import migrations
-from glosmsd.core.errors import StoreError
+from glosmsd.daemon.store import failures
 from glosmsd.daemon.store.base import EventsListener
 from glosmsd.daemon.store.downloads import Downloads
 from glosmsd.daemon.store.drafts import Drafts
@@ -37,30 +37,30 @@ class Store(OutboxRows, LocalChanges, Queries, Downloads, Drafts, Prefs):
         """Open (creating or migrating) the database at `path`.
 
         Raises `SchemaTooNew` when the file comes from a newer glosmsd (the file is not
-        written to at all), `StoreError` when it is not a database or cannot be opened.
+        written to at all), a `StoreError` saying why when it cannot be opened
+        (`failures.explain`: locked, read-only, disk full, damaged).
         """
         path = Path(path)
         try:
             private_database(path)  # 0600 with its -wal/-shm, whatever the umask
             conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"Cannot open the local database {path}: {exc}") from exc
+            raise failures.explain(exc, path) from exc
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("PRAGMA foreign_keys = ON")
             migrations.migrate(conn, SCHEMA, str(path), prepare=_use_wal)
-        except sqlite3.DatabaseError as exc:
+            store = cls(conn, path)
+            store.on_events = on_events
+            with store._write():
+                store._prune_events(time.time())
+        except (sqlite3.Error, OSError) as exc:
             conn.close()
-            raise StoreError(
-                f"{path} is not a glosmsd database or is damaged ({exc}). "
-                "Move it aside and start glosmsd again to sync a fresh copy."
-            ) from exc
+            # Locked, read-only, full or damaged: each in its own words (only the last
+            # says to move the file aside).
+            raise failures.explain(exc, path) from exc
         except BaseException:
             conn.close()
             raise
-        store = cls(conn, path)
-        store.on_events = on_events
-        with store._write():
-            store._prune_events(time.time())
         return store

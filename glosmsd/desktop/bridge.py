@@ -52,7 +52,7 @@ class TrayPort(Protocol):
 
 #: Brings the SMS window up at a conversation (None: the list): the window's
 #: `WindowActions.show`, the one way the tray and notifications open it (issue 15).
-ShowWindow = Callable[[int | None], Awaitable[None]]
+ShowWindow = Callable[[int | None], Awaitable[bool]]
 
 
 # --------------------------------------------------------------------------- pure rules
@@ -362,10 +362,9 @@ class Desktop:
     async def open_conversation(self, conversation: int) -> None:
         """The SMS window at `conversation` (issue 15: the tray's unread menu and a
         notification's Open bring it up); the quick-send popup where there is no window."""
-        if self.show_window is None:
-            await self.open_popup(conversation)
+        if self.show_window is not None and await self.show_window(conversation):
             return
-        await self.show_window(conversation)
+        await self.open_popup(conversation)  # no SMS window here (its port taken, no browser)
 
     async def open_popup(self, conversation: int | None) -> None:
         args = ["--conversation", str(conversation)] if conversation is not None else []

@@ -107,3 +107,26 @@ def test_a_left_click_on_a_notification_opens_the_window_at_its_conversation(
         assert_window_url(urls[0], ann, conversation_id(ann, BOB))
         assert "Traceback" not in ann.log()
         assert "KeyError" not in ann.log()
+
+
+def test_where_the_window_cannot_open_the_menu_falls_back_to_the_popup(
+    desk: DesktopEnv, server: ServerProcess, tmp_path: Path
+) -> None:
+    """A click must never do nothing: when the window's command cannot start, the
+    conversation opens in the quick-send popup, and the log says why."""
+    token = server.add_extension("1001", "Ann Lee", ANN)
+    server.admin("add-contact", "Bob Roe", "--number", f"mobile={BOB}")
+    config = f"window_command = {str(tmp_path / 'no-such-browser') + ' {url}'!r}\n"
+    with TrayDaemon.start_on(desk, tmp_path / "ann", server, token, config) as ann:
+        ann.wait_online()
+        icon = desk.tray_icon()
+        server.admin("inject", "--from", BOB, "--to", ANN, "--text", "hello?")
+        wait_until(lambda: "1 unread" in desk.window_name(icon), 10, "1 unread")
+        desk.click(icon)
+        wait_until(lambda: desk.window_ids("--onlyvisible", "--class", "^Menu$"), 10, "the menu")
+        desk.key("Down", "Down", "Return")
+        popup = wait_until(lambda: desk.window_ids("--name", "^Bob Roe "), 20, "the popup")
+        assert "no-such-browser" in ann.log()
+        desk.run("xdotool", "windowfocus", "--sync", popup[0])
+        desk.key("Escape")
+        wait_until(lambda: not desk.window_ids("--name", "^Bob Roe "), 10, "the popup to close")

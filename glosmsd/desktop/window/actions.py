@@ -73,17 +73,18 @@ class WindowActions:
             "profile": str(self.profile),
         }
 
-    async def show(self, conversation_id: int | None) -> None:
+    async def show(self, conversation_id: int | None) -> bool:
         """Bring the window up at `conversation_id` (None: the list), from the tray or a
-        notification: focus the open one, or launch one. Failures are logged."""
+        notification: focus the open one, or launch one. Failures are logged; False then
+        (the caller may offer the quick-send popup instead)."""
         try:
             opening = self.window.open(conversation_id)
         except GlosmsdError as exc:
             log.warning("window: cannot open: %s", exc.message)
-            return
+            return False
         if opening.action == "focus":
             await asyncio.to_thread(launch.raise_window, self.profile)
-            return
+            return True
         try:
             await asyncio.to_thread(
                 launch.launch,
@@ -95,6 +96,8 @@ class WindowActions:
         except GlosmsdError as exc:
             self.window.launch_failed()
             log.warning("window: %s", exc.message)
+            return False
+        return True
 
     # ------------------------------------------------------------------ call
 

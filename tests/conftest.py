@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,3 +53,20 @@ def tk_desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DesktopEnv]:
         tmp_path_factory.mktemp("tk-desk"), tray=False, notifications=False
     ) as desk:
         yield desk
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """An asyncio test cannot start while an earlier test left an event loop running in the
+    main thread (a sync Playwright left open is the known way): say so, naming the cause,
+    rather than fail later at the runner's teardown with an unrelated-looking error."""
+    if item.get_closest_marker("asyncio") is None:
+        return
+    left = asyncio.events._get_running_loop()
+    if left is not None:
+        pytest.fail(
+            f"an earlier test left an event loop running in the main thread ({left!r}); "
+            "close Playwright's sync API (or whatever ran that loop) at the end of its "
+            "package, not the session",
+            pytrace=False,
+        )

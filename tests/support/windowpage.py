@@ -187,14 +187,18 @@ def bulk_messages(server: Any, messages: Iterable[tuple[str, str, str, float]]) 
     return n
 
 
-@pytest.fixture(scope="session")
+# Package scope, never session: while Playwright's sync API is open, its event loop counts
+# as running in the main thread (it runs in a greenlet), so every asyncio test collected
+# after tests/desktop/window would fail at teardown with "Cannot run the event loop while
+# another loop is running". Closing it at the package's end gives the thread back.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     require_chromium()
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     b = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
     yield b
@@ -205,7 +209,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def window_world(
     browser: Browser, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WindowWorld]:
-    """One world (server + Ann's daemon, seeded) per test module, a browser per session."""
+    """One world (server + Ann's daemon, seeded) per test module, a browser per package."""
     tmp = tmp_path_factory.mktemp("page")
     with running_world(tmp) as world:
         ww = WindowWorld(world, browser, tmp)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
+import stat
 import urllib.parse
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 from glosmsd.core.errors import BadInput
 from glosmsd.daemon import media
@@ -30,20 +32,52 @@ def read_source(ref: str) -> tuple[str, bytes]:
         return read_data_uri(ref)
     path = Path(ref).expanduser()
     try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise BadInput(f"{ref} is not a regular file.")
-        if size > MAX_SOURCE_FILE:
-            raise BadInput(
-                f"{path.name} is {size // (1024 * 1024)} MiB: too big to attach, even compressed."
-            )
-        return path.name, path.read_bytes()
+        return path.name, _read_regular_file(path, ref)
     except FileNotFoundError as exc:
         raise BadInput(f"No such file: {ref}") from exc
     except PermissionError as exc:
         raise BadInput(f"Cannot read {ref}: permission denied.") from exc
     except IsADirectoryError as exc:
         raise BadInput(f"{ref} is a directory, not a file.") from exc
+
+
+def _read_regular_file(path: Path, ref: str) -> bytes:
+    """The bytes of `path`, opened once: what is checked is the file that is read.
+
+    Checking the path and then reading it lets a symlink flipped in between (to /dev/zero,
+    say) be read until memory runs out. So: open once (non-blocking, so a FIFO cannot hang
+    the open), `fstat` the open file, and read at most the limit plus one byte, which also
+    catches a file that grows after the check.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(ref)
+        if not stat.S_ISREG(st.st_mode):
+            raise BadInput(f"{ref} is not a regular file.")
+        if st.st_size > MAX_SOURCE_FILE:
+            raise BadInput(_too_big(path, st.st_size))
+        data = _read_at_most(f, MAX_SOURCE_FILE + 1)
+    if len(data) > MAX_SOURCE_FILE:
+        raise BadInput(_too_big(path, len(data)))
+    return data
+
+
+def _read_at_most(f: BinaryIO, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = f.read(min(left, 1024 * 1024))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _too_big(path: Path, size: int) -> str:
+    return f"{path.name} is {size // (1024 * 1024)} MiB: too big to attach, even compressed."
 
 
 def read_data_uri(uri: str) -> tuple[str, bytes]:

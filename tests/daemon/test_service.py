@@ -168,7 +168,7 @@ async def test_files_from_data_uris_and_bad_files(daemon: Daemon, tmp_path: Path
 
     with pytest.raises(BadInput, match="No such file"):
         await svc.send(BOB_MOBILE, "x", [str(tmp_path / "missing.jpg")])
-    with pytest.raises(BadInput, match="not a regular file"):
+    with pytest.raises(BadInput, match="is a directory"):
         await svc.send(BOB_MOBILE, "x", [str(tmp_path)])
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)

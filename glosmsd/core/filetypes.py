@@ -113,6 +113,36 @@ _CONTROL: Final = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f\x80-\x9f]")
 
 SUPPORTED_SUMMARY: Final = "images, audio, video, vCard, text, PDF"
 
+#: The file name extensions that say each type, the one `name_for` gives first.
+EXTENSIONS: Final[dict[str, tuple[str, ...]]] = {
+    "image/jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "image/png": (".png",),
+    "image/gif": (".gif",),
+    "image/bmp": (".bmp", ".dib"),
+    "image/webp": (".webp",),
+    "image/heic": (".heic",),
+    "image/heif": (".heif",),
+    "image/avif": (".avif",),
+    "audio/mpeg": (".mp3", ".mpga"),
+    "audio/mp4": (".m4a", ".m4b", ".m4p"),
+    "audio/aac": (".aac",),
+    "audio/amr": (".amr",),
+    "audio/amr-wb": (".awb", ".amr"),
+    "audio/x-wav": (".wav",),
+    "audio/ogg": (".ogg", ".oga", ".opus"),
+    "video/mp4": (".mp4",),
+    "video/x-m4v": (".m4v",),
+    "video/3gpp": (".3gp", ".3gpp"),
+    "video/3gpp2": (".3g2",),
+    "video/quicktime": (".mov", ".qt"),
+    "text/vcard": (".vcf", ".vcard"),
+    "text/plain": (".txt", ".text", ".log", ".csv", ".md"),
+    "application/pdf": (".pdf",),
+}
+
+# What counts as a name's extension to replace: a short run of letters and digits.
+_EXTENSION: Final = re.compile(r"\.[A-Za-z0-9]{1,5}$")
+
 
 def sniff(data: bytes) -> str | None:
     """The canonical MIME type of `data` judged by content only; `None` when unknown."""
@@ -160,6 +190,25 @@ def check_type(data: bytes, allowed: Sequence[str]) -> str:
         f"Supported: {_summary(allowed)}.",
         data={"detected": mime, "supported": sorted(accepted)},
     )
+
+
+def name_for(name: str, mime: str) -> str:
+    """`name` with an extension that says `mime`, the type its content was found to be.
+
+    The name a file arrives with is kept when its extension already fits (``IMG.JPEG``
+    as ``image/jpeg``); otherwise its extension is replaced (a PDF called ``pdf.png``
+    goes as ``pdf.pdf``, HTML called ``script.png`` as the text it is, ``script.txt``) or
+    one is added (``notes`` as ``notes.txt``), so a phone never opens a file as what its
+    name claims instead of what it is. A type without known extensions keeps its name.
+    """
+    wanted = EXTENSIONS.get(canonical(mime))
+    if not wanted:
+        return name
+    old = _EXTENSION.search(name)
+    if old is not None and old.group().lower() in wanted:
+        return name
+    stem = name[: old.start()] if old is not None and old.start() > 0 else name
+    return stem + wanted[0]
 
 
 def canonical(mime: str) -> str:

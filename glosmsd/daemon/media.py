@@ -659,7 +659,10 @@ def _check_one(index: int, raw_name: str, data: bytes, allowed: Sequence[str]) -
             image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
         _load(image, mime, label)
         data = strip_metadata(data, mime, label)
-    return _Item(name=name, data=data, mime=mime, pixels=pixels)
+    # Named by what it is, not by what its name claims (issue 13 item 14).
+    return _Item(
+        name=safe_name(filetypes.name_for(name, mime)), data=data, mime=mime, pixels=pixels
+    )
 
 
 def _allocate_and_fit(items: list[_Item], budget: int) -> None:

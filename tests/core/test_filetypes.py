@@ -203,3 +203,29 @@ def test_printable_utf8_is_text_or_a_text_document(text: str) -> None:
         "application/rtf",
         "application/postscript",
     }
+
+
+@pytest.mark.parametrize(
+    ("name", "mime", "sent_as"),
+    [
+        ("pdf.png", "application/pdf", "pdf.pdf"),  # the probe's cases (issue 13 item 14)
+        ("script.png", "text/plain", "script.txt"),
+        ("IMG_0001.JPEG", "image/jpeg", "IMG_0001.JPEG"),  # a fitting name is kept as it is
+        ("card.VCF", "text/vcard", "card.VCF"),
+        ("notes", "text/plain", "notes.txt"),  # no extension: one is added
+        ("photo.heic", "image/jpeg", "photo.jpg"),
+        ("report.final.docx", "application/pdf", "report.final.pdf"),
+        ("page.html", "text/plain", "page.txt"),
+        ("scan.tiff", "image/tiff", "scan.tiff"),  # a type we know no extension of
+        ("x.jpg", "image/jpg", "x.jpg"),  # aliases count as their canonical type
+    ],
+)
+def test_a_file_is_named_by_the_type_of_its_content(name: str, mime: str, sent_as: str) -> None:
+    assert filetypes.name_for(name, mime) == sent_as
+
+
+@given(st.text(min_size=1, max_size=40), st.sampled_from(sorted(filetypes.EXTENSIONS)))
+def test_the_name_given_says_the_type_and_is_kept_the_second_time(name: str, mime: str) -> None:
+    named = filetypes.name_for(name, mime)
+    assert named.lower().endswith(filetypes.EXTENSIONS[mime])
+    assert filetypes.name_for(named, mime) == named

@@ -196,6 +196,19 @@ async def test_files_from_data_uris_and_bad_files(daemon: Daemon, tmp_path: Path
     assert len(outgoing) == 2
 
 
+async def test_a_file_goes_named_by_its_content_not_its_name(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """Issue 13 item 14: a PDF called pdf.png went out as .png, HTML called script.png as
+    text/plain named .png; the phone opening it trusts the name."""
+    svc = svc_of(daemon)
+    (tmp_path / "pdf.png").write_bytes(b"%PDF-1.4\n1 0 obj << >> endobj\n%%EOF\n")
+    (tmp_path / "script.png").write_text("<html><script>alert(1)</script></html>\n")
+    sent = await svc.send(BOB_MOBILE, "", [str(tmp_path / "pdf.png"), str(tmp_path / "script.png")])
+    files = [(f["name"], f["mime"]) for f in sent["message"]["files"]]
+    assert files == [("pdf.pdf", "application/pdf"), ("script.txt", "text/plain")]
+
+
 async def test_twenty_parallel_sends_of_one_new_file_all_queue(
     daemon: Daemon, tmp_path: Path
 ) -> None:

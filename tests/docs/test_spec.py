@@ -80,6 +80,32 @@ def test_spec_states_the_real_limits() -> None:
         assert re.search(rf"\| {cls.code} \| [^|]*`{cls.kind}`", text), cls
 
 
+def test_the_limits_table_gives_the_values_the_daemon_enforces() -> None:
+    """Issue 13: every limit in one table, each with what a client past it gets."""
+    from glosmsd.daemon import attachments, ipc
+
+    text = specdoc.SPEC.read_text()
+    table = text[text.index("## Limits") : text.index("## The second transport")]
+    rows = {
+        line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")
+    }
+    assert f"{rpc.DEFAULT_MAX_LINE:,} bytes, `max_line`" in rows["one line"]
+    assert f"{ipc.MAX_BATCH} (`max_batch`)" in rows["calls in one batch"]
+    assert ipc.REPLY_BUDGET == 1 << 20
+    assert "1 MiB (`reply_bytes`)" in rows["replies to one line"]
+    queued = rows["replies and events queued unread, per connection"]
+    assert f"{ipc.OUT_QUEUE:,} lines or {ipc.OUT_BYTES >> 20} MiB" in queued
+    assert f"{ipc.MAX_CONNECTIONS} (`max_connections`" in rows["connections at once"]
+    assert f"{attachments.MAX_SOURCE_FILE >> 20} MiB read" in rows["a file to send"]
+    for line in rows.values():
+        if line.startswith("| limit |"):
+            continue
+        past = line.rstrip(" |").rsplit("|", 1)[1]
+        assert re.search(r"-32\d\d\d|code 1009|left out|waits for room", past), (
+            f"no error named: {line}"
+        )
+
+
 def test_spec_says_where_the_reply_shapes_are() -> None:
     text = specdoc.SPEC.read_text()
     for where in ("methods[].result.schema", "components.schemas", "x-notifications"):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import shutil
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,6 +171,7 @@ def bulk_messages(server: Any, messages: Iterable[tuple[str, str, str, float]]) 
     transaction (with their sync events): 10,000 in about a second, where one `receive`
     each would commit 10,000 times."""
     n = 0
+    batch = uuid.uuid4().hex[:8]  # client ids unique per call: a test can fill twice
     with server.store() as st, st._write():  # bulk set-up, as bench does
         for remote, direction, text, at in messages:
             st._insert_message(
@@ -179,7 +181,7 @@ def bulk_messages(server: Any, messages: Iterable[tuple[str, str, str, float]]) 
                 text=text,
                 state="sent",
                 sender_ext="1001" if direction == "out" else None,
-                client_id=f"bulk-{n}" if direction == "out" else None,
+                client_id=f"bulk-{batch}-{n}" if direction == "out" else None,
                 files=[],
                 at=at,
             )

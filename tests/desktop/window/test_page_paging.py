@@ -4,33 +4,40 @@ more than a few hundred of them; "Jump to newest" brings the end back."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.support.windowpage import WindowWorld
 
-LONG = "+15557651111"
 COUNT = 10_000
+# A new correspondent per fill, so the test can repeat (--count) in one module's world.
+_REMOTES = (f"+1555765{n:04d}" for n in itertools.count(1111))
 
 
-def fill(window: WindowWorld) -> None:
+def fill(window: WindowWorld) -> str:
+    """COUNT messages with a new correspondent, synced to Ann's daemon; their number."""
+    remote = next(_REMOTES)
     start = time.time() - COUNT * 90.0
     window.bulk(
-        (LONG, "in" if i % 3 else "out", f"Message number {i}", start + i * 90.0)
+        (remote, "in" if i % 3 else "out", f"Message number {i}", start + i * 90.0)
         for i in range(COUNT)
     )
 
     def synced() -> bool:
-        convs = [c for c in window.daemon.call("conversations") if c["remote"] == LONG]
+        convs = [c for c in window.daemon.call("conversations") if c["remote"] == remote]
         return bool(convs) and convs[0]["last_text"] == f"Message number {COUNT - 1}"
 
-    window.daemon.wait_until(synced, 60, "the daemon to sync 10,000 messages")
+    window.daemon.wait_until(synced, 150, "the daemon to sync 10,000 messages")
+    return remote
 
 
+@pytest.mark.timeout(240)  # filling and syncing 10,000 messages is slow on a busy machine
 def test_ten_thousand_messages_are_paged_never_all_in_the_dom(window: WindowWorld) -> None:
-    fill(window)
-    page = window.open_page(conversation=LONG)
+    remote = fill(window)
+    page = window.open_page(conversation=remote)
     log = page.get_by_role("log", name="Messages")
     newest = log.get_by_role("article").filter(has_text=f"Message number {COUNT - 1}")
     expect(newest).to_be_in_viewport()

@@ -32,6 +32,11 @@ export class ConversationView {
     );
     this.log.after(this.jump);
     this.log.addEventListener("scroll", () => this._scrolled(), { passive: true });
+    // The end stays in view when the log's box changes under it: laid out only after the
+    // first render (scrollTop on a box not yet laid out does nothing), the composer
+    // growing, the window resized. Fonts arriving late change the bubbles' heights.
+    new ResizeObserver(() => this._keepBottom()).observe(this.log);
+    document.fonts.ready.then(() => this._keepBottom());
     this.log.addEventListener("contextmenu", (ev) => this._contextMenu(ev));
     this.log.addEventListener("keydown", (ev) => this._key(ev));
     this.log.addEventListener("focus", (ev) => {

@@ -285,6 +285,18 @@ async def test_files_types_paths_and_download_permissions(server: ServerProcess)
             files=[{"sha256": up["sha256"], "name": "..\\..\\cat.png"}],
         )
         assert msg["files"][0]["name"] == "cat.png"
+        # A client not ours naming the PNG as a PDF: it goes named by what it is.
+        renamed = await ann.call(
+            "send",
+            client_id="f2",
+            to=DEE,
+            text="",
+            files=[{"sha256": up["sha256"], "name": "invoice.pdf"}],
+        )
+        assert (renamed["files"][0]["name"], renamed["files"][0]["mime"]) == (
+            "invoice.png",
+            "image/png",
+        )
         got = await dee.call("download", sha256=up["sha256"], offset=4, length=10)
         assert base64.b64decode(got["data"]) == data[4:14]
         assert got["size"] == len(data)

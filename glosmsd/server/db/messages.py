@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from glosmsd.core import wire
+from glosmsd.core import filetypes, wire
 from glosmsd.core.errors import BadInput, NoSmsNumber, NotFound
 from glosmsd.core.rules import check_message
 from glosmsd.core.wire import clean_file_name
@@ -200,9 +200,8 @@ class MessagesDb(FilesDb):
         ).fetchone()
         if row is None or (mine is None and not self.can_download(ext, sha)):
             raise NotFound(f"File {sha[:12]}... was not uploaded: call upload first.")
-        return FileInfo(
-            sha, clean_file_name(str(ref.get("name", "file"))), row["mime"], int(row["size"])
-        )
+        name = _named_by_type(str(ref.get("name", "file")), row["mime"])
+        return FileInfo(sha, name, row["mime"], int(row["size"]))
 
     def set_state(self, message_id: int, state: str, reason: str | None) -> None:
         with self._write() as db:
@@ -255,7 +254,7 @@ class MessagesDb(FilesDb):
             infos = []
             for data, name in files:
                 sha, mime = self.store_inbound_file(data)
-                infos.append(FileInfo(sha, clean_file_name(name), mime, len(data)))
+                infos.append(FileInfo(sha, _named_by_type(name, mime), mime, len(data)))
             return self._insert_message(
                 number=number,
                 remote=remote,
@@ -325,3 +324,9 @@ class MessagesDb(FilesDb):
             )
             seq = self._event("delete_conversation", wire.mark_body(number, remote, up_to), ext=ext)
             return seq, int(up_to)
+
+
+def _named_by_type(name: str, mime: str) -> str:
+    """A file's name made safe and saying the type its content was found to be: a client
+    not ours (or a carrier) naming a PDF `pdf.png` does not make phones open it as one."""
+    return clean_file_name(filetypes.name_for(clean_file_name(name), mime))

@@ -26,17 +26,19 @@ from websockets.datastructures import Headers
 from websockets.exceptions import InvalidMessage, InvalidStatus, InvalidURI
 from websockets.http11 import Response
 
-from glosmsd.cli import doctor
-from glosmsd.cli.doctor import (
+from glosmsd.cli.doctor import probes, verdicts
+from glosmsd.cli.doctor.seen import (
     BusSeen,
     ConfigSeen,
     DisplaySeen,
-    Result,
     Seen,
+    ServerOutcome,
     ServerSeen,
     SocketSeen,
+    SocketState,
     TraySeen,
 )
+from glosmsd.cli.doctor.verdicts import Result
 from glosmsd.desktop import notify
 from glosmsd.system.paths import Paths
 from tests.daemon.test_link_tls import pki  # noqa: F401 - the private CA fixture, shared
@@ -74,7 +76,7 @@ CONFIG_OK = ConfigSeen(
     ],
 )
 def test_display(seen: DisplaySeen, status: str, words: str) -> None:
-    r = doctor.judge_display(seen)
+    r = verdicts.judge_display(seen)
     assert (r.check, r.status) == ("display", status)
     assert words in r.detail
     assert bool(r.fix) == (status != "ok")
@@ -100,7 +102,7 @@ def test_display(seen: DisplaySeen, status: str, words: str) -> None:
     ],
 )  # fmt: skip
 def test_tray(display: DisplaySeen, tray: TraySeen, status: str, detail: str, fix: str) -> None:
-    r = doctor.judge_tray(display, tray)
+    r = verdicts.judge_tray(display, tray)
     assert (r.check, r.status) == ("tray", status)
     assert detail in r.detail
     assert fix in r.fix
@@ -127,7 +129,7 @@ def test_tray(display: DisplaySeen, tray: TraySeen, status: str, detail: str, fi
     ],
 )  # fmt: skip
 def test_notifications(bus: BusSeen, status: str, detail: str, fix: str) -> None:
-    r = doctor.judge_notifications(bus)
+    r = verdicts.judge_notifications(bus)
     assert (r.check, r.status) == ("notifications", status)
     assert detail in r.detail
     assert fix in r.fix
@@ -158,7 +160,7 @@ BOTH = DisplaySeen(x_display=":0", wayland_display="wayland-0")
 def test_clipboard_tool_is_the_one_pyperclip_picks(
     display: DisplaySeen, programs: set[str], tool: str | None
 ) -> None:
-    assert doctor.clipboard_tool(display, frozenset(programs)) == tool
+    assert verdicts.clipboard_tool(display, frozenset(programs)) == tool
 
 
 @pytest.mark.parametrize(
@@ -177,7 +179,7 @@ def test_clipboard_tool_is_the_one_pyperclip_picks(
 def test_clipboard(
     display: DisplaySeen, programs: set[str], status: str, detail: str, fix: str
 ) -> None:
-    r = doctor.judge_clipboard(display, frozenset(programs))
+    r = verdicts.judge_clipboard(display, frozenset(programs))
     assert (r.check, r.status) == ("clipboard", status)
     assert detail in r.detail
     assert fix in r.fix
@@ -185,7 +187,7 @@ def test_clipboard(
 
 def test_clipboard_tool_installed_without_a_display_gets_no_install_advice() -> None:
     # Issue 12 item 11: it said "xclip found, but no display" and still `apt install xclip`.
-    r = doctor.judge_clipboard(DisplaySeen(), frozenset({"xclip"}))
+    r = verdicts.judge_clipboard(DisplaySeen(), frozenset({"xclip"}))
     assert "apt install" not in r.fix
     assert "apt" not in r.detail
 
@@ -201,7 +203,7 @@ def test_clipboard_tool_installed_without_a_display_gets_no_install_advice() -> 
     ],
 )
 def test_sound(bus: BusSeen, programs: set[str], status: str, detail: str) -> None:
-    r = doctor.judge_sound(bus, frozenset(programs))
+    r = verdicts.judge_sound(bus, frozenset(programs))
     assert (r.check, r.status) == ("sound", status)
     assert detail in r.detail
     if status == "warning":
@@ -210,7 +212,7 @@ def test_sound(bus: BusSeen, programs: set[str], status: str, detail: str) -> No
 
 
 def test_sound_players_are_the_ones_notify_tries() -> None:
-    assert tuple(p[0] for p in notify.PLAYERS) == doctor.PLAYERS
+    assert tuple(p[0] for p in notify.PLAYERS) == verdicts.PLAYERS
 
 
 STATUS = {
@@ -241,7 +243,7 @@ STATUS = {
     ],
 )  # fmt: skip
 def test_daemon(seen: SocketSeen, status: str, detail: str, fix: str) -> None:
-    r = doctor.judge_daemon(seen)
+    r = verdicts.judge_daemon(seen)
     assert (r.check, r.status) == ("daemon", status)
     assert detail in r.detail
     assert fix in r.fix
@@ -266,7 +268,7 @@ def test_daemon(seen: SocketSeen, status: str, detail: str, fix: str) -> None:
     ],
 )  # fmt: skip
 def test_config(seen: ConfigSeen, status: str, detail: str, fix: str) -> None:
-    r = doctor.judge_config(seen)
+    r = verdicts.judge_config(seen)
     assert (r.check, r.status) == ("config", status)
     assert detail in r.detail
     assert fix in r.fix
@@ -315,7 +317,7 @@ URL = "wss://sms.example.com/v1"
     ],
 )  # fmt: skip
 def test_server(seen: ServerSeen, config: ConfigSeen, status: str, detail: str, fix: str) -> None:
-    r = doctor.judge_server(seen, config)
+    r = verdicts.judge_server(seen, config)
     assert (r.check, r.status) == ("server", status)
     assert detail in r.detail
     assert fix in r.fix
@@ -347,21 +349,21 @@ def _status(code: int, reason: str) -> InvalidStatus:
     ],
 )  # fmt: skip
 def test_connection_failures_are_told_apart(exc: BaseException, outcome: str, detail: str) -> None:
-    assert doctor.classify_failure(exc)[0] == outcome
-    assert detail in doctor.classify_failure(exc)[1]
+    assert probes.classify_failure(exc)[0] == outcome
+    assert detail in probes.classify_failure(exc)[1]
 
 
 def test_warnings_alone_do_not_fail_and_the_report_says_so() -> None:
     ok = Result("display", "ok", "fine")
     warn = Result("daemon", "warning", "not running", "Start it.")
     gone = Result("tray", "missing", "no tray", "apt install trayer.")
-    assert doctor.exit_code([ok, warn]) == 0
-    assert doctor.exit_code([ok, warn, gone]) == 1
-    assert doctor.render([ok]) == [
+    assert verdicts.exit_code([ok, warn]) == 0
+    assert verdicts.exit_code([ok, warn, gone]) == 1
+    assert verdicts.render([ok]) == [
         "ok       display        fine",
         "Everything glosmsd needs works.",
     ]
-    assert doctor.render([ok, warn, gone]) == [
+    assert verdicts.render([ok, warn, gone]) == [
         "ok       display        fine",
         "warning  daemon         not running",
         "                       Start it.",
@@ -370,7 +372,7 @@ def test_warnings_alone_do_not_fail_and_the_report_says_so() -> None:
         "1 missing, 1 warning.",
     ]
     long = Result("tray", "missing", "x", "word " * 40)
-    assert all(len(line) <= 100 for line in doctor.render([long]))
+    assert all(len(line) <= 100 for line in verdicts.render([long]))
 
 
 # --------------------------------------------------------------------------- pure: properties
@@ -395,11 +397,11 @@ seens = st.builds(
         capabilities=st.frozensets(st.sampled_from(["sound", "body", "actions"])),
         server_error=st.none() | texts,
     ),
-    programs=st.frozensets(st.sampled_from(doctor.PROGRAMS)),
+    programs=st.frozensets(st.sampled_from(probes.PROGRAMS)),
     socket=st.builds(
         SocketSeen,
         path=texts,
-        state=st.sampled_from(get_args(doctor.SocketState)),
+        state=st.sampled_from(get_args(SocketState)),
         status=st.none() | st.just(STATUS),
         error=texts,
     ),
@@ -408,7 +410,7 @@ seens = st.builds(
     server=st.builds(
         ServerSeen,
         url=texts,
-        outcome=st.sampled_from(get_args(doctor.ServerOutcome)),
+        outcome=st.sampled_from(get_args(ServerOutcome)),
         detail=texts,
         hello=st.none() | st.just(HELLO),
     ),
@@ -418,14 +420,14 @@ seens = st.builds(
 @settings(max_examples=100)
 @given(seens)
 def test_every_check_once_in_order_and_every_problem_has_a_fix(seen: Seen) -> None:
-    results = doctor.assess(seen)
-    assert tuple(r.check for r in results) == doctor.CHECKS
+    results = verdicts.assess(seen)
+    assert tuple(r.check for r in results) == verdicts.CHECKS
     for r in results:
         assert r.status in ("ok", "warning", "missing")
         assert r.detail
         assert (r.status == "ok") or r.fix
-    assert doctor.exit_code(results) == int(any(r.status == "missing" for r in results))
-    lines = doctor.render(results)
+    assert verdicts.exit_code(results) == int(any(r.status == "missing" for r in results))
+    lines = verdicts.render(results)
     assert [line.split()[0] for line in lines if not line.startswith(" ")][:-1] == [
         r.status for r in results
     ]
@@ -441,33 +443,33 @@ def test_probe_config_reads_like_the_daemon_and_writes_nothing(tmp_path: Path) -
     token.chmod(0o640)
     cfg = tmp_path / "config.toml"
     cfg.write_text(f'server = "ws://127.0.0.1:1/v1"\ntoken_file = "{token}"\n')
-    seen, config, tls = doctor.probe_config(cfg, {}, paths)
+    seen, config, tls = probes.probe_config(cfg, {}, paths)
     assert (seen.exists, seen.error, seen.secret_mode) == (True, None, 0o640)
     assert config is not None
     assert config.token == "secret"
     assert tls is None
-    assert doctor.judge_config(seen).status == "warning"
+    assert verdicts.judge_config(seen).status == "warning"
     assert not paths.device_id_file.exists()  # the doctor only looks
     token.chmod(0o604)
-    seen, config, _ = doctor.probe_config(cfg, {}, paths)
+    seen, config, _ = probes.probe_config(cfg, {}, paths)
     assert config is None
     assert seen.error is not None
     assert f"chmod 600 {token}" in seen.error
-    seen, _, _ = doctor.probe_config(None, {}, paths)
+    seen, _, _ = probes.probe_config(None, {}, paths)
     assert (seen.exists, seen.path) == (False, str(paths.config_file))
-    assert doctor.judge_config(seen).detail == f"no config at {paths.config_file}"
+    assert verdicts.judge_config(seen).detail == f"no config at {paths.config_file}"
 
 
 def test_probe_socket_tells_a_file_from_a_stale_socket(tmp_path: Path) -> None:
     path = tmp_path / "socket"
-    assert doctor.probe_socket(path, 1).state == "absent"
+    assert probes.probe_socket(path, 1).state == "absent"
     path.write_text("")
-    assert doctor.probe_socket(path, 1).state == "not-socket"
+    assert probes.probe_socket(path, 1).state == "not-socket"
     path.unlink()
     s = socket.socket(socket.AF_UNIX)
     s.bind(str(path))
     s.close()
-    assert doctor.probe_socket(path, 1).state == "stale"
+    assert probes.probe_socket(path, 1).state == "stale"
 
 
 def test_a_listener_that_never_answers_is_silent(tmp_path: Path) -> None:
@@ -475,7 +477,7 @@ def test_a_listener_that_never_answers_is_silent(tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX) as s:
         s.bind(str(path))
         s.listen()
-        seen = doctor.probe_socket(path, 0.3)
+        seen = probes.probe_socket(path, 0.3)
     assert (seen.state, seen.error) == ("silent", "glosmsd did not answer in time; is it stuck?")
 
 
@@ -514,7 +516,7 @@ def checks(env: Mapping[str, str], *args: str, code: int | None = None) -> Check
     if code is not None:
         assert proc.returncode == code, proc.stdout
     listed: list[dict[str, str]] = json.loads(proc.stdout)
-    assert [c["check"] for c in listed] == list(doctor.CHECKS)
+    assert [c["check"] for c in listed] == list(verdicts.CHECKS)
     assert all(set(c) == {"check", "status", "detail", "fix"} for c in listed)
     return {c["check"]: c for c in listed}
 
@@ -571,7 +573,7 @@ def test_with_nothing_everything_missing_is_named_with_its_package(tmp_path: Pat
     proc = run_doctor(env)
     assert proc.returncode == 1
     heads = [line for line in proc.stdout.splitlines() if not line.startswith(" ")]
-    assert [h.split()[:2] for h in heads[:-1]] == [[got[c]["status"], c] for c in doctor.CHECKS]
+    assert [h.split()[:2] for h in heads[:-1]] == [[got[c]["status"], c] for c in verdicts.CHECKS]
     assert heads[-1] == "5 missing, 3 warnings."
     assert "apt install" in proc.stdout
 
@@ -580,7 +582,7 @@ def test_with_nothing_everything_missing_is_named_with_its_package(tmp_path: Pat
 def test_on_the_test_desktop_with_a_server_and_a_daemon_everything_is_ok(
     tmp_path: Path, server: ServerProcess
 ) -> None:
-    if not any(shutil.which(p) for p in doctor.PLAYERS):
+    if not any(shutil.which(p) for p in verdicts.PLAYERS):
         pytest.skip("needs a sound player for the chime (apt-get install alsa-utils)")
     token = server.add_extension("1001", "Ann Lee", ANN)
     with (
@@ -594,7 +596,7 @@ def test_on_the_test_desktop_with_a_server_and_a_daemon_everything_is_ok(
         proc = run_doctor(env)
         assert (proc.returncode, proc.stderr) == (0, ""), proc.stdout
         lines = proc.stdout.splitlines()
-        assert [line.split()[:2] for line in lines[:-1]] == [["ok", c] for c in doctor.CHECKS]
+        assert [line.split()[:2] for line in lines[:-1]] == [["ok", c] for c in verdicts.CHECKS]
         assert lines[-1] == "Everything glosmsd needs works."
         got = checks(env, code=0)
     assert got["display"]["detail"] == f"X11 display {desk.display} answers"

@@ -6,7 +6,8 @@ activation, as the daemon's first notification would.
 
 Its server probe opens its own WebSocket instead of going through `glosmsd.daemon.link`: the
 link retries forever and folds every failure into a status line, while the doctor needs one
-attempt and the failure's kind (name lookup, refused, TLS, token, not a glosmsd server).
+attempt and the failure's kind (name lookup, refused, TLS, token, not a glosmsd server),
+which it takes from the link's own mapping, `glosmsd.daemon.linkerrors.connect_error`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import dataclasses
 import json
 import os
 import shutil
-import socket
 import ssl
 import stat
 import threading
@@ -48,34 +48,35 @@ PROGRAMS: Final = ("xclip", "xsel", "wl-copy", "wl-paste", "klipper", "qdbus", *
 
 def classify_failure(exc: BaseException) -> tuple[ServerOutcome, str]:
     """What kind of failure a connection attempt to the server ended in, and its words."""
-    from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+    from glosmsd.core.errors import (
+        AuthFailed,
+        BadServerUrl,
+        HttpStatus,
+        NameNotResolved,
+        NotWebSocket,
+        ServerRefused,
+        ServerTimeout,
+        TlsFailed,
+    )
+    from glosmsd.daemon.linkerrors import connect_error
 
-    if isinstance(exc, InvalidStatus):
-        code = exc.response.status_code
-        reason = exc.response.reason_phrase
-        if code in (401, 403):
-            return "unauthorized", f"HTTP {code} {reason}".strip()
-        return "http", f"the server answered HTTP {code} {reason}".strip()
-    if isinstance(exc, InvalidURI):
-        return "bad-url", str(exc)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        why = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or exc
-        return "tls", f"certificate not trusted: {why}"
-    if isinstance(exc, ssl.SSLError):
-        return "tls", str(getattr(exc, "reason", None) or exc)
-    if isinstance(exc, socket.gaierror):
-        return "dns", exc.strerror or str(exc)
-    if isinstance(exc, ConnectionRefusedError):
-        return "refused", exc.strerror or "connection refused"
-    if isinstance(exc, TimeoutError):
-        return "timeout", str(exc) or "timed out"
-    if isinstance(exc, InvalidHandshake | EOFError | ConnectionResetError):
-        return "not-websocket", str(exc) or type(exc).__name__
-    if isinstance(exc, OSError):
-        return "unreachable", exc.strerror or str(exc)
-    if isinstance(exc, ValueError):
-        return "bad-url", str(exc)
-    return "unreachable", f"{type(exc).__name__}: {exc}"
+    error = connect_error(exc)
+    if isinstance(error, HttpStatus):
+        if error.status == 403:
+            return "unauthorized", error.detail
+        return "http", f"the server answered {error.detail}"
+    outcomes: tuple[tuple[type[Exception], ServerOutcome], ...] = (
+        (AuthFailed, "unauthorized"),
+        (BadServerUrl, "bad-url"),
+        (TlsFailed, "tls"),
+        (NameNotResolved, "dns"),
+        (ServerRefused, "refused"),
+        (ServerTimeout, "timeout"),
+        (NotWebSocket, "not-websocket"),
+    )
+    unreachable: ServerOutcome = "unreachable"
+    outcome = next((o for cls, o in outcomes if isinstance(error, cls)), unreachable)
+    return outcome, error.detail
 
 
 XSeen = tuple[str | None, str, str | None, tuple[IconSeen, ...]]

@@ -383,6 +383,9 @@ def _ignore(_event: Any) -> None:
 
 def _xorg_icon_class(base: Any) -> Any:
     """pystray's xorg Icon with its 0.19.5 bugs worked around (see the module docstring)."""
+    # Long on purpose (issue 14): the body is one class, whose base (pystray's backend
+    # class) exists only once pystray has chosen its backend at run time, so it can only
+    # be defined in here; each of its methods is short.
     import Xlib.X
     import Xlib.Xatom
 

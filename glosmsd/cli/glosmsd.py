@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from glosmsd.daemon.root import Daemon, Frontend
     from glosmsd.daemon.service import Service
     from glosmsd.desktop.bridge import Desktop
-    from glosmsd.desktop.tray import Command, Tray
+    from glosmsd.desktop.tray import MenuCommand, Tray
     from glosmsd.system.paths import Paths
 
 log = logging.getLogger("glosmsd")
@@ -151,7 +151,7 @@ class Session:
         if self.daemon is not None:
             self.daemon.request_stop()
 
-    def on_tray_command(self, command: Command) -> None:
+    def on_tray_command(self, command: MenuCommand) -> None:
         """Runs on the tray's thread: hand the click to the event loop."""
         if self.desktop is not None:
             self.desktop.command_threadsafe(command)

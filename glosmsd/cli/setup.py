@@ -255,7 +255,7 @@ def render_config(server: str, *, insecure: bool, kept: Mapping[str, Any]) -> st
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class SetupPlan:
     """What setup will write, already loaded the way the daemon will load it."""
 
     config_file: Path
@@ -303,7 +303,7 @@ def plan(
     ca_file: Path | None,
     paths: Paths,
     scratch: Path,
-) -> Plan:
+) -> SetupPlan:
     """Check the answers with the config's rules and render the files (writes only `scratch`).
 
     The new config is written to `scratch` and loaded from there as the daemon will load
@@ -340,7 +340,7 @@ def plan(
             exc.message.replace(str(staged), str(paths.config_file))
             + " (kept from the existing config: fix or remove it, then run glosmsd setup again)"
         ) from None
-    return Plan(
+    return SetupPlan(
         config_file=paths.config_file,
         token_file=paths.config_file.parent / TOKEN_NAME,
         text=text,
@@ -356,7 +356,7 @@ def plan(
     )
 
 
-def write(p: Plan) -> None:
+def write(p: SetupPlan) -> None:
     """Write the token file and config.toml: 0600, in a 0700 directory, atomically."""
     directory = p.config_file.parent
     try:

@@ -280,7 +280,7 @@ class WindowServer:
             log.warning("window: refused %s: another user's connection", where)
             return _text(403, "This SMS window belongs to another user.")
         method = request.method
-        req = access.Request(method, request.path, _headers(request.headers))
+        req = access.HttpRequest(method, request.path, _headers(request.headers))
         verdict = gate.check(req, self.clock())
         if isinstance(verdict, access.Refuse):
             log.info("window: refused %s %s: %d %s", method, where, verdict.status, verdict.text)

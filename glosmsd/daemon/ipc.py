@@ -83,7 +83,7 @@ CAPABILITIES: Final = ("batch", "notifications", "subscribe", "replay", "progres
 Replay = Callable[[int, int], Awaitable[tuple[list[Event], bool]]]
 """replay(after_id, up_to_id) -> (events after `after_id` up to `up_to_id`, gap)."""
 
-_CONN: contextvars.ContextVar[Connection] = contextvars.ContextVar("glosmsd_ipc_conn")
+_CONN: contextvars.ContextVar[IpcSession] = contextvars.ContextVar("glosmsd_ipc_conn")
 #: What to run once the reply of the call being handled is queued (a subscription's replay
 #: starts then). Per call, not per connection: a transport may handle calls concurrently.
 _AFTER_REPLY: contextvars.ContextVar[list[Callable[[], None]]] = contextvars.ContextVar(
@@ -121,7 +121,7 @@ class OutQueue(asyncio.Queue[bytes | None]):
 
 
 @dataclass(eq=False)
-class Connection:
+class IpcSession:
     """One client connection: its outgoing queue and its subscription, if any."""
 
     name: str
@@ -219,13 +219,13 @@ class IpcServer:
         self._hello = hello or (lambda: {})
         self._server: asyncio.Server | None = None
         self._inode: int | None = None
-        self._conns: set[Connection] = set()
+        self._conns: set[IpcSession] = set()
         self._counter = 0
         self._takes_progress: dict[str, bool] = {}
         self._wanted_connections = max_connections
         self.max_connections = max_connections
         #: The socket's own connections (the window's sessions are not counted here).
-        self._unix: set[Connection] = set()
+        self._unix: set[IpcSession] = set()
         self._full = _FullTable()
         self._old_handler: Any = None
         self._register_builtins()
@@ -352,11 +352,11 @@ class IpcServer:
 
     def open_session(
         self, name: str, *, max_line: int | None = None, transport: str = "unix"
-    ) -> Connection:
+    ) -> IpcSession:
         """A new client session, `name`d for the log; its transport writes what lands in
         `conn.out` (bytes, one JSON value each, newline-terminated; None: close) until
         `close_session`."""
-        conn = Connection(
+        conn = IpcSession(
             name=name,
             max_line=self.max_line if max_line is None else max_line,
             transport=transport,
@@ -364,7 +364,7 @@ class IpcServer:
         self._conns.add(conn)
         return conn
 
-    def close_session(self, conn: Connection) -> None:
+    def close_session(self, conn: IpcSession) -> None:
         """The client went: stop its event stream and wake its writer to finish."""
         self._conns.discard(conn)
         if conn.pump is not None:
@@ -377,7 +377,7 @@ class IpcServer:
             with contextlib.suppress(asyncio.QueueFull):
                 conn.out.put_nowait(None)
 
-    async def handle(self, conn: Connection, message: bytes | str) -> None:
+    async def handle(self, conn: IpcSession, message: bytes | str) -> None:
         """Answer one JSON-RPC message (a call, a notification or a batch) of `conn`."""
         token = _CONN.set(conn)
         try:
@@ -385,7 +385,7 @@ class IpcServer:
         finally:
             _CONN.reset(token)
 
-    async def _read_loop(self, conn: Connection, reader: asyncio.StreamReader) -> None:
+    async def _read_loop(self, conn: IpcSession, reader: asyncio.StreamReader) -> None:
         framer = rpc.LineFramer(self.max_line)
         handled = 0
         while conn.is_open():
@@ -414,7 +414,7 @@ class IpcServer:
                 if handled % 64 == 0:  # one pipelining client must not starve the others
                     await asyncio.sleep(0)
 
-    async def _process(self, conn: Connection, line: bytes | str) -> None:
+    async def _process(self, conn: IpcSession, line: bytes | str) -> None:
         if len(line) > PARSE_OFF_LOOP:
             parsed = await asyncio.to_thread(rpc.parse, line, max_batch=MAX_BATCH)
         else:
@@ -468,7 +468,7 @@ class IpcServer:
             known = self._takes_progress[method.name] = "progress" in params
         return known
 
-    async def _write_loop(self, conn: Connection, writer: asyncio.StreamWriter) -> None:
+    async def _write_loop(self, conn: IpcSession, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 # Everything already queued goes out in one write: a pipelining client
@@ -602,7 +602,7 @@ class IpcServer:
 
     async def _pump(
         self,
-        conn: Connection,
+        conn: IpcSession,
         sub: Subscription,
         backlog: list[Event],
         last: int,
@@ -696,7 +696,7 @@ class _FullTable:
         self.closed = self.refused = self.no_descriptors = 0
 
 
-def _progress_sender(conn: Connection, req_id: rpc.RequestId) -> Callable[[int, int], None]:
+def _progress_sender(conn: IpcSession, req_id: rpc.RequestId) -> Callable[[int, int], None]:
     def report(done: int, total: int) -> None:
         conn.send(
             rpc.encode(rpc.notification("progress", {"id": req_id, "done": done, "total": total}))

@@ -40,7 +40,7 @@ from websockets.http11 import Response
 
 from glosmsd.core import filetypes, rpc
 from glosmsd.core.errors import INVALID_REQUEST, RpcError, Unsupported
-from glosmsd.daemon.ipc import Connection, IpcServer
+from glosmsd.daemon.ipc import IpcServer, IpcSession
 from glosmsd.daemon.media import safe_name
 from glosmsd.daemon.service import Service
 from glosmsd.desktop.window import access, peer
@@ -128,7 +128,7 @@ def find_assets(root: Path) -> dict[str, Asset]:
 class Page:
     """One connected page: its daemon session and the calls it has in flight."""
 
-    conn: Connection
+    conn: IpcSession
     calls: set[asyncio.Task[None]] = field(default_factory=set)
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_CALLS))
 
@@ -412,7 +412,7 @@ class WindowServer:
         finally:
             page.slots.release()
 
-    async def _write(self, ws: ServerConnection, conn: Connection) -> None:
+    async def _write(self, ws: ServerConnection, conn: IpcSession) -> None:
         try:
             while True:
                 item = await conn.out.get()

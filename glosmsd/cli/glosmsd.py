@@ -19,7 +19,7 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     from glosmsd.system.paths import Paths
 
 log = logging.getLogger("glosmsd")
-
-Hook = Callable[["Daemon"], Awaitable[None]]
 
 HEADLESS_LINE = (
     "glosmsd: no display found, running headless without the tray icon "

@@ -159,7 +159,6 @@ class Tray:
         self._states: queue.SimpleQueue[TrayState | None] = queue.SimpleQueue()
         self._state = TrayState()
         self._icon: Any = None
-        self._ready = threading.Event()
         self._shown_title: str | None = None
         self._stopping = False
         self._menu: tuple[subprocess.Popen[bytes], tuple[MenuEntry, ...]] | None = None
@@ -229,7 +228,6 @@ class Tray:
 
         def setup(ic: Any) -> None:
             ic.visible = True
-            self._ready.set()
             feeder.start()
 
         if self._stopping:
@@ -238,13 +236,6 @@ class Tray:
         # On xorg the tray's own thread shows the icon (XorgIcon._run): pystray's setup
         # thread must not touch the X connection.
         icon.run(_nothing if self.backend == "xorg" else setup)
-
-    def shown(self) -> None:
-        """On the xorg thread, once the icon is up: it is ready."""
-        self._ready.set()
-
-    def wait_ready(self, timeout: float) -> bool:
-        return self._ready.wait(timeout)
 
     def _pystray_items(self, pystray: Any) -> tuple[Any, ...]:
         def item(entry: MenuEntry) -> Any:
@@ -447,7 +438,6 @@ def _xorg_icon_class(base: Any) -> Any:
             self._thread = threading.current_thread()
             self._mark_ready()
             self.visible = True
-            self.tray.shown()
             self._mainloop()
 
         def _show(self) -> None:

@@ -226,11 +226,6 @@ class WindowServer:
     def origin(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    @property
-    def windows(self) -> int:
-        """How many pages are connected now."""
-        return len(self._pages)
-
     # ------------------------------------------------------------------ opening
 
     def open(self, conversation_id: int | None, *, launch: bool = True) -> Opening:

@@ -44,7 +44,7 @@ from glosmsd.core.errors import (
     RpcError,
     SubscriberDropped,
 )
-from glosmsd.daemon.hub import Event, Hub, Subscription
+from glosmsd.daemon.hub import Event, Hub, Subscription, end_queue
 from glosmsd.daemon.socketclaim import claim_socket_path, prepare_socket_dir
 from glosmsd.system import descriptors
 from glosmsd.system.peercred import peer_uid
@@ -179,13 +179,7 @@ class IpcSession:
         )
         if self.subscription:
             self.subscription.close()
-        # Make room for the sentinel so the writer wakes and closes the socket.
-        while True:
-            try:
-                self.out.put_nowait(None)
-                break
-            except asyncio.QueueFull:
-                self.out.get_nowait()
+        end_queue(self.out)  # the writer wakes and closes the socket
 
 
 class IpcServer:

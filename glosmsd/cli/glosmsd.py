@@ -19,7 +19,7 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,15 +27,15 @@ from glosmsd import __version__
 from glosmsd.core.errors import ConfigError, GlosmsdError
 
 if TYPE_CHECKING:
+    from glosmsd.cli.demo import DemoPlaces, EmbeddedServer
     from glosmsd.daemon.config import Config
     from glosmsd.daemon.root import Daemon, Frontend
     from glosmsd.daemon.service import Service
     from glosmsd.desktop.bridge import Desktop
-    from glosmsd.desktop.tray import Command, Tray
+    from glosmsd.desktop.tray import MenuCommand, Tray
+    from glosmsd.system.paths import Paths
 
 log = logging.getLogger("glosmsd")
-
-Hook = Callable[["Daemon"], Awaitable[None]]
 
 HEADLESS_LINE = (
     "glosmsd: no display found, running headless without the tray icon "
@@ -149,7 +149,7 @@ class Session:
         if self.daemon is not None:
             self.daemon.request_stop()
 
-    def on_tray_command(self, command: Command) -> None:
+    def on_tray_command(self, command: MenuCommand) -> None:
         """Runs on the tray's thread: hand the click to the event loop."""
         if self.desktop is not None:
             self.desktop.command_threadsafe(command)
@@ -184,8 +184,7 @@ class Session:
 
 
 async def run_demo(args: argparse.Namespace, session: Session | None = None) -> int:
-    from glosmsd.cli.demo import DEMO_EXT, DemoPlaces, EmbeddedServer, ensure_seeded, reset
-    from glosmsd.daemon.config import Config, load_device_id
+    from glosmsd.cli.demo import DemoPlaces, EmbeddedServer, ensure_seeded, reset
     from glosmsd.daemon.root import Daemon
     from glosmsd.system.paths import Paths
 
@@ -198,48 +197,10 @@ async def run_demo(args: argparse.Namespace, session: Session | None = None) -> 
     token = await ensure_seeded(places)
     server = EmbeddedServer(places)
     url = await server.start()
-    data = places.root / "desktop"
-    paths = dataclasses.replace(
-        base,
-        data_dir=data,
-        db_path=data / "glosmsd.sqlite3",
-        files_dir=data / "files",
-        device_id_file=data / "device_id",
-    )
-    paths.ensure_dirs()
-    prefs = {"notify": True, "sound": True, "sms_enabled": True}
-    config = Config(
-        server=url,
-        token=token,
-        device_id=load_device_id(paths.device_id_file),
-        paths=paths,
-        ping_interval=args.ping_interval or 20.0,
-        prefs=prefs,
-    )
+    config = demo_config(base, places, url, token, args.ping_interval or 20.0)
 
     async def welcome(daemon: Daemon) -> None:
-        g = glosms_command()
-        svc = daemon.service
-        assert svc is not None
-        for _ in range(200):
-            if svc.account.number:
-                break
-            await asyncio.sleep(0.05)
-        window = f"  open the SMS window: {g} open\n" if has_display() else ""
-        print(
-            f"glosmsd demo: extension {DEMO_EXT} ({svc.account.name}), SMS number "
-            f"{svc.account.number}, server {url}\n"
-            f"  try: {g} status | {g} ls | "
-            f'{g} send "Bob Roe" --pick 1 "Hello"\n'
-            f"{window}"
-            "  stop with Ctrl+C (`glosmsd --demo --reset` starts the demo over)",
-            flush=True,
-        )
-        if not first_run:
-            return  # a welcome on every start piled up unread messages (issue 12 item 17)
-        await asyncio.sleep(2)
-        text = "Welcome to the glosmsd demo! Text me back and I will answer."
-        await server.inject("+15557654321", svc.account.number or "+15550001001", text)
+        await welcome_to_demo(daemon, server, url, first_run=first_run)
 
     ended: list[int] = []
 
@@ -287,6 +248,62 @@ async def run_demo(args: argparse.Namespace, session: Session | None = None) -> 
     finally:
         await server.stop()
     return 1 if ended else 0
+
+
+def demo_config(
+    base: Paths, places: DemoPlaces, url: str, token: str, ping_interval: float
+) -> Config:
+    """The demo daemon's config: its own data folder under the demo's, every notice on."""
+    from glosmsd.daemon.config import Config, load_device_id
+
+    data = places.root / "desktop"
+    paths = dataclasses.replace(
+        base,
+        data_dir=data,
+        db_path=data / "glosmsd.sqlite3",
+        files_dir=data / "files",
+        device_id_file=data / "device_id",
+    )
+    paths.ensure_dirs()
+    prefs = {"notify": True, "sound": True, "sms_enabled": True}
+    return Config(
+        server=url,
+        token=token,
+        device_id=load_device_id(paths.device_id_file),
+        paths=paths,
+        ping_interval=ping_interval,
+        prefs=prefs,
+    )
+
+
+async def welcome_to_demo(
+    daemon: Daemon, server: EmbeddedServer, url: str, *, first_run: bool
+) -> None:
+    """Say in the terminal what to try; on the first run, a message from the demo's Bob."""
+    from glosmsd.cli.demo import DEMO_EXT
+
+    g = glosms_command()
+    svc = daemon.service
+    assert svc is not None
+    for _ in range(200):
+        if svc.account.number:
+            break
+        await asyncio.sleep(0.05)
+    window = f"  open the SMS window: {g} open\n" if has_display() else ""
+    print(
+        f"glosmsd demo: extension {DEMO_EXT} ({svc.account.name}), SMS number "
+        f"{svc.account.number}, server {url}\n"
+        f"  try: {g} status | {g} ls | "
+        f'{g} send "Bob Roe" --pick 1 "Hello"\n'
+        f"{window}"
+        "  stop with Ctrl+C (`glosmsd --demo --reset` starts the demo over)",
+        flush=True,
+    )
+    if not first_run:
+        return  # a welcome on every start piled up unread messages (issue 12 item 17)
+    await asyncio.sleep(2)
+    text = "Welcome to the glosmsd demo! Text me back and I will answer."
+    await server.inject("+15557654321", svc.account.number or "+15550001001", text)
 
 
 def refuse_reset_while_running(socket_path: Path) -> None:

@@ -30,7 +30,16 @@ from pathlib import Path
 from typing import Any, Final
 
 from glosmsd.cli import autostart
-from glosmsd.core.errors import AuthFailed, BadInput, ConfigError, GlosmsdError, LinkClosed
+from glosmsd.core.errors import (
+    AuthFailed,
+    BadInput,
+    ConfigError,
+    GlosmsdError,
+    HttpStatus,
+    LinkClosed,
+    ServerRefused,
+    TlsFailed,
+)
 from glosmsd.core.protocol import LinkStatus, State
 from glosmsd.daemon.config import MAX_TOKEN_BYTES, SERVER_EXAMPLE, Config, save_token, tls_context
 from glosmsd.system.atomicwrite import write_atomic
@@ -246,7 +255,7 @@ def render_config(server: str, *, insecure: bool, kept: Mapping[str, Any]) -> st
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class SetupPlan:
     """What setup will write, already loaded the way the daemon will load it."""
 
     config_file: Path
@@ -294,7 +303,7 @@ def plan(
     ca_file: Path | None,
     paths: Paths,
     scratch: Path,
-) -> Plan:
+) -> SetupPlan:
     """Check the answers with the config's rules and render the files (writes only `scratch`).
 
     The new config is written to `scratch` and loaded from there as the daemon will load
@@ -331,7 +340,7 @@ def plan(
             exc.message.replace(str(staged), str(paths.config_file))
             + " (kept from the existing config: fix or remove it, then run glosmsd setup again)"
         ) from None
-    return Plan(
+    return SetupPlan(
         config_file=paths.config_file,
         token_file=paths.config_file.parent / TOKEN_NAME,
         text=text,
@@ -347,7 +356,7 @@ def plan(
     )
 
 
-def write(p: Plan) -> None:
+def write(p: SetupPlan) -> None:
     """Write the token file and config.toml: 0600, in a 0700 directory, atomically."""
     directory = p.config_file.parent
     try:
@@ -388,7 +397,8 @@ async def check_server(config: Config, wait: float) -> dict[str, Any]:
                 )
             )
         elif status.state in (State.BACKOFF, State.DISCONNECTED) and status.detail:
-            outcome.set_exception(LinkClosed(unreachable_line(url, status.detail)))
+            line = unreachable_line(url, link.failure, status.detail)
+            outcome.set_exception(LinkClosed(line))
 
     async def on_hello(hello: dict[str, Any]) -> None:
         if not outcome.done():
@@ -431,28 +441,31 @@ async def check_server(config: Config, wait: float) -> dict[str, Any]:
             logging.getLogger(__name__).debug("the link ended", exc_info=running.exception())
 
 
-def unreachable_line(url: str, detail: str) -> str:
-    """What to do when the link's first attempt failed with `detail` (its status words)."""
-    low = detail.lower()
-    if "refused" in low and "hello" not in low:
-        return (
-            f"nothing answers at {url} ({detail}): check the host and port, and that the "
-            "server is running"
-        )
-    if "certificate" in low or "tls" in low or "ssl" in low:
-        return (
-            f"cannot trust the server at {url} ({detail}): if it uses a private CA, pass "
-            "--ca-file FILE with that CA's certificate"
-        )
-    if "http" in low:
-        # The link's own words already give the advice for a 404 (issue 12 item 8).
-        advice = "" if "often /v1" in detail else ": check the URL's path (often /v1)"
-        return f"{url} is not a glosmsd server ({detail}){advice}"
-    if "hello" in low:
+def unreachable_line(url: str, failure: LinkClosed | None, detail: str) -> str:
+    """What to do when the link's first attempt failed with `detail` (its status words).
+
+    `failure` is the link's typed error for a connection that did not open; None when it
+    opened and the session ended before hello was answered in a way we can use.
+    """
+    if failure is None:
         return (
             f"{url} answered, but not as a glosmsd server this version can use ({detail}): "
             "check the URL, or update glosmsd"
         )
+    if isinstance(failure, ServerRefused):
+        return (
+            f"nothing answers at {url} ({detail}): check the host and port, and that the "
+            "server is running"
+        )
+    if isinstance(failure, TlsFailed):
+        return (
+            f"cannot trust the server at {url} ({detail}): if it uses a private CA, pass "
+            "--ca-file FILE with that CA's certificate"
+        )
+    if isinstance(failure, HttpStatus):
+        # The link's own words already give the advice for a 404 (issue 12 item 8).
+        advice = "" if failure.status == 404 else ": check the URL's path (often /v1)"
+        return f"{url} is not a glosmsd server ({detail}){advice}"
     return f"cannot connect to {url} ({detail}): check the URL and your network"
 
 

@@ -16,6 +16,14 @@ and is told apart by its kind; tests/core/test_errors.py checks this drawing is 
     │       └── PoisonEvent            poison-event        one server event we cannot use
     ├── LinkClosed              -32003 link-closed         the server (or daemon) is away
     │   ├── AuthFailed          -32004 auth-failed         the token was refused
+    │   ├── ServerUnreachable          server-unreachable  no connection to the server opened
+    │   │   ├── BadServerUrl           bad-server-url      not a URL it can connect to
+    │   │   ├── NameNotResolved        name-not-resolved   the host name does not resolve
+    │   │   ├── ServerRefused          server-refused      nothing listens at that port
+    │   │   ├── ServerTimeout          server-timeout      no answer in time
+    │   │   ├── TlsFailed              tls-failed          the TLS handshake or certificate
+    │   │   ├── HttpStatus             http-status         an HTTP status, not a WebSocket
+    │   │   └── NotWebSocket           not-websocket       an answer, but not a WebSocket
     │   ├── DaemonNotRunning           daemon-not-running  nothing answers on the socket
     │   ├── SocketUnusable             socket-unusable     something there we may not use
     │   │   └── SocketNotOurs          socket-not-ours     another user's socket or folder
@@ -42,6 +50,10 @@ and is told apart by its kind; tests/core/test_errors.py checks this drawing is 
 
 The client-side classes (`DaemonNotRunning`, `SocketUnusable`, `SocketNotOurs`,
 `ConnectionLost`) are raised by `glosmsd.client.ipc` and never cross the socket;
+`ServerUnreachable` and its subclasses (and `AuthFailed` for an HTTP 401 at the
+handshake) come from `glosmsd.daemon.linkerrors.connect_error`, the one mapping of
+websockets' and the OS's connect failures, for the link, `glosmsd doctor` and `glosmsd
+setup`; they never cross the socket either (the daemon reports a status line).
 `SubscriberDropped` is raised to an in-process event reader by `glosmsd.daemon.hub`;
 `DaemonFailed` ends `glosmsd.daemon.root.Daemon.run` (the entry point prints it).
 """
@@ -142,10 +154,19 @@ class PoisonEvent(RemoteProtocolError):
 
 
 class LinkClosed(GlosmsdError):
-    """The link to the server is down; the operation may be retried later."""
+    """The link to the server is down; the operation may be retried later.
+
+    `detail` is the cause in its own words (the OS's, TLS's, the HTTP status line) where
+    one was given in `data`, else the message.
+    """
 
     code = -32003
     kind = "link-closed"
+
+    @property
+    def detail(self) -> str:
+        value = (self.data or {}).get("detail")
+        return value if isinstance(value, str) else self.message
 
 
 class AuthFailed(LinkClosed):
@@ -153,6 +174,59 @@ class AuthFailed(LinkClosed):
 
     code = -32004
     kind = "auth-failed"
+
+
+class ServerUnreachable(LinkClosed):
+    """A connection to the server could not be opened (the network, a route, a proxy)."""
+
+    kind = "server-unreachable"
+
+
+class BadServerUrl(ServerUnreachable):
+    """The server URL is not one a WebSocket can be opened to (scheme, port, host)."""
+
+    kind = "bad-server-url"
+
+
+class NameNotResolved(ServerUnreachable):
+    """The server's host name does not resolve."""
+
+    kind = "name-not-resolved"
+
+
+class ServerRefused(ServerUnreachable):
+    """The server's host refused the connection: nothing listens at that port."""
+
+    kind = "server-refused"
+
+
+class ServerTimeout(ServerUnreachable):
+    """The server did not answer the connection or its handshake in time."""
+
+    kind = "server-timeout"
+
+
+class TlsFailed(ServerUnreachable):
+    """The TLS handshake failed: an untrusted certificate, or TLS spoken to a plain port."""
+
+    kind = "tls-failed"
+
+
+class HttpStatus(ServerUnreachable):
+    """The server answered the WebSocket handshake with an HTTP status; `status` says which."""
+
+    kind = "http-status"
+
+    @property
+    def status(self) -> int | None:
+        value = (self.data or {}).get("status")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class NotWebSocket(ServerUnreachable):
+    """Something answered, but not with a WebSocket handshake (a wrong port, ws:// to TLS)."""
+
+    kind = "not-websocket"
 
 
 class DaemonNotRunning(LinkClosed):
@@ -339,6 +413,14 @@ _SHARED_CODE: tuple[type[GlosmsdError], ...] = (
     LocalProtocolError,
     RemoteProtocolError,
     PoisonEvent,
+    ServerUnreachable,
+    BadServerUrl,
+    NameNotResolved,
+    ServerRefused,
+    ServerTimeout,
+    TlsFailed,
+    HttpStatus,
+    NotWebSocket,
     DaemonNotRunning,
     SocketUnusable,
     SocketNotOurs,

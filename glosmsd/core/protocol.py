@@ -26,8 +26,6 @@ from glosmsd.core.errors import PoisonEvent, RemoteProtocolError
 PROTOCOL_VERSION: Final = 1
 DEFAULT_PING_INTERVAL: Final = 20.0
 SYNC_LIMIT: Final = wire.SYNC_LIMIT_DEFAULT
-#: Event kinds this client understands (protocol v1). Others are skipped, per the spec.
-KNOWN_KINDS: Final = wire.EVENT_KINDS
 
 AUTH_FAILED_LINE: Final = "Authentication failed: check the token (glosmsd setup)"
 

@@ -38,7 +38,6 @@ DEFAULT_MAX_LINE: Final = 1024 * 1024
 MAX_SAFE_INT: Final = 2**53 - 1
 _SENTINEL: Final = object()
 
-JsonValue = Any
 RequestId = str | int | float | None
 
 

@@ -49,6 +49,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     import ssl
 
+from glosmsd.core import wire
 from glosmsd.core.errors import ConfigError
 from glosmsd.core.loopback import is_loopback
 from glosmsd.system.atomicwrite import write_atomic
@@ -57,7 +58,7 @@ from glosmsd.system.paths import Paths
 log = logging.getLogger(__name__)
 
 MAX_TOKEN_BYTES: Final = 4096
-MAX_DEVICE_ID: Final = 64
+MAX_DEVICE_ID: Final = wire.MAX_DEVICE
 PING_RANGE: Final = (0.1, 600.0)
 SERVER_EXAMPLE: Final = "wss://sms.example.com/v1"
 

@@ -25,6 +25,17 @@ log = logging.getLogger(__name__)
 DEFAULT_QUEUE = 1000
 
 
+def end_queue(queue: asyncio.Queue[Any]) -> None:
+    """Put the end mark (None) on a bounded queue, dropping what is oldest while it is
+    full, so a reader blocked in get() wakes and ends."""
+    while True:
+        try:
+            queue.put_nowait(None)
+            return
+        except asyncio.QueueFull:
+            queue.get_nowait()
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One local event as clients see it: `id` grows strictly, `kind` names the change."""
@@ -79,13 +90,7 @@ class Subscription:
             return
         self.closed = True
         self._hub._remove(self)
-        # Wake a reader blocked in get(); make room first if the queue is full.
-        while True:
-            try:
-                self._queue.put_nowait(None)
-                break
-            except asyncio.QueueFull:
-                self._queue.get_nowait()
+        end_queue(self._queue)
 
 
 class Hub:

@@ -25,12 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import errno
 import inspect
 import logging
 import os
 import socket
-import stat
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,14 +39,14 @@ from glosmsd import __version__
 from glosmsd.core import rpc
 from glosmsd.core.errors import (
     INVALID_REQUEST,
-    ConfigError,
     GlosmsdError,
     LimitExceeded,
     RpcError,
     SubscriberDropped,
 )
-from glosmsd.daemon.hub import Event, Hub, Subscription
-from glosmsd.system import datalock, descriptors
+from glosmsd.daemon.hub import Event, Hub, Subscription, end_queue
+from glosmsd.daemon.socketclaim import claim_socket_path, prepare_socket_dir
+from glosmsd.system import descriptors
 from glosmsd.system.peercred import peer_uid
 
 log = logging.getLogger(__name__)
@@ -85,7 +83,7 @@ CAPABILITIES: Final = ("batch", "notifications", "subscribe", "replay", "progres
 Replay = Callable[[int, int], Awaitable[tuple[list[Event], bool]]]
 """replay(after_id, up_to_id) -> (events after `after_id` up to `up_to_id`, gap)."""
 
-_CONN: contextvars.ContextVar[Connection] = contextvars.ContextVar("glosmsd_ipc_conn")
+_CONN: contextvars.ContextVar[IpcSession] = contextvars.ContextVar("glosmsd_ipc_conn")
 #: What to run once the reply of the call being handled is queued (a subscription's replay
 #: starts then). Per call, not per connection: a transport may handle calls concurrently.
 _AFTER_REPLY: contextvars.ContextVar[list[Callable[[], None]]] = contextvars.ContextVar(
@@ -123,7 +121,7 @@ class OutQueue(asyncio.Queue[bytes | None]):
 
 
 @dataclass(eq=False)
-class Connection:
+class IpcSession:
     """One client connection: its outgoing queue and its subscription, if any."""
 
     name: str
@@ -181,13 +179,7 @@ class Connection:
         )
         if self.subscription:
             self.subscription.close()
-        # Make room for the sentinel so the writer wakes and closes the socket.
-        while True:
-            try:
-                self.out.put_nowait(None)
-                break
-            except asyncio.QueueFull:
-                self.out.get_nowait()
+        end_queue(self.out)  # the writer wakes and closes the socket
 
 
 class IpcServer:
@@ -221,13 +213,13 @@ class IpcServer:
         self._hello = hello or (lambda: {})
         self._server: asyncio.Server | None = None
         self._inode: int | None = None
-        self._conns: set[Connection] = set()
+        self._conns: set[IpcSession] = set()
         self._counter = 0
         self._takes_progress: dict[str, bool] = {}
         self._wanted_connections = max_connections
         self.max_connections = max_connections
         #: The socket's own connections (the window's sessions are not counted here).
-        self._unix: set[Connection] = set()
+        self._unix: set[IpcSession] = set()
         self._full = _FullTable()
         self._old_handler: Any = None
         self._register_builtins()
@@ -238,7 +230,7 @@ class IpcServer:
         self.max_connections = descriptors.connection_cap(self._wanted_connections)
         self._quiet_accept_errors()
         prepare_socket_dir(self.path.parent)
-        await asyncio.to_thread(_claim_path, self.path, replace)
+        await asyncio.to_thread(claim_socket_path, self.path, replace)
         old_umask = os.umask(0o177)
         try:
             self._server = await asyncio.start_unix_server(
@@ -354,11 +346,11 @@ class IpcServer:
 
     def open_session(
         self, name: str, *, max_line: int | None = None, transport: str = "unix"
-    ) -> Connection:
+    ) -> IpcSession:
         """A new client session, `name`d for the log; its transport writes what lands in
         `conn.out` (bytes, one JSON value each, newline-terminated; None: close) until
         `close_session`."""
-        conn = Connection(
+        conn = IpcSession(
             name=name,
             max_line=self.max_line if max_line is None else max_line,
             transport=transport,
@@ -366,7 +358,7 @@ class IpcServer:
         self._conns.add(conn)
         return conn
 
-    def close_session(self, conn: Connection) -> None:
+    def close_session(self, conn: IpcSession) -> None:
         """The client went: stop its event stream and wake its writer to finish."""
         self._conns.discard(conn)
         if conn.pump is not None:
@@ -379,7 +371,7 @@ class IpcServer:
             with contextlib.suppress(asyncio.QueueFull):
                 conn.out.put_nowait(None)
 
-    async def handle(self, conn: Connection, message: bytes | str) -> None:
+    async def handle(self, conn: IpcSession, message: bytes | str) -> None:
         """Answer one JSON-RPC message (a call, a notification or a batch) of `conn`."""
         token = _CONN.set(conn)
         try:
@@ -387,7 +379,7 @@ class IpcServer:
         finally:
             _CONN.reset(token)
 
-    async def _read_loop(self, conn: Connection, reader: asyncio.StreamReader) -> None:
+    async def _read_loop(self, conn: IpcSession, reader: asyncio.StreamReader) -> None:
         framer = rpc.LineFramer(self.max_line)
         handled = 0
         while conn.is_open():
@@ -416,7 +408,7 @@ class IpcServer:
                 if handled % 64 == 0:  # one pipelining client must not starve the others
                     await asyncio.sleep(0)
 
-    async def _process(self, conn: Connection, line: bytes | str) -> None:
+    async def _process(self, conn: IpcSession, line: bytes | str) -> None:
         if len(line) > PARSE_OFF_LOOP:
             parsed = await asyncio.to_thread(rpc.parse, line, max_batch=MAX_BATCH)
         else:
@@ -470,7 +462,7 @@ class IpcServer:
             known = self._takes_progress[method.name] = "progress" in params
         return known
 
-    async def _write_loop(self, conn: Connection, writer: asyncio.StreamWriter) -> None:
+    async def _write_loop(self, conn: IpcSession, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 # Everything already queued goes out in one write: a pipelining client
@@ -604,7 +596,7 @@ class IpcServer:
 
     async def _pump(
         self,
-        conn: Connection,
+        conn: IpcSession,
         sub: Subscription,
         backlog: list[Event],
         last: int,
@@ -698,109 +690,10 @@ class _FullTable:
         self.closed = self.refused = self.no_descriptors = 0
 
 
-def _progress_sender(conn: Connection, req_id: rpc.RequestId) -> Callable[[int, int], None]:
+def _progress_sender(conn: IpcSession, req_id: rpc.RequestId) -> Callable[[int, int], None]:
     def report(done: int, total: int) -> None:
         conn.send(
             rpc.encode(rpc.notification("progress", {"id": req_id, "done": done, "total": total}))
         )
 
     return report
-
-
-# ---------------------------------------------------------------------- socket file
-
-
-def prepare_socket_dir(directory: Path) -> None:
-    """Create the socket's directory 0700, or refuse one others can enter."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = directory.stat()
-    if st.st_uid != os.getuid():
-        raise ConfigError(
-            f"The socket directory {directory} belongs to another user. Set GLOSMSD_SOCKET "
-            "to a path in a directory of your own."
-        )
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        os.chmod(directory, 0o700)
-
-
-def claim_data_dir(data_dir: Path, socket_path: Path, replace: bool) -> datalock.DataLock:
-    """Lock `data_dir` for this daemon. Another daemon on it (whatever its socket) is
-    refused as a second daemon on one socket is, or asked to quit under `replace`."""
-    lock = datalock.try_take(data_dir, socket_path)
-    if lock is not None:
-        return lock
-    holder = datalock.read_holder(data_dir)
-    where = f"socket {holder.socket}" if holder.socket else f"data {data_dir}"
-    pid = f", pid {holder.pid}" if holder.pid else ""
-    if not replace or holder.socket is None:
-        raise ConfigError(
-            f"glosmsd is already running ({where}{pid}) on the data in {data_dir}. Stop it "
-            "first, or start this one with --replace to take over."
-        )
-    log.info("asking the daemon at %s to quit (--replace): it holds %s", holder.socket, data_dir)
-    with contextlib.suppress(OSError):
-        _ask_quit(Path(holder.socket))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        lock = datalock.try_take(data_dir, socket_path)
-        if lock is not None:
-            return lock
-        time.sleep(0.05)  # the old daemon is closing its store (in a thread, not the loop)
-    raise ConfigError(
-        f"The running glosmsd ({where}{pid}) did not let go of {data_dir} within 10 s; "
-        "stop it by hand."
-    )
-
-
-def _claim_path(path: Path, replace: bool) -> None:
-    """Make `path` free to bind: remove a stale socket; refuse a live one unless replacing."""
-    if not os.path.lexists(path):
-        return
-    if not stat.S_ISSOCK(os.lstat(path).st_mode):
-        raise ConfigError(f"{path} exists and is not a socket; move it away or set GLOSMSD_SOCKET.")
-    if not _alive(path):
-        log.info("removing stale socket %s (no daemon behind it)", path)
-        path.unlink()
-        return
-    if not replace:
-        raise ConfigError(
-            f"glosmsd is already running (socket {path}). Stop it first, or start this one "
-            "with --replace to take over."
-        )
-    log.info("asking the running daemon at %s to quit (--replace)", path)
-    _ask_quit(path)
-    for _ in range(100):
-        if not _alive(path):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            return
-        # The old daemon is shutting down; poll its socket for a bounded time.
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(0.1)
-            with contextlib.suppress(OSError):
-                s.connect(str(path))
-                s.recv(1)
-    raise ConfigError(f"The running glosmsd at {path} did not quit within 10 s; stop it by hand.")
-
-
-def _alive(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(1)
-        try:
-            s.connect(str(path))
-        except (ConnectionRefusedError, FileNotFoundError):
-            return False
-        except OSError as exc:
-            if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
-                return False
-            raise
-        return True
-
-
-def _ask_quit(path: Path) -> None:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(2)
-        s.connect(str(path))
-        s.sendall(rpc.encode(rpc.request("daemon.quit", None, 1)))
-        with contextlib.suppress(OSError):
-            s.recv(4096)

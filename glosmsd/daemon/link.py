@@ -27,16 +27,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.protocol import State as WsState
 
 from glosmsd import __version__
 from glosmsd.core import rpc
 from glosmsd.core.backoff import Backoff
-from glosmsd.core.errors import LinkClosed, LocalProtocolError, PoisonEvent, RpcError
+from glosmsd.core.errors import AuthFailed, LinkClosed, LocalProtocolError, PoisonEvent, RpcError
 from glosmsd.core.protocol import (
-    AUTH_FAILED_LINE,
     ApplyBatch,
     Close,
     Connect,
@@ -54,6 +53,7 @@ from glosmsd.core.protocol import (
     State,
     Wait,
 )
+from glosmsd.daemon.linkerrors import CONNECT_ERRORS, connect_error
 from glosmsd.system.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -131,20 +131,9 @@ def _describe(exc: BaseException) -> str:
         if sent is not None and sent.reason:
             return f"connection closed: {sent.reason}"
         return "connection closed"
-    if isinstance(exc, InvalidStatus):
-        code = exc.response.status_code
-        if code == 404:
-            # A URL without its path (ws://host:8765): say what setup says (issue 12 item 8).
-            return "server answered HTTP 404: check the URL's path (often /v1)"
-        return f"server answered HTTP {code}"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, TimeoutError):
-        return "the server did not answer in time"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error: {exc.reason or exc}"
-    text = str(exc) or type(exc).__name__
-    return _clip(text)
+    if isinstance(exc, CONNECT_ERRORS):
+        return _clip(connect_error(exc).message)
+    return _clip(str(exc) or type(exc).__name__)
 
 
 class Link:
@@ -205,6 +194,9 @@ class Link:
         #: server's call); they end with the connection.
         self._chores: Supervisor | None = None
         self.hello: dict[str, Any] | None = None
+        #: Why the last attempt to open the connection failed (`glosmsd.daemon.linkerrors`);
+        #: None once one opened.
+        self.failure: LinkClosed | None = None
         self._oversized = False
         #: How many times a connection was attempted (for tests and diagnostics).
         self.connect_attempts = 0
@@ -344,16 +336,15 @@ class Link:
             if self._stopping and task is not None and not task.cancelling():
                 return self._core.stop(self._clock())  # stop() gave up on the handshake
             raise
-        except InvalidStatus as exc:
-            if exc.response.status_code == 401:
+        except CONNECT_ERRORS as exc:
+            self.failure = connect_error(exc)
+            if isinstance(self.failure, AuthFailed):
                 log.error("link: the server refused the token (HTTP 401)")  # noqa: TRY400
-                return self._core.auth_failed(self._clock(), AUTH_FAILED_LINE)
-            return self._core.closed(self._clock(), _describe(exc))
-        except (OSError, TimeoutError, InvalidHandshake, InvalidURI, ValueError) as exc:
-            # ValueError: websockets rejects some malformed URLs that way.
-            return self._core.closed(self._clock(), _describe(exc))
+                return self._core.auth_failed(self._clock(), self.failure.message)
+            return self._core.closed(self._clock(), _clip(self.failure.message))
         finally:
             self._opening = None
+        self.failure = None
         self._events = asyncio.Queue()
         async with Supervisor("link connection") as chores:
             self._ws, self._chores = ws, chores

@@ -28,9 +28,10 @@ from glosmsd.core.errors import DaemonFailed
 from glosmsd.daemon import api
 from glosmsd.daemon.config import Config, tls_context
 from glosmsd.daemon.hub import Event, Hub
-from glosmsd.daemon.ipc import IpcServer, claim_data_dir
+from glosmsd.daemon.ipc import IpcServer
 from glosmsd.daemon.link import Link
 from glosmsd.daemon.service import Service
+from glosmsd.daemon.socketclaim import claim_data_dir
 from glosmsd.daemon.store import AsyncStore, Store
 from glosmsd.system.supervisor import Supervisor
 

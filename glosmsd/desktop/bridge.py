@@ -27,7 +27,7 @@ from glosmsd.daemon.hub import Event, Hub
 from glosmsd.daemon.service import Service
 from glosmsd.desktop.icon import Look
 from glosmsd.desktop.notify import Alert, Notifier
-from glosmsd.desktop.tray import Command, PrefItem, TrayState
+from glosmsd.desktop.tray import MenuCommand, PrefItem, TrayState
 from glosmsd.system.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -309,14 +309,14 @@ class Desktop:
 
     # -- tray commands
 
-    def command_threadsafe(self, command: Command) -> None:
+    def command_threadsafe(self, command: MenuCommand) -> None:
         """For the tray thread: run `command` on the event loop."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         loop.call_soon_threadsafe(self.command, command)
 
-    def command(self, command: Command) -> None:
+    def command(self, command: MenuCommand) -> None:
         log.info("tray: %s %s", command.kind, "" if command.arg is None else command.arg)
         match command.kind:
             case "copy_number":

@@ -28,7 +28,7 @@ MENU_SECONDS: Final = 120
 
 
 @dataclass(frozen=True, slots=True)
-class Command:
+class MenuCommand:
     """What a menu click asks the daemon to do. `kind` is one of the names below."""
 
     kind: str  # copy_number | open | mark_all_read | compose | toggle_pref | quit
@@ -40,7 +40,7 @@ class MenuEntry:
     """One menu line. No command and not a separator: an information line (disabled)."""
 
     label: str = ""
-    command: Command | None = None
+    command: MenuCommand | None = None
     enabled: bool = True
     checked: bool | None = None
     separator: bool = False
@@ -82,7 +82,7 @@ def request(entries: Sequence[MenuEntry], icon: tuple[int, int, int, int]) -> by
     return json.dumps({"entries": lines, "icon": list(icon)}).encode()
 
 
-def chosen(entries: Sequence[MenuEntry], answer: bytes) -> Command | None:
+def chosen(entries: Sequence[MenuEntry], answer: bytes) -> MenuCommand | None:
     """The command of the entry the menu process answered with (None: nothing chosen, or
     an answer that names no active entry)."""
     text = answer.decode(errors="replace").strip()

@@ -4,7 +4,7 @@ Threads (STYLE.md section 2): `Tray.run()` owns the main thread (pystray wants i
 asyncio side hands it immutable `TrayState` snapshots with `show()`, which only puts the
 snapshot on a queue and writes a byte to a wake-up pipe, so the event loop never waits on
 the tray. On xorg the tray's own loop applies the newest snapshot; on other backends a
-small feeder thread does, through pystray's setters. Menu clicks come back as `Command`
+small feeder thread does, through pystray's setters. Menu clicks come back as `MenuCommand`
 values through the `on_command` callback, which the daemon binds to
 `loop.call_soon_threadsafe`. No lock is shared with the event loop.
 
@@ -44,9 +44,17 @@ from typing import Any, Final
 from PIL import Image
 
 from glosmsd.desktop.icon import Look, draw_icon, flatten
-from glosmsd.desktop.menu import Command, MenuEntry, chosen, menu_position, request
+from glosmsd.desktop.menu import MenuCommand, MenuEntry, chosen, menu_position, request
 
-__all__ = ["Command", "MenuEntry", "PrefItem", "Tray", "TrayState", "build_menu", "menu_position"]
+__all__ = [
+    "MenuCommand",
+    "MenuEntry",
+    "PrefItem",
+    "Tray",
+    "TrayState",
+    "build_menu",
+    "menu_position",
+]
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +102,7 @@ def build_menu(state: TrayState) -> tuple[MenuEntry, ...]:
         entries.append(
             MenuEntry(
                 f"My number: {state.number} (click to copy)",
-                Command("copy_number", state.number),
+                MenuCommand("copy_number", state.number),
                 key="y",
             )
         )
@@ -110,23 +118,25 @@ def build_menu(state: TrayState) -> tuple[MenuEntry, ...]:
         for cid, title, count, number in shown:
             # Two numbers of one contact are two lines: tell them apart by the number.
             label = f"{title} · {number}" if titles.count(title) > 1 and number != title else title
-            entries.append(MenuEntry(f"{label} ({count})", Command("open", cid)))
+            entries.append(MenuEntry(f"{label} ({count})", MenuCommand("open", cid)))
         extra = len(state.conversations) - MENU_CONVERSATIONS
         if extra > 0:
-            entries.append(MenuEntry(f"… and {extra} more", Command("compose"), enabled=True))
+            entries.append(MenuEntry(f"… and {extra} more", MenuCommand("compose"), enabled=True))
     else:
         entries.append(MenuEntry("No unread messages", enabled=False))
     entries.append(
-        MenuEntry("Mark all as read", Command("mark_all_read"), enabled=state.unread > 0, key="M")
+        MenuEntry(
+            "Mark all as read", MenuCommand("mark_all_read"), enabled=state.unread > 0, key="M"
+        )
     )
-    entries.append(MenuEntry("New message…", Command("compose"), key="w"))
+    entries.append(MenuEntry("New message…", MenuCommand("compose"), key="w"))
     entries.append(SEPARATOR)
     entries.extend(
-        MenuEntry(p.label, Command("toggle_pref", p.key), enabled=p.enabled, checked=p.checked)
+        MenuEntry(p.label, MenuCommand("toggle_pref", p.key), enabled=p.enabled, checked=p.checked)
         for p in state.prefs
     )
     entries.append(SEPARATOR)
-    entries.append(MenuEntry("Quit", Command("quit"), key="Q"))
+    entries.append(MenuEntry("Quit", MenuCommand("quit"), key="Q"))
     return tuple(entries)
 
 
@@ -144,12 +154,11 @@ def render(state: TrayState, size: int) -> Image.Image:
 class Tray:
     """`Tray(on_command).run()` on the main thread; `show(state)` and `stop()` from anywhere."""
 
-    def __init__(self, on_command: Callable[[Command], None]) -> None:
+    def __init__(self, on_command: Callable[[MenuCommand], None]) -> None:
         self.on_command = on_command
         self._states: queue.SimpleQueue[TrayState | None] = queue.SimpleQueue()
         self._state = TrayState()
         self._icon: Any = None
-        self._ready = threading.Event()
         self._shown_title: str | None = None
         self._stopping = False
         self._menu: tuple[subprocess.Popen[bytes], tuple[MenuEntry, ...]] | None = None
@@ -192,7 +201,7 @@ class Tray:
     def state(self) -> TrayState:
         return self._state
 
-    def _pick(self, command: Command) -> None:
+    def _pick(self, command: MenuCommand) -> None:
         try:
             self.on_command(command)
         except Exception:
@@ -219,7 +228,6 @@ class Tray:
 
         def setup(ic: Any) -> None:
             ic.visible = True
-            self._ready.set()
             feeder.start()
 
         if self._stopping:
@@ -228,13 +236,6 @@ class Tray:
         # On xorg the tray's own thread shows the icon (XorgIcon._run): pystray's setup
         # thread must not touch the X connection.
         icon.run(_nothing if self.backend == "xorg" else setup)
-
-    def shown(self) -> None:
-        """On the xorg thread, once the icon is up: it is ready."""
-        self._ready.set()
-
-    def wait_ready(self, timeout: float) -> bool:
-        return self._ready.wait(timeout)
 
     def _pystray_items(self, pystray: Any) -> tuple[Any, ...]:
         def item(entry: MenuEntry) -> Any:
@@ -383,6 +384,9 @@ def _ignore(_event: Any) -> None:
 
 def _xorg_icon_class(base: Any) -> Any:
     """pystray's xorg Icon with its 0.19.5 bugs worked around (see the module docstring)."""
+    # Long on purpose (issue 14): the body is one class, whose base (pystray's backend
+    # class) exists only once pystray has chosen its backend at run time, so it can only
+    # be defined in here; each of its methods is short.
     import Xlib.X
     import Xlib.Xatom
 
@@ -434,7 +438,6 @@ def _xorg_icon_class(base: Any) -> Any:
             self._thread = threading.current_thread()
             self._mark_ready()
             self.visible = True
-            self.tray.shown()
             self._mainloop()
 
         def _show(self) -> None:

@@ -8,7 +8,6 @@ link any more, and asyncio then logs a traceback per failed accept. The socket s
 
 from __future__ import annotations
 
-import os
 from typing import Final
 
 #: Descriptors kept for everything but client connections: the database and its WAL,
@@ -26,16 +25,6 @@ def limit() -> int | None:
     if soft == resource.RLIM_INFINITY:
         return None
     return int(soft)
-
-
-def open_count() -> int | None:
-    """Descriptors open in this process now, where the OS lists them (/proc, /dev/fd)."""
-    for folder in ("/proc/self/fd", "/dev/fd"):
-        try:
-            return max(0, len(os.listdir(folder)) - 1)  # listdir's own descriptor
-        except OSError:
-            continue
-    return None
 
 
 def connection_cap(wanted: int, reserve: int = RESERVE) -> int:

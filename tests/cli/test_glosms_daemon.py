@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from glosmsd.cli import glosms as cli
-from glosmsd.daemon.store import EVENT_KINDS
 from tests.support.ipcworld import ANN, BOB_MOBILE, BOB_WORK, CY, World, running_world
 
 HEAVY = ("asyncio", "websockets", "PIL", "jsonschema", "sqlite3")
@@ -411,13 +410,6 @@ def test_cli_paths_import_nothing_heavy(world: World) -> None:
 
 # --------------------------------------------------------------------------- changes (last)
 
-# prefs_set and export log `prefs`/`export` events, which the store must know as kinds.
-needs_event_kinds = pytest.mark.xfail(
-    not {"prefs", "export"} <= set(EVENT_KINDS),
-    reason="glosmsd/daemon/store.py EVENT_KINDS lacks 'prefs' and 'export' (fix pending there)",
-    strict=True,
-)
-
 
 def test_mark_read_delete_resend(world: World) -> None:
     # Bob Roe has a conversation per number by now (test_send_with_pick_wait_and_json
@@ -439,12 +431,10 @@ def test_mark_read_delete_resend(world: World) -> None:
     assert as_json(world, "delete", "--conversation", "Bob Roe")["deleted"] >= 1
 
 
-@needs_event_kinds
 def test_prefs_set(world: World) -> None:
     assert "notify = true" in ok(world, "prefs", "notify", "true").splitlines()
 
 
-@needs_event_kinds
 def test_export(world: World, tmp_path: Path) -> None:
     out = ok(world, "export", str(tmp_path))
     assert out.startswith("Exported ")

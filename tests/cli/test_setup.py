@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from glosmsd.cli import autostart
 from glosmsd.cli import setup as firstrun
 from glosmsd.client.ipc import Client, DaemonNotRunning
+from glosmsd.core.errors import HttpStatus, LinkClosed, NameNotResolved, ServerRefused, TlsFailed
 from glosmsd.daemon.config import PREF_DEFAULTS, Config
 from glosmsd.system.paths import Paths
 from tests.daemon.test_link_tls import openssl
@@ -559,17 +560,24 @@ def test_hello_lines() -> None:
 
 
 @pytest.mark.parametrize(
-    ("detail", "expected"),
+    ("failure", "detail", "expected"),
     [
-        ("connection refused", "nothing answers at"),
-        ("TLS error: CERTIFICATE_VERIFY_FAILED", "pass --ca-file FILE"),
-        ("server answered HTTP 404", "check the URL's path"),
-        ("bad hello from the server: server speaks protocol 2", "update glosmsd"),
-        ("hello refused by the server: protocol", "update glosmsd"),
-        ("[Errno -2] Name or service not known", "check the URL and your network"),
+        (ServerRefused("connection refused"), "connection refused", "nothing answers at"),
+        (TlsFailed("x"), "TLS error: CERTIFICATE_VERIFY_FAILED", "pass --ca-file FILE"),
+        (HttpStatus("x", data={"status": 500}), "server answered HTTP 500",
+         "check the URL's path"),
+        (HttpStatus("x", data={"status": 404}),
+         "server answered HTTP 404: check the URL's path (often /v1)", "check the URL's path"),
+        (None, "bad hello from the server: server speaks protocol 2", "update glosmsd"),
+        (None, "hello refused by the server: protocol", "update glosmsd"),
+        (NameNotResolved("x"), "[Errno -2] Name or service not known",
+         "check the URL and your network"),
     ],
-)
-def test_unreachable_lines_say_what_to_do(detail: str, expected: str) -> None:
-    line = firstrun.unreachable_line("wss://sms.example.com/v1", detail)
+)  # fmt: skip
+def test_unreachable_lines_say_what_to_do(
+    failure: LinkClosed | None, detail: str, expected: str
+) -> None:
+    line = firstrun.unreachable_line("wss://sms.example.com/v1", failure, detail)
     assert expected in line
+    assert line.count("often /v1") <= 1
     assert detail in line

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from glosmsd.cli import doctor
+from glosmsd.cli.doctor import probes, verdicts
 from glosmsd.client.ipc import Client
 from glosmsd.core.errors import DaemonNotRunning, SocketNotOurs, SocketUnusable
 from tests.support.squatter import SQUATTER_UID, Squatter, needs_root, squatting
@@ -111,10 +111,10 @@ def test_glosms_send_says_why_it_refuses_and_sends_nothing(
 
 @needs_root
 def test_the_doctor_names_the_squatter(squatter: Squatter) -> None:
-    seen = doctor.probe_socket(squatter.socket, timeout=5)
+    seen = probes.probe_socket(squatter.socket, timeout=5)
     assert seen.state == "not-ours"
     assert seen.error == f"its folder {squatter.folder} belongs to uid {SQUATTER_UID}"
-    result = doctor.judge_daemon(seen)
+    result = verdicts.judge_daemon(seen)
     assert result.status == "missing"
     assert "Another user may be listening there" in result.fix
     assert squatter.received() == b""

@@ -26,7 +26,6 @@ from hypothesis import strategies as st
 from glosmsd.client.ipc import Client
 from glosmsd.core import rpc
 from glosmsd.core.errors import BadInput, NotFound, RpcError
-from glosmsd.daemon.store import EVENT_KINDS
 from tests.support.ipcworld import ANN, BIG_FILE, BOB_MOBILE, CY, World, running_world
 from tests.support.specdoc import shapes
 
@@ -587,13 +586,6 @@ def test_another_uid_is_refused(world: World, tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- changes (last)
 
-# prefs_set and export log `prefs`/`export` events, which the store must know as kinds.
-needs_event_kinds = pytest.mark.xfail(
-    not {"prefs", "export"} <= set(EVENT_KINDS),
-    reason="glosmsd/daemon/store.py EVENT_KINDS lacks 'prefs' and 'export' (fix pending there)",
-    strict=True,
-)
-
 
 def test_mark_read_delete_and_the_unread_count(world: World) -> None:
     assert call(world, "mark_read", conversation=BOB_MOBILE)["marked"] == 1
@@ -608,13 +600,11 @@ def test_mark_read_delete_and_the_unread_count(world: World) -> None:
     assert call(world, "delete_conversation", conversation=conv) == {"deleted": conv}
 
 
-@needs_event_kinds
 def test_prefs_set_round_trip(world: World) -> None:
     assert call(world, "prefs_set", key="notify", value="on")["notify"] is True
     assert call(world, "prefs_get", key="notify") is True
 
 
-@needs_event_kinds
 def test_export_writes_a_new_folder(world: World, tmp_path: Path) -> None:
     res = call(world, "export", dir=str(tmp_path))
     assert Path(res["folder"]) == tmp_path / "SMS"

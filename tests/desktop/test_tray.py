@@ -11,7 +11,7 @@ import pytest
 from glosmsd.desktop.icon import Look
 from glosmsd.desktop.menu import build_tk_menu, chosen, request
 from glosmsd.desktop.tray import (
-    Command,
+    MenuCommand,
     PrefItem,
     Tray,
     TrayState,
@@ -47,14 +47,14 @@ def test_menu_lists_number_unread_conversations_actions_prefs_quit() -> None:
     entries = build_menu(state())
     labels = menu_labels(entries)
     assert labels[0] == "My number: +15550001001 (click to copy)"
-    assert entries[0].command == Command("copy_number", "+15550001001")
+    assert entries[0].command == MenuCommand("copy_number", "+15550001001")
     assert "Bob Roe (3)" in labels
     assert "+15557650000 (1)" in labels
-    assert entries[labels.index("Bob Roe (3)")].command == Command("open", 7)
+    assert entries[labels.index("Bob Roe (3)")].command == MenuCommand("open", 7)
     mark = entries[labels.index("Mark all as read")]
     assert mark.enabled
-    assert mark.command == Command("mark_all_read")
-    assert entries[labels.index("New message…")].command == Command("compose")
+    assert mark.command == MenuCommand("mark_all_read")
+    assert entries[labels.index("New message…")].command == MenuCommand("compose")
     sms = entries[labels.index("Enable the SMS messaging on Desktop")]
     assert not sms.enabled  # server 7 or newer
     assert sms.checked is True
@@ -92,7 +92,7 @@ def test_two_numbers_of_one_contact_are_two_distinct_lines() -> None:
     assert "Bob Roe · +15557654321 (17)" in labels
     assert "Bob Roe · +15557654322 (1)" in labels
     assert "Cat Poe (2)" in labels  # one number: the name is enough
-    assert entries[labels.index("Bob Roe · +15557654322 (1)")].command == Command("open", 4)
+    assert entries[labels.index("Bob Roe · +15557654322 (1)")].command == MenuCommand("open", 4)
 
 
 def test_the_menu_process_wire_round_trip() -> None:
@@ -103,7 +103,7 @@ def test_the_menu_process_wire_round_trip() -> None:
         e.label for e in entries if not e.separator
     ]
     bob = menu_labels(entries).index("Bob Roe (3)")
-    assert chosen(entries, f"{bob}\n".encode()) == Command("open", 7)
+    assert chosen(entries, f"{bob}\n".encode()) == MenuCommand("open", 7)
     assert chosen(entries, b"") is None  # closed without a choice
     assert chosen(entries, b"999\n") is None
     assert chosen(entries, b"-1") is None
@@ -138,8 +138,8 @@ def test_tk_menu_shows_the_entries_and_invokes_commands(tk_desk: DesktopEnv) -> 
         menu.invoke(labels.index("Mark all as read"))
         menu.invoke(labels.index("Enable the SMS messaging on Desktop"))  # disabled: nothing
         assert [chosen(entries, str(p).encode()) for p in picked] == [
-            Command("open", 7),
-            Command("mark_all_read"),
+            MenuCommand("open", 7),
+            MenuCommand("mark_all_read"),
         ]
         assert menu.entrycget(labels.index("Mark all as read"), "underline") == 0
     finally:

@@ -14,7 +14,7 @@ from pathlib import Path
 from glosmsd.core import migrations
 from glosmsd.daemon.store import failures
 from glosmsd.daemon.store.base import EventsListener
-from glosmsd.daemon.store.downloads import Downloads
+from glosmsd.daemon.store.downloads import DownloadRows
 from glosmsd.daemon.store.drafts import Drafts
 from glosmsd.daemon.store.local import LocalChanges
 from glosmsd.daemon.store.outbox import OutboxRows
@@ -29,7 +29,7 @@ def _use_wal(conn: migrations.Connection) -> None:
     conn.execute("PRAGMA synchronous = NORMAL")
 
 
-class Store(OutboxRows, LocalChanges, Queries, Downloads, Drafts, Prefs):
+class Store(OutboxRows, LocalChanges, Queries, DownloadRows, Drafts, Prefs):
     """The local database. Open with `Store.open(path)`; use from one thread only."""
 
     @classmethod

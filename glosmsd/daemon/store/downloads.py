@@ -7,7 +7,7 @@ from glosmsd.daemon.store.records import Records
 from glosmsd.daemon.store.rows import FILE_STATES, FileRow
 
 
-class Downloads(Records):
+class DownloadRows(Records):
     """The state of each file known by its sha256."""
 
     def set_file_state(self, sha256: str, path: str | None, state: str) -> None:

@@ -252,13 +252,6 @@ class EmojiPicker:
             if str(grid.master) == str(frame):
                 self._fill(grid, items)
 
-    def fill_all(self) -> None:
-        """Fill every tab now (tests look at all of them)."""
-        for grid in self.grids.values():
-            items = self._unfilled.pop(str(grid.master), None)
-            if items is not None:
-                self._fill(grid, items)
-
     def show_recent(self, recent: Sequence[str]) -> None:
         import emoji
 

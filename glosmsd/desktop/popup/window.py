@@ -141,6 +141,14 @@ class Popup:
         self.counter = tk.StringVar(master=root)
         self.to = tk.StringVar(master=root, value=to)
 
+        self._lay_out(root)
+
+        self._load()
+        self.update_counter()
+        (self.text if to or conversation is not None else self.to_entry).focus_set()
+
+    def _lay_out(self, root: tk.Tk) -> None:
+        """The widgets, top to bottom: To, the history, the text, files, the buttons."""
         top = ttk.Frame(root, padding=8)
         top.pack(fill="both", expand=True)
         row = ttk.Frame(top)
@@ -182,10 +190,6 @@ class Popup:
         root.bind("<Escape>", lambda _e: self.close())
         root.protocol("WM_DELETE_WINDOW", self.close)
         root.bind("<Destroy>", self._destroyed, add="+")
-
-        self._load()
-        self.update_counter()
-        (self.text if to or conversation is not None else self.to_entry).focus_set()
 
     # -- talking to the daemon (the jobs run on the pool: no widgets in them)
 

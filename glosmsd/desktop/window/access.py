@@ -120,7 +120,7 @@ class Tokens:
 
 
 @dataclass(frozen=True, slots=True)
-class Request:
+class HttpRequest:
     """What the checks need of one HTTP request (a page, an asset, a file, the upgrade)."""
 
     method: str
@@ -182,7 +182,7 @@ class Gate:
     def url(self, token: str, fragment: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}/?token={token}#{fragment}"
 
-    def check(self, req: Request, now: float) -> Verdict:
+    def check(self, req: HttpRequest, now: float) -> Verdict:
         """The verdict for `req`, in this order: Host (421), method (405), fetch site
         (403), the token swap, the cookie (401), the upgrade's Origin (403), the route."""
         host = self._host(req)
@@ -227,7 +227,7 @@ class Gate:
                 return Allow("file", sha)
         return Refuse(404, "Not found.")
 
-    def _host(self, req: Request) -> str | None:
+    def _host(self, req: HttpRequest) -> str | None:
         """The Host header, lower-cased, when it names this server; else None."""
         hosts = req.all("host")
         if len(hosts) != 1:
@@ -237,7 +237,7 @@ class Gate:
             return host
         return None
 
-    def _has_cookie(self, req: Request) -> bool:
+    def _has_cookie(self, req: HttpRequest) -> bool:
         wanted = self.secret.encode()
         found = False
         for header in req.all("cookie"):

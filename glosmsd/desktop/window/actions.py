@@ -107,7 +107,7 @@ class WindowActions:
         if self.call_command:
             argv = _fill(self.call_command, "{number}", number)
             try:
-                await asyncio.to_thread(_spawn, argv, self.env)
+                await asyncio.to_thread(launch.start_detached, argv, self.env)
             except OSError as exc:
                 raise Unsupported(
                     f"call_command could not start ({argv[0]}: {exc.strerror or exc}); "
@@ -161,18 +161,6 @@ def _fill(words: Sequence[str], slot: str, value: str) -> list[str]:
     if any(slot in w for w in words):
         return [w.replace(slot, value) for w in words]
     return [*words, value]
-
-
-def _spawn(argv: Sequence[str], env: Mapping[str, str] | None) -> None:
-    subprocess.Popen(
-        list(argv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=None if env is None else dict(env),
-        start_new_session=True,
-        close_fds=True,
-    )
 
 
 def _open_with_system(url: str, env: Mapping[str, str] | None) -> None:

@@ -156,15 +156,7 @@ def launch(
         return Launched(chosen.name, None)
     profile.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        proc = subprocess.Popen(
-            chosen.argv,
-            stdin=subprocess.PIPE if chosen.stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=None if env is None else dict(env),
-            start_new_session=True,
-            close_fds=True,
-        )
+        proc = start_detached(chosen.argv, env, stdin=chosen.stdin is not None)
     except OSError as exc:
         raise Unsupported(
             f"Cannot start {chosen.name} ({chosen.argv[0]}: {exc.strerror or exc}). Check "
@@ -177,6 +169,23 @@ def launch(
             proc.stdin.close()
     log.info("window: started %s (pid %d)", chosen.name, proc.pid)
     return Launched(chosen.name, proc.pid)
+
+
+def start_detached(
+    argv: Sequence[str], env: Mapping[str, str] | None, *, stdin: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start `argv` in a session of its own with its output dropped (and a pipe to its
+    standard input when `stdin`): a Ctrl+C in the terminal or the daemon stopping leaves
+    it running."""
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=None if env is None else dict(env),
+        start_new_session=True,
+        close_fds=True,
+    )
 
 
 # ---------------------------------------------------------------------------- focusing

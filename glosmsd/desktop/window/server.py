@@ -40,7 +40,7 @@ from websockets.http11 import Response
 
 from glosmsd.core import filetypes, rpc
 from glosmsd.core.errors import INVALID_REQUEST, RpcError, Unsupported
-from glosmsd.daemon.ipc import Connection, IpcServer
+from glosmsd.daemon.ipc import IpcServer, IpcSession
 from glosmsd.daemon.media import safe_name
 from glosmsd.daemon.service import Service
 from glosmsd.desktop.window import access, peer
@@ -128,7 +128,7 @@ def find_assets(root: Path) -> dict[str, Asset]:
 class Page:
     """One connected page: its daemon session and the calls it has in flight."""
 
-    conn: Connection
+    conn: IpcSession
     calls: set[asyncio.Task[None]] = field(default_factory=set)
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_CALLS))
 
@@ -226,11 +226,6 @@ class WindowServer:
     def origin(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    @property
-    def windows(self) -> int:
-        """How many pages are connected now."""
-        return len(self._pages)
-
     # ------------------------------------------------------------------ opening
 
     def open(self, conversation_id: int | None, *, launch: bool = True) -> Opening:
@@ -280,7 +275,7 @@ class WindowServer:
             log.warning("window: refused %s: another user's connection", where)
             return _text(403, "This SMS window belongs to another user.")
         method = request.method
-        req = access.Request(method, request.path, _headers(request.headers))
+        req = access.HttpRequest(method, request.path, _headers(request.headers))
         verdict = gate.check(req, self.clock())
         if isinstance(verdict, access.Refuse):
             log.info("window: refused %s %s: %d %s", method, where, verdict.status, verdict.text)
@@ -412,7 +407,7 @@ class WindowServer:
         finally:
             page.slots.release()
 
-    async def _write(self, ws: ServerConnection, conn: Connection) -> None:
+    async def _write(self, ws: ServerConnection, conn: IpcSession) -> None:
         try:
             while True:
                 item = await conn.out.get()

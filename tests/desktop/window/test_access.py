@@ -16,7 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from glosmsd.desktop.window import access
-from glosmsd.desktop.window.access import Allow, Gate, Refuse, Request, Swap, Tokens
+from glosmsd.desktop.window.access import Allow, Gate, HttpRequest, Refuse, Swap, Tokens
 
 PORT = 40123
 SECRET = "s3cr3t-" + "x" * 36
@@ -37,7 +37,7 @@ def req(
     origin: str | None = None,
     site: str | None = None,
     extra: Mapping[str, Sequence[str]] | None = None,
-) -> Request:
+) -> HttpRequest:
     headers: dict[str, list[str]] = {}
     for name, value in (
         ("host", host),
@@ -49,7 +49,7 @@ def req(
             headers[name] = [value]
     for name, values in (extra or {}).items():
         headers[name] = list(values)
-    return Request(method, target, headers)
+    return HttpRequest(method, target, headers)
 
 
 # ---------------------------------------------------------------------------- tokens

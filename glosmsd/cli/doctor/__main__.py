@@ -1,0 +1,3 @@
+from glosmsd.cli.doctor import main
+
+raise SystemExit(main())

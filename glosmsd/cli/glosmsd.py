@@ -122,6 +122,14 @@ def window_frontend(config: Config, service: Service) -> Frontend:
     return WindowFrontend(config, service)
 
 
+def can_notify() -> bool:
+    """Whether desktop notifications can reach anyone: a session bus, or macOS/Windows."""
+    return bool(os.environ.get("DBUS_SESSION_BUS_ADDRESS")) or sys.platform in (
+        "darwin",
+        "win32",
+    )
+
+
 def has_display() -> bool:
     if sys.platform in ("darwin", "win32"):
         return True
@@ -156,6 +164,10 @@ class Session:
 
     async def run_desktop(self, daemon: Daemon) -> None:
         """The tray feed and notifications, on the daemon's loop (its `on_ready` hook)."""
+        if self.tray is None and not can_notify():
+            # Headless with no notification bus: the bridge would feed nobody, so it (and
+            # the tray code it imports) is neither loaded nor run (issue 16).
+            return
         from glosmsd.desktop.bridge import Desktop
 
         service, tasks = daemon.service, daemon.tasks
@@ -172,7 +184,7 @@ class Session:
             show_window=getattr(window, "show", None),
             tasks=tasks,
         )
-        if os.environ.get("DBUS_SESSION_BUS_ADDRESS") or sys.platform in ("darwin", "win32"):
+        if can_notify():
             try:
                 from glosmsd.desktop.notify import Notifier
 

@@ -15,8 +15,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final
 
 from glosmsd.core import rpc
 from glosmsd.core.errors import (
@@ -27,8 +25,13 @@ from glosmsd.core.errors import (
     SocketNotOurs,
     SocketUnusable,
 )
-from glosmsd.system.paths import socket_path
 from glosmsd.system.peercred import owner_of, peer_uid, user_name
+from glosmsd.system.socketpath import socket_path
+
+TYPE_CHECKING = False  # typing costs `glosms` ~2 ms to import; mypy reads this as True
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any, Final
 
 __all__ = ["CLIENT_MAX_LINE", "Client", "DaemonNotRunning", "SocketUnusable"]
 

@@ -31,8 +31,6 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-import filetype
-
 from glosmsd.core.errors import BadInput
 
 # Beyond this many characters, the text checks look at a prefix only: enough to tell
@@ -156,6 +154,10 @@ def sniff(data: bytes) -> str | None:
         return "audio/amr-wb"
     # Text first: a real binary format has a NUL or invalid UTF-8 within its header, and
     # text must never pass for a format just because of a few ASCII letters.
+    # The library's signature tables (~0.3 MB) load at the first file that needs them,
+    # not in every daemon and window server that may never see one (issue 16).
+    import filetype
+
     if _is_text(head, whole=len(data) <= _TEXT_SAMPLE):
         if head.removeprefix(b"\xef\xbb\xbf").startswith((b"%PDF-", b"{\\rtf", b"%!PS")):
             return str(filetype.guess_mime(head) or "text/plain")

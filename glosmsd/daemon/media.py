@@ -61,20 +61,15 @@ import math
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-from PIL import (
-    BmpImagePlugin,
-    GifImagePlugin,
-    Image,
-    ImageFile,
-    ImageOps,
-    JpegImagePlugin,
-    PngImagePlugin,
-    WebPImagePlugin,
-)
+from typing import TYPE_CHECKING
 
 from glosmsd.core import filetypes, rules
 from glosmsd.core.errors import BadInput, GlosmsdError
+
+# Pillow (about 4 MB of the daemon's memory) is imported by the functions that decode or
+# encode a picture, so a daemon that never gets one does not load it (issue 16).
+if TYPE_CHECKING:
+    from PIL import Image, ImageFile
 
 __all__ = [
     "FITTABLE_TYPES",
@@ -114,13 +109,29 @@ FITTABLE_TYPES = frozenset({"image/jpeg", "image/png"})
 # no guessing among formats, and no `DecompressionBombWarning` (a process-wide warning
 # that `warnings.catch_warnings` can only silence in a thread-unsafe way). We check the
 # pixel count ourselves right after the header is parsed, before decoding anything.
-_OPENERS: dict[str, Callable[[io.BytesIO], ImageFile.ImageFile]] = {
-    "image/jpeg": JpegImagePlugin.JpegImageFile,
-    "image/png": PngImagePlugin.PngImageFile,
-    "image/gif": GifImagePlugin.GifImageFile,
-    "image/bmp": BmpImagePlugin.BmpImageFile,
-    "image/webp": WebPImagePlugin.WebPImageFile,
-}
+_OPENABLE = frozenset({"image/jpeg", "image/png", "image/gif", "image/bmp", "image/webp"})
+
+
+def _opener(mime: str) -> Callable[[io.BytesIO], ImageFile.ImageFile] | None:
+    """The plugin class that opens `mime` (one of `_OPENABLE`), or None."""
+    from PIL import (
+        BmpImagePlugin,
+        GifImagePlugin,
+        JpegImagePlugin,
+        PngImagePlugin,
+        WebPImagePlugin,
+    )
+
+    openers: dict[str, Callable[[io.BytesIO], ImageFile.ImageFile]] = {
+        "image/jpeg": JpegImagePlugin.JpegImageFile,
+        "image/png": PngImagePlugin.PngImageFile,
+        "image/gif": GifImagePlugin.GifImageFile,
+        "image/bmp": BmpImagePlugin.BmpImageFile,
+        "image/webp": WebPImagePlugin.WebPImageFile,
+    }
+    return openers.get(mime)
+
+
 _EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png"}
 
 
@@ -216,7 +227,9 @@ def _with_extension(name: str, ext: str) -> str:
 
 def _open_image(data: bytes, mime: str, label: str) -> ImageFile.ImageFile:
     """Parse the header only, refusing bombs before a single pixel is decoded."""
-    opener = _OPENERS.get(mime)
+    from PIL import Image
+
+    opener = _opener(mime)
     if opener is None:
         raise BadInput(f"{label}: {mime} is not an image glosmsd can read.")
     try:
@@ -238,6 +251,8 @@ def _open_image(data: bytes, mime: str, label: str) -> ImageFile.ImageFile:
 
 def _load(image: ImageFile.ImageFile, mime: str, label: str) -> None:
     """Decode the pixels, turning truncated or corrupt data into `BadInput`."""
+    from PIL import Image
+
     try:
         image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -259,6 +274,8 @@ def _decode(
 
 def _upright(image: Image.Image) -> Image.Image:
     """Apply the EXIF orientation; a broken EXIF block just means no rotation."""
+    from PIL import ImageOps
+
     try:
         return ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, KeyError, TypeError, IndexError):
@@ -290,6 +307,8 @@ def _encode_png(image: Image.Image, icc: bytes | None) -> bytes:
 
 
 def _scaled(image: Image.Image, scale: float) -> Image.Image:
+    from PIL import Image
+
     if scale >= 1.0:
         return image
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
@@ -369,6 +388,8 @@ def fit_jpeg(image: Image.Image, target: int, icc: bytes | None = None) -> bytes
 
 def _fit_palette_png(image: Image.Image, target: int, icc: bytes | None) -> bytes | None:
     """A 256-colour PNG (alpha kept) within `target`, lowering resolution only as needed."""
+    from PIL import Image
+
     rgba = image.convert("RGBA")
 
     def encode(candidate: Image.Image) -> bytes:
@@ -419,6 +440,8 @@ class _UnparsableError(Exception):
 
 
 def _jpeg_orientation(data: bytes) -> int:
+    from PIL import JpegImagePlugin
+
     try:
         with JpegImagePlugin.JpegImageFile(io.BytesIO(data)) as image:
             value = image.getexif().get(0x0112, 1)
@@ -428,6 +451,8 @@ def _jpeg_orientation(data: bytes) -> int:
 
 
 def _strip_jpeg(data: bytes) -> bytes:
+    from PIL import Image
+
     if data[:2] != b"\xff\xd8":
         raise _UnparsableError("no SOI")
     out = [b"\xff\xd8"]
@@ -494,6 +519,8 @@ def _strip_jpeg(data: bytes) -> bytes:
 
 
 def _png_orientation(chunk: bytes) -> int:
+    from PIL import Image
+
     try:
         exif = Image.Exif()
         exif.load(chunk)
@@ -649,7 +676,7 @@ def _check_one(index: int, raw_name: str, data: bytes, allowed: Sequence[str]) -
     except GlosmsdError as exc:
         raise BadInput(f"{label}: {exc.message}", data=exc.data) from exc
     pixels = 0
-    if mime in _OPENERS:
+    if mime in _OPENABLE:
         image = _open_image(data, mime, label)
         if mime in FITTABLE_TYPES:
             pixels = image.width * image.height
@@ -737,11 +764,13 @@ def thumbnail(data: bytes, size: int) -> bytes:
     if not data:
         raise BadInput("The picture is empty (0 bytes).")
     mime = filetypes.sniff(data)
-    if mime not in _OPENERS:
+    if mime not in _OPENABLE:
         raise BadInput(f"Cannot make a thumbnail of {mime or 'an unknown file type'}.")
     image = _decode(data, mime, "The picture", draft=(size, size))
     image = _upright(image)
     image = image.convert("RGBA" if _has_alpha(image) else "RGB")
+    from PIL import Image
+
     image.thumbnail((size, size), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     image.save(out, "PNG")

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import enum
 import functools
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from PIL import Image, ImageDraw, ImageFont
+# Pillow's drawing and fonts (about 2 MB) are imported by the drawing functions: the desktop
+# bridge reads `Look` here in every daemon, and a headless one never draws (issue 16).
+if TYPE_CHECKING:
+    from PIL import Image, ImageDraw, ImageFont
+
+    Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 #: Sizes trays ask for (16-48 px, and twice that on HiDPI panels).
 TRAY_SIZES: Final = (16, 22, 24, 32, 48, 64, 96)
@@ -60,6 +65,8 @@ def badge_text(unread: int) -> str | None:
 
 @functools.lru_cache(maxsize=32)
 def _font(px: int, *, narrow: bool = False) -> Font:
+    from PIL import ImageFont
+
     for name in (*NARROW_FONT_FILES, *FONT_FILES) if narrow else FONT_FILES:
         try:
             return ImageFont.truetype(name, px)
@@ -102,9 +109,6 @@ def _bubble(draw: ImageDraw.ImageDraw, s: int, look: Look) -> None:
         draw.line((s * 0.1, s * 0.9, s * 0.9, s * 0.1), fill=RED, width=round(width))
 
 
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
-
-
 def _badge_geometry(size: int, text: str) -> tuple[tuple[float, float, float, float], Font]:
     """The badge's box (x1, y1, x2, y2) on a `size` icon, and the font of its count.
 
@@ -139,6 +143,8 @@ def _text_width(text: str, font: Font) -> float:
 
 def _badge_pill(img: Image.Image, box: tuple[float, float, float, float], scale: int) -> None:
     """The red pill with its white ring, drawn at `scale` times the icon's size."""
+    from PIL import ImageDraw
+
     draw = ImageDraw.Draw(img)
     x1, y1, x2, y2 = (v * scale for v in box)
     height = y2 - y1
@@ -154,6 +160,8 @@ def _badge_count(
 ) -> None:
     """The count, drawn at the icon's own size so the font's hinting keeps it crisp (drawn
     large and shrunk, the digits of a 16-24 px icon blurred into each other)."""
+    from PIL import ImageDraw
+
     x1, y1, x2, y2 = box
     centre = (round((x1 + x2) / 2), round((y1 + y2) / 2))
     ImageDraw.Draw(img).text(centre, text, font=font, fill=WHITE, anchor="mm")
@@ -163,6 +171,8 @@ def draw_icon(size: int, unread: int = 0, look: Look = Look.ONLINE) -> Image.Ima
     """The tray icon, `size` x `size` RGBA, antialiased by drawing larger and shrinking."""
     if size < 8:
         raise ValueError(f"an icon of {size} px is too small to read")
+    from PIL import Image, ImageDraw
+
     s = size * SUPERSAMPLE
     img = Image.new("RGBA", (s, s), (0, 0, 0, 0))
     _bubble(ImageDraw.Draw(img), s, look)
@@ -178,6 +188,8 @@ def draw_icon(size: int, unread: int = 0, look: Look = Look.ONLINE) -> Image.Ima
 
 def flatten(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     """The icon over a solid panel colour (for trays that cannot show transparency)."""
+    from PIL import Image
+
     base = Image.new("RGB", image.size, background)
     base.paste(image, (0, 0), image)
     return base

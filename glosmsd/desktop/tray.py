@@ -39,12 +39,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
-
-from PIL import Image
+from typing import TYPE_CHECKING, Any, Final
 
 from glosmsd.desktop.icon import Look, draw_icon, flatten
 from glosmsd.desktop.menu import MenuCommand, MenuEntry, chosen, menu_position, request
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "MenuCommand",
@@ -511,6 +512,8 @@ def _xorg_icon_class(base: Any) -> Any:
             size = max(8, min(width, height))
             image = render(self.tray.state, size)
             panel = self._panel or self._panel_colour()
+            from PIL import Image
+
             canvas = Image.new("RGB", (width, height), panel)
             canvas.paste(flatten(image, panel), ((width - size) // 2, (height - size) // 2))
             self._icon_data = canvas

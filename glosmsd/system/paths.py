@@ -4,11 +4,8 @@ Config in the user config dir, data (SQLite, downloaded files, the device id) in
 user data dir, the log in the user state dir, the socket in the runtime dir, all from
 platformdirs for "glosmsd", so every one of them moves with the XDG variables
 (`XDG_CONFIG_HOME`, `XDG_DATA_HOME`, `XDG_STATE_HOME`, `XDG_RUNTIME_DIR`) and
-`GLOSMSD_SOCKET` moves the socket alone. Without `XDG_RUNTIME_DIR` (a cron job, a bare
-ssh session) the socket goes to `/tmp/glosmsd-UID/` on Linux and the BSDs, and to
-platformdirs' per-user runtime folder on macOS and Windows. `socket_path` is the one
-function that decides it: the daemon binds there and `glosms` (the socket client) dials
-there.
+`GLOSMSD_SOCKET` moves the socket alone. Where the socket goes is `system.socketpath`'s
+to say (`socket_path`, re-exported here).
 
 This module only computes paths and creates directories (0700 whatever the umask, looser
 ones of ours tightened: `system.private`); it must never read or write the files
@@ -18,37 +15,14 @@ themselves.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
 from glosmsd.system.private import private_dir
+from glosmsd.system.socketpath import APP, runtime_dir, socket_path
 
-APP: Final = "glosmsd"
-
-
-def runtime_dir(env: Mapping[str, str] | None = None) -> Path:
-    """`$XDG_RUNTIME_DIR/glosmsd`, or a per-user directory when it is unset."""
-    env = os.environ if env is None else env
-    base = env.get("XDG_RUNTIME_DIR")
-    if base:
-        return Path(base) / APP
-    if sys.platform in ("darwin", "win32"):
-        import platformdirs  # only here: `glosms` pays for it only where it needs it
-
-        return Path(platformdirs.user_runtime_dir(APP))
-    # platformdirs would warn and pick /tmp/runtime-UID: a name of our own instead, whose
-    # owner and mode both the daemon and the client check (anyone may create it first).
-    return Path(f"/tmp/{APP}-{os.getuid()}")  # noqa: S108 - a 0700 dir of our own
-
-
-def socket_path(env: Mapping[str, str] | None = None) -> Path:
-    """The daemon's socket: `$GLOSMSD_SOCKET`, else `socket` in `runtime_dir`."""
-    env = os.environ if env is None else env
-    explicit = env.get("GLOSMSD_SOCKET")
-    return Path(explicit) if explicit else runtime_dir(env) / "socket"
+__all__ = ["APP", "Paths", "runtime_dir", "socket_path"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,9 @@ import socket
 import stat
 import struct
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+
+from glosmsd.core.record import record
 
 __all__ = ["Owner", "owner_of", "peer_uid", "user_name"]
 
@@ -41,7 +42,7 @@ def peer_uid(sock: socket.socket) -> int | None:
     return None  # pragma: no cover - other systems: the file checks must do
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Owner:
     """What `stat` says about a path: its owner, its mode bits, and its kind."""
 

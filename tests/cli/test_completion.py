@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from glosmsd.cli import glosms as cli
+from glosmsd.cli.glosms.parser import COMMANDS
 from tests.support.daemonproc import DaemonProcess
 from tests.support.serverproc import running_server
 
@@ -167,7 +168,7 @@ def test_bash_completes_commands_and_their_options(tmp_path: Path) -> None:
     path = script("bash", tmp_path)
     env = shell_env()
     assert bash_complete(path, "glosms se", env) == ["send", "search"]
-    assert set(bash_complete(path, "glosms ", env)) == {c.name for c in cli.COMMANDS}
+    assert set(bash_complete(path, "glosms ", env)) == {c.name for c in COMMANDS}
     assert bash_complete(path, "glosms send --j", env) == ["--json"]
     assert set(bash_complete(path, "glosms send --", env)) >= {
         "--json",

@@ -14,6 +14,8 @@ import pytest
 
 from glosmsd import __version__
 from glosmsd.cli import glosms as cli
+from glosmsd.cli.glosms.output import describe
+from glosmsd.cli.glosms.parser import COMMANDS
 from glosmsd.client.ipc import DaemonNotRunning
 from glosmsd.core.errors import (
     BadInput,
@@ -222,7 +224,7 @@ def test_main_without_a_command_prints_help(capsys: pytest.CaptureFixture[str]) 
     ],
 )
 def test_describe(text: str, files: int, size: int, line: str) -> None:
-    assert cli.describe(count_text(text, files=files, file_bytes=size), files=files) == line
+    assert describe(count_text(text, files=files, file_bytes=size), files=files) == line
 
 
 @pytest.mark.parametrize(
@@ -250,7 +252,7 @@ def test_exit_codes_are_the_documented_numbers() -> None:
         cli.EXIT_NO_DAEMON,
         cli.EXIT_REFUSED,
     ) == (0, 1, 2, 3, 4)
-    assert [c.name for c in cli.COMMANDS] == [
+    assert [c.name for c in COMMANDS] == [
         "status",
         "number",
         "ls",

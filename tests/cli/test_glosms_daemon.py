@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from glosmsd.cli import glosms as cli
+from glosmsd.cli.glosms.parser import COMMANDS
 from tests.support.ipcworld import ANN, BOB_MOBILE, BOB_WORK, CY, World, running_world
 
 HEAVY = ("asyncio", "websockets", "PIL", "jsonschema", "sqlite3")
@@ -111,7 +112,7 @@ def test_stale_socket_file_is_also_not_running(tmp_path: Path) -> None:
 
 def test_help_documents_commands_and_exit_codes() -> None:
     out = glosms(None, "--help").stdout.decode()
-    for command in cli.COMMANDS:
+    for command in COMMANDS:
         assert command.name in out
     for words in ("0 ok", "1 failed", "2 bad input", "3 daemon not running", "4 refused"):
         assert words in " ".join(out.split())

@@ -133,7 +133,7 @@ def load_process(target: LoadMain, *args: Any) -> Iterator[dict[str, Any]]:
     finally:
         stop.set()
         try:
-            figures.update(out.get(timeout=60))
+            figures.update(out.get(timeout=180))  # a 10-minute load took over 60 s to wind down
         except Exception as exc:  # the load's own failure is reported, not hidden
             figures["load_error"] = repr(exc)
         proc.join(30)

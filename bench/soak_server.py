@@ -11,21 +11,21 @@ well-behaved client sends and receives; its latency and the server's RSS are sam
 - 300 connections: 250 idle TCP connections from ten loopback addresses, opened again
   whenever the server drops one, and 50 signed-in websocket clients that only answer pings.
 - the well-behaved client: extension A sends a short SMS to extension B every 20 ms and
-  waits for B's pushed event; each round trip is one latency sample.
+  waits for B's pushed event; each round trip is one latency sample. The floor: the same
+  round trips on the idle server first, in the same run. The load runs in a child process
+  (bench/soaklib.py says why).
 
-Run: `python -m bench.soak_server --minutes 10` (or `--seconds N`). Prints a figures
-table; exits 1 if p99 >= 50 ms, RSS >= 150 MB, or the fuzzer drew a -32603.
+Run: `python -m bench.soak_server --minutes 10` (or `--seconds N`). Prints its figures;
+exits 1 if p99 >= 50 ms, RSS >= 150 MB, or the fuzzer drew a -32603.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
 import random
 import socket
-import statistics
 import sys
 import tempfile
 import time
@@ -35,13 +35,27 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from bench.soaklib import (
+    Latencies,
+    duration,
+    floor_seconds,
+    fuzz_call,
+    fuzz_value,
+    internal_errors,
+    load_process,
+    log_lines,
+    measure,
+    run_all,
+    sample_rss,
+    until_stopped,
+    verdict,
+)
 from glosmsd.core import wire
 from tests.support.serverproc import Client, ServerProcess
 
 SEED = 1313
 ANN, BEA = "+15550001001", "+15550001004"
-P99_GOAL_MS = 50.0
-RSS_GOAL_MB = 150.0
+METHODS = {name: [p.name for p in params] for name, params in wire.PARAMS.items()}
 IDLE_TCP = 250
 IDLE_WS = 50
 SEND_EVERY = 0.02
@@ -49,8 +63,6 @@ SEND_EVERY = 0.02
 
 class Figures:
     def __init__(self) -> None:
-        self.latency: list[float] = []
-        self.rss: list[int] = []
         self.fuzz_frames = 0
         self.fuzz_replies = 0
         self.fuzz_internal = 0
@@ -58,45 +70,9 @@ class Figures:
         self.flood_batches = 0
         self.flood_refused = 0
         self.idle_reopened = 0
-        self.lost = 0
 
 
 # --------------------------------------------------------------------------- fuzzer
-
-
-def _value(rng: random.Random, depth: int = 0) -> Any:
-    pick = rng.randrange(12 if depth < 4 else 8)
-    if pick == 0:
-        return rng.randrange(-(2**70), 2**70)
-    if pick == 1:
-        return rng.choice([0, -1, 1, 2**53, 2**63, 1e308, -0.0, 1.5])
-    if pick == 2:
-        return "".join(chr(rng.randrange(0x20, 0x2FFF)) for _ in range(rng.randrange(40)))
-    if pick == 3:
-        return rng.choice(["", "+15550001004", "+1555", "\u202e", "a" * 5000, "../../x"])
-    if pick == 4:
-        return rng.choice([True, False, None])
-    if pick in (5, 6, 7):
-        return rng.choice(["0", "1001", "x" * 64, "ab12" * 16])
-    if pick in (8, 9):
-        return [_value(rng, depth + 1) for _ in range(rng.randrange(5))]
-    return {str(_value(rng, 3))[:20]: _value(rng, depth + 1) for _ in range(rng.randrange(5))}
-
-
-def _call(rng: random.Random, n: int) -> dict[str, Any]:
-    method = rng.choice([*wire.PARAMS, "nosuch", "rpc.discover", ""])
-    params: Any
-    if rng.random() < 0.8 and method in wire.PARAMS:
-        names = [p.name for p in wire.PARAMS[method]]
-        params = {name: _value(rng) for name in names if rng.random() < 0.8}
-    else:
-        params = _value(rng)
-    call: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params, "id": n}
-    if rng.random() < 0.1:
-        del call["id"]
-    if rng.random() < 0.05:
-        call["jsonrpc"] = "1.0"
-    return call
 
 
 def fuzz_frame(rng: random.Random, n: int) -> str | bytes:
@@ -109,24 +85,15 @@ def fuzz_frame(rng: random.Random, n: int) -> str | bytes:
         depth = rng.randrange(10, 5000)
         return "[" * depth + "]" * depth
     if pick == 3:
-        return json.dumps([_call(rng, n * 100 + i) for i in range(rng.randrange(1, 61))])
+        return json.dumps(
+            [fuzz_call(rng, METHODS, n * 100 + i) for i in range(rng.randrange(1, 61))]
+        )
     if pick == 4:
-        return json.dumps(_value(rng))
-    return json.dumps(_call(rng, n))
+        return json.dumps(fuzz_value(rng))
+    return json.dumps(fuzz_call(rng, METHODS, n))
 
 
-def _count_internal(reply: Any) -> int:
-    items = reply if isinstance(reply, list) else [reply]
-    return sum(
-        1
-        for r in items
-        if isinstance(r, dict)
-        and isinstance(r.get("error"), dict)
-        and r["error"].get("code") == -32603
-    )
-
-
-async def fuzzer(url: str, token: str, stop: asyncio.Event, fig: Figures) -> None:
+async def fuzzer(url: str, token: str, stop: Any, fig: Figures) -> None:
     rng = random.Random(SEED)
     n = 0
     while not stop.is_set():
@@ -165,7 +132,7 @@ async def fuzzer(url: str, token: str, stop: asyncio.Event, fig: Figures) -> Non
                         continue  # a notification-only batch: nothing is owed
                     fig.fuzz_replies += 1
                     with contextlib.suppress(ValueError):
-                        fig.fuzz_internal += _count_internal(json.loads(text))
+                        fig.fuzz_internal += internal_errors(json.loads(text))
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd else 0
             fig.fuzz_closes[code] = fig.fuzz_closes.get(code, 0) + 1
@@ -182,7 +149,7 @@ def _flood_frame() -> str:
     )
 
 
-async def flood(url: str, token: str, stop: asyncio.Event, fig: Figures) -> None:
+async def flood(url: str, token: str, stop: Any, fig: Figures) -> None:
     frame = _flood_frame()
     while not stop.is_set():
         try:
@@ -195,7 +162,7 @@ async def flood(url: str, token: str, stop: asyncio.Event, fig: Figures) -> None
             await asyncio.sleep(0.1)
 
 
-async def never_reads(url: str, token: str, stop: asyncio.Event) -> None:
+async def never_reads(url: str, token: str, stop: Any) -> None:
     """Sends flood batches and never reads: the server must not buffer its replies
     without bound (the kernel's buffers fill, then the server waits on this one peer)."""
     frame = _flood_frame()
@@ -224,7 +191,7 @@ async def never_reads(url: str, token: str, stop: asyncio.Event) -> None:
 # --------------------------------------------------------------------------- connections
 
 
-async def idle_tcp(port: int, stop: asyncio.Event, fig: Figures) -> None:
+async def idle_tcp(port: int, stop: Any, fig: Figures) -> None:
     """IDLE_TCP connections that never send a byte, opened again when dropped."""
     socks: dict[int, socket.socket] = {}
 
@@ -257,47 +224,60 @@ async def idle_tcp(port: int, stop: asyncio.Event, fig: Figures) -> None:
             s.close()
 
 
-async def idle_ws(url: str, token: str, stop: asyncio.Event) -> None:
+async def idle_ws(url: str, token: str, stop: Any) -> None:
     clients: list[Client] = []
     try:
         for i in range(IDLE_WS):
             with contextlib.suppress(OSError, InvalidHandshake):
                 clients.append(await Client.connect(url, token, device=f"idle{i}"))
-        await stop.wait()
+        await until_stopped(stop)
     finally:
         for c in clients:
             await c.close()
 
 
+# --------------------------------------------------------------------------- the load
+
+
+def load(url: str, port: int, t_f: str, stop: Any) -> dict[str, Any]:
+    """The load, in its own process (`soaklib.load_process`); returns its figures."""
+    fig = Figures()
+
+    async def main() -> None:
+        await run_all(
+            stop,
+            [
+                idle_tcp(port, stop, fig),
+                idle_ws(url, t_f, stop),
+                fuzzer(url, t_f, stop, fig),
+                flood(url, t_f, stop, fig),
+                never_reads(url, t_f, stop),
+            ],
+        )
+
+    asyncio.run(main())
+    return vars(fig)
+
+
 # --------------------------------------------------------------------------- measure
 
 
-async def well_behaved(url: str, t_a: str, t_b: str, stop: asyncio.Event, fig: Figures) -> None:
+async def well_behaved(url: str, t_a: str, t_b: str, seconds: float, lat: Latencies) -> None:
+    """Extension A sends B a short SMS every SEND_EVERY s and waits for B's pushed event."""
     async with (
         await Client.connect(url, t_a, device="a") as a,
         await Client.connect(url, t_b, device="b") as b,
     ):
         await a.sync_live()
         await b.sync_live()
-        n = 0
-        while not stop.is_set():
-            n += 1
-            t0 = time.perf_counter()
-            try:
-                await a.call("send", client_id=f"soak{n}", to=BEA, text=f"soak {n}")
-                await b.wait_event("message", direction="in", text=f"soak {n}", timeout=10)
-            except (TimeoutError, ConnectionClosed):
-                fig.lost += 1
-                continue
-            fig.latency.append((time.perf_counter() - t0) * 1000)
-            await asyncio.sleep(SEND_EVERY)
+        tag = time.monotonic_ns()
 
+        async def one(n: int) -> None:
+            text = f"soak {tag} {n}"
+            await a.call("send", client_id=f"soak{tag}-{n}", to=BEA, text=text)
+            await b.wait_event("message", direction="in", text=text, timeout=10)
 
-async def sample_rss(srv: ServerProcess, stop: asyncio.Event, fig: Figures) -> None:
-    while not stop.is_set():
-        fig.rss.append(srv.rss_kib())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 1.0)
+        await measure(one, seconds, SEND_EVERY, lat, failures=(ConnectionClosed,))
 
 
 def seed(srv: ServerProcess) -> tuple[str, str, str]:
@@ -310,101 +290,61 @@ def seed(srv: ServerProcess) -> tuple[str, str, str]:
     return t_a, t_b, t_f
 
 
-async def soak(seconds: float, tmp: Path) -> dict[str, Any]:
+async def _measured(
+    srv: ServerProcess, t_a: str, t_b: str, seconds: float, rss: list[int]
+) -> Latencies:
+    assert srv.proc is not None
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample_rss(srv.proc.pid, stop, rss))
+    lat = Latencies()
+    try:
+        await well_behaved(srv.url, t_a, t_b, seconds, lat)
+    finally:
+        stop.set()
+        await sampler
+    return lat
+
+
+def soak(seconds: float, tmp: Path) -> tuple[bool, dict[str, Any]]:
     srv = ServerProcess.start(tmp)
-    fig = Figures()
     try:
         t_a, t_b, t_f = seed(srv)
-        stop = asyncio.Event()
-        tasks = [
-            asyncio.create_task(sample_rss(srv, stop, fig)),
-            asyncio.create_task(idle_tcp(srv.port, stop, fig)),
-            asyncio.create_task(idle_ws(srv.url, t_f, stop)),
-            asyncio.create_task(fuzzer(srv.url, t_f, stop, fig)),
-            asyncio.create_task(flood(srv.url, t_f, stop, fig)),
-            asyncio.create_task(never_reads(srv.url, t_f, stop)),
-            asyncio.create_task(well_behaved(srv.url, t_a, t_b, stop, fig)),
-        ]
-        await asyncio.sleep(seconds)
-        stop.set()
-        done, pending = await asyncio.wait(tasks, timeout=30)
-        for t in pending:
-            t.cancel()
-        for t in done:
-            if t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
+        floor = asyncio.run(_measured(srv, t_a, t_b, floor_seconds(seconds), []))
+        rss: list[int] = []
+        with load_process(load, srv.url, srv.port, t_f) as fig:
+            loaded = asyncio.run(_measured(srv, t_a, t_b, seconds, rss))
         alive = srv.proc is not None and srv.proc.poll() is None
         log = srv.log_path.read_text(errors="replace")
     finally:
         code = srv.stop()
-    lat = sorted(fig.latency)
-    p99 = lat[int(len(lat) * 0.99) - 1] if lat else float("inf")
-    return {
-        "seconds": seconds,
-        "messages": len(lat),
-        "lost": fig.lost,
-        "p50_ms": statistics.median(lat) if lat else float("inf"),
-        "p99_ms": p99,
-        "max_ms": lat[-1] if lat else float("inf"),
-        "rss_max_mb": max(fig.rss) / 1024,
-        "rss_end_mb": fig.rss[-1] / 1024,
-        "rss_start_mb": fig.rss[0] / 1024,
-        "fuzz_frames": fig.fuzz_frames,
-        "fuzz_replies": fig.fuzz_replies,
-        "fuzz_internal_errors": fig.fuzz_internal,
-        "fuzz_closes": fig.fuzz_closes,
-        "flood_batches": fig.flood_batches,
-        "flood_calls_refused": fig.flood_refused,
-        "idle_reopened": fig.idle_reopened,
-        "server_alive": alive,
-        "server_exit": code,
-        "log_tracebacks": log.count("Traceback"),
-        "log_lines": log.count("\n"),
-    }
+    internal = fig.get("fuzz_internal", -1)
+    lines = [
+        f"fuzzer: {fig.get('fuzz_frames')} frames, {fig.get('fuzz_replies')} replies, "
+        f"{internal} internal errors, closes {fig.get('fuzz_closes')}",
+        f"batch flood: {fig.get('flood_batches')} batches of 50, "
+        f"{fig.get('flood_refused')} calls refused past the 2 MiB budget; one peer that "
+        "never reads",
+        f"connections: {IDLE_TCP} idle TCP ({fig.get('idle_reopened')} dropped by the server "
+        f"and reopened), {IDLE_WS} idle signed-in websockets",
+        *log_lines("server", log, code),
+    ]
+    if "load_error" in fig:
+        lines.append(f"the load failed: {fig['load_error']}")
+    return verdict(
+        f"server soak, {seconds:.0f} s on one server process (loopback)",
+        floor.summary(),
+        loaded.summary(),
+        rss,
+        lines,
+        unit="sends (A -> server -> B's push)",
+        extra_ok=internal == 0 and alive and code == 0,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.soak_server", description=__doc__)
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--minutes", type=float)
-    g.add_argument("--seconds", type=float)
-    args = p.parse_args(argv)
-    seconds = args.seconds if args.seconds is not None else (args.minutes or 10) * 60
+    seconds = duration(argv, "python -m bench.soak_server", __doc__)
     with tempfile.TemporaryDirectory(prefix="glosmsd-soak-server-") as tmp:
-        r = asyncio.run(soak(seconds, Path(tmp)))
-    ok = (
-        r["p99_ms"] < P99_GOAL_MS
-        and r["rss_max_mb"] < RSS_GOAL_MB
-        and r["fuzz_internal_errors"] == 0
-        and r["server_alive"]
-    )
-    print(f"server soak, {r['seconds']:.0f} s on one server process (loopback)")
-    print(
-        f"  well-behaved client: {r['messages']} sends, p50 {r['p50_ms']:.1f} ms, "
-        f"p99 {r['p99_ms']:.1f} ms (goal < {P99_GOAL_MS:g}), max {r['max_ms']:.1f} ms, "
-        f"lost {r['lost']}"
-    )
-    print(
-        f"  server RSS: start {r['rss_start_mb']:.1f} MB, max {r['rss_max_mb']:.1f} MB "
-        f"(goal < {RSS_GOAL_MB:g}), end {r['rss_end_mb']:.1f} MB"
-    )
-    print(
-        f"  fuzzer: {r['fuzz_frames']} frames, {r['fuzz_replies']} replies, "
-        f"{r['fuzz_internal_errors']} internal errors, closes {r['fuzz_closes']}"
-    )
-    print(
-        f"  batch flood: {r['flood_batches']} batches of 50, {r['flood_calls_refused']} "
-        "calls refused past the 2 MiB budget; one peer that never reads"
-    )
-    print(
-        f"  connections: {IDLE_TCP} idle TCP ({r['idle_reopened']} dropped by the server "
-        f"and reopened), {IDLE_WS} idle signed-in websockets"
-    )
-    print(
-        f"  server log: {r['log_lines']} lines, {r['log_tracebacks']} tracebacks; "
-        f"exit {r['server_exit']}"
-    )
-    print("PASS" if ok else "FAIL")
+        ok, _ = soak(seconds, Path(tmp))
     return 0 if ok else 1
 
 

@@ -1,17 +1,23 @@
-"""`make bench`'s runner: the table and bench/results.json have the promised shape.
+"""`make bench`'s runner: the table and bench/results.json have the promised shape; and
+`make soak`'s two soaks report and serve.
 
 One quick run of two cheap benchmarks (the socket and the store, tiny sizes) through the
-real runner and its child processes, plus the pure helpers. Nothing here asserts a
-timing: the figures are whatever this machine gives.
+real runner and its child processes, plus the pure helpers; and each soak for a few
+seconds against its real process. Nothing here asserts a timing: the figures are
+whatever this machine gives (a soak this short may print FAIL on its p99; only its
+report and what it served are checked).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from bench import report
 
@@ -101,3 +107,41 @@ def test_tray_rows_say_what_is_missing() -> None:
     text = report.table(list(rows.values()))
     assert "skipped: needs trayer, python-xlib" in text
     assert "|---|--:|" in report.markdown(list(rows.values()))
+
+
+@pytest.mark.parametrize(
+    ("module", "process"), [("bench.soak", "daemon"), ("bench.soak_server", "server")]
+)
+def test_a_short_soak_reports_and_serves(module: str, process: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE")}
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--seconds", "4"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=150,
+        check=False,
+    )
+    out = done.stdout
+    assert done.returncode in (0, 1), done.stderr
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{process} soak, 4 s"), out
+    assert lines[-1] == ("PASS" if done.returncode == 0 else "FAIL"), out
+    served = re.findall(
+        r"well-behaved .*, (under load|floor \(idle\)): (\d+) done, (\d+) errors", out
+    )
+    assert [w for w, _, _ in served] == ["under load", "floor (idle)"], out
+    assert all(int(n) > 0 and int(errors) == 0 for _, n, errors in served), out
+    assert re.search(r"p50 [\d.]+ ms, p99 [\d.]+ ms, max [\d.]+ ms", out), out
+    assert re.search(r"RSS: start [\d.]+ MB, max [\d.]+ MB \(goal < 150\), end [\d.]+ MB", out), out
+    fuzzed = re.search(
+        r"fuzzer: .*?(\d+) (?:lines|frames), (\d+) replies, (\d+) internal errors", out
+    )
+    assert fuzzed is not None, out
+    assert int(fuzzed[1]) > 0, out
+    assert int(fuzzed[2]) > 0, out
+    assert fuzzed[3] == "0", out
+    assert re.search(r"batch flood: [1-9]\d* batches", out), out
+    assert "the load failed" not in out, out
+    assert re.search(rf"{process} log: \d+ lines, \d+ tracebacks; exit 0", out), out

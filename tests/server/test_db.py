@@ -254,3 +254,24 @@ def test_every_frozen_schema_upgrades_to_the_fresh_one(tmp_path: Path, fixture: 
         assert s.sync("1001", 12, 100).events[-1]["kind"] == "delete_conversation"
     finally:
         s.close()
+
+
+def test_a_query_only_reader_sees_each_commit_and_cannot_write(
+    store: ServerStore, tmp_path: Path
+) -> None:
+    """The server's read thread: a second connection, `query_only`, that sees every write
+    committed before its read begins (WAL) and refuses to write itself."""
+    store.assign_number(EXTS[0], NUMBERS[0])
+    reader = ServerStore(tmp_path / "s.db")
+    reader.query_only()
+    try:
+        before = reader.sync(EXTS[0], 0, 500)
+        store.send(EXTS[0], "c1", REMOTES[0], "hello there", [])
+        after = reader.sync(EXTS[0], before.cursor, 500)
+        assert [t for t in after.texts if "hello there" in t]
+        assert after.cursor > before.cursor
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader.conn.execute("DELETE FROM events")
+        assert reader.sync(EXTS[0], 0, 500).texts == store.sync(EXTS[0], 0, 500).texts
+    finally:
+        reader.close()

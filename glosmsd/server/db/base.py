@@ -135,6 +135,11 @@ class DbBase:
         """
         self.conn.execute("PRAGMA wal_autocheckpoint = 0")
 
+    def query_only(self) -> None:
+        """This connection may only read from now on (the server's read thread): a write
+        through it fails with SQLITE_READONLY instead of taking the write lock."""
+        self.conn.execute("PRAGMA query_only = ON")
+
     def checkpoint(self) -> None:
         """Copy committed WAL pages into the database; PASSIVE: it never waits for, nor
         blocks, readers and writers (what a reader still uses is copied next time)."""

@@ -27,10 +27,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -273,18 +275,22 @@ def load(path: str, stop: Any) -> dict[str, Any]:
     """The load, in its own process (`soaklib.load_process`); returns its figures."""
     fig = Figures()
 
+    # SOAK_PARTS=holders,fuzz,flood,never_reads (any of them; flood includes never_reads) runs only those: to find which part of
+    # the load a figure comes from.
+    parts = set(os.environ.get("SOAK_PARTS", "holders,fuzz,flood").split(","))
+
     async def main() -> None:
         methods = await _methods(path)  # before the held connections fill the table
-        await run_all(
-            stop,
-            [
-                holders(path, stop, fig),
-                *(fuzzer(path, i, methods, stop, fig) for i in range(FUZZERS)),
-                flood(path, stop, fig),
-                never_reads(path, stop, fig),
-                until_stopped(stop),
-            ],
-        )
+        tasks: list[Awaitable[Any]] = [until_stopped(stop)]
+        if "holders" in parts:
+            tasks.append(holders(path, stop, fig))
+        if "fuzz" in parts:
+            tasks += [fuzzer(path, i, methods, stop, fig) for i in range(FUZZERS)]
+        if "flood" in parts:
+            tasks.append(flood(path, stop, fig))
+        if "flood" in parts or "never_reads" in parts:
+            tasks.append(never_reads(path, stop, fig))
+        await run_all(stop, tasks)
 
     asyncio.run(main())
     return vars(fig)

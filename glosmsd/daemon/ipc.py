@@ -76,6 +76,11 @@ LISTEN_BACKLOG: Final = 512
 #: A full table (or a full descriptor table) is logged once a minute, not per accept.
 FULL_LOG_EVERY: Final = 60.0
 READ_CHUNK: Final = 64 * 1024
+#: A connection whose replies have not moved for this long has stopped reading (a client
+#: gone astray, or one that closed with unsent data, which keeps its socket open): it is
+#: closed, so what it had queued (up to `OUT_BYTES` plus the transport's buffer, ~11 MB)
+#: does not stay. Back-pressure alone kept such connections, and their memory, forever.
+WRITE_STALL: Final = 30.0
 WRITE_BATCH: Final = 256
 #: What `hello` announces; only ever extended (additive changes).
 CAPABILITIES: Final = ("batch", "notifications", "subscribe", "replay", "progress")
@@ -199,8 +204,10 @@ class IpcServer:
         on_quit: Callable[[], None] | None = None,
         hello: Callable[[], dict[str, Any]] | None = None,
         max_connections: int = MAX_CONNECTIONS,
+        write_stall: float = WRITE_STALL,
     ) -> None:
         self.path = path
+        self.write_stall = write_stall
         self.table = table
         self.hub = hub
         self._replay = replay
@@ -476,9 +483,12 @@ class IpcServer:
                     item = conn.out.get_nowait()
                 if batch:
                     writer.write(b"".join(batch))
-                    await writer.drain()
+                    await asyncio.wait_for(writer.drain(), self.write_stall)
                 if item is None:
                     break
+        except TimeoutError:
+            conn.drop(f"no reply taken for {self.write_stall:g} s (it stopped reading)")
+            writer.transport.abort()  # its buffers go now, not after a flush that never comes
         except (ConnectionError, OSError) as exc:
             log.debug("ipc client %s write: %s", conn.name, exc)
         finally:

@@ -304,3 +304,38 @@ async def test_client_that_never_reads_is_dropped_and_never_slows_others(
         await asyncio.sleep(0.01)
     assert server.hub.subscribers == 0, "the stuck subscriber should have been dropped"
     stuck.close()
+
+
+async def test_a_connection_whose_replies_stop_moving_is_closed_and_its_memory_freed(
+    tmp_path: Path,
+) -> None:
+    """The soak's case: a client that stops reading and then closes with unsent data
+    keeps its socket open, and back-pressure alone kept its ~11 MB of replies forever
+    (38 -> 145 MB in 3 minutes of such clients). Past `write_stall` it is closed."""
+    hub = Hub()
+    log = EventLog(hub)
+    path = Path(os.environ["XDG_RUNTIME_DIR"]) / "glosmsd" / "socket"
+    server = IpcServer(path, make_table(), hub, log.replay, log.last_id, write_stall=0.5)
+    await server.start()
+    stuck = socket.socket(socket.AF_UNIX)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(str(path))
+    try:
+        line = json.dumps(
+            {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"text": "y" * 4000}}
+        )
+        await asyncio.to_thread(stuck.sendall, (line + "\n").encode() * 600)  # never read
+        for _ in range(1000):
+            if not server._unix:
+                break
+            await asyncio.sleep(0.02)
+        assert not server._unix, "a connection that takes no replies is kept"
+
+        def other_client() -> str:
+            with Client(server.path, timeout=5) as c:
+                return str(c.call("echo", {"text": "still served"}))
+
+        assert await asyncio.to_thread(other_client) == "still served"
+    finally:
+        stuck.close()
+        await server.close()

@@ -96,12 +96,13 @@ def test_the_limits_table_gives_the_values_the_daemon_enforces() -> None:
     queued = rows["replies and events queued unread, per connection"]
     assert f"{ipc.OUT_QUEUE:,} lines or {ipc.OUT_BYTES >> 20} MiB" in queued
     assert f"{ipc.MAX_CONNECTIONS} (`max_connections`" in rows["connections at once"]
+    assert f"{ipc.WRITE_STALL:g} s without any reply moving" in rows["replies not taken"]
     assert f"{attachments.MAX_SOURCE_FILE >> 20} MiB read" in rows["a file to send"]
     for line in rows.values():
         if line.startswith("| limit |"):
             continue
         past = line.rstrip(" |").rsplit("|", 1)[1]
-        assert re.search(r"-32\d\d\d|code 1009|left out|waits for room", past), (
+        assert re.search(r"-32\d\d\d|code 1009|left out|waits for room|is closed", past), (
             f"no error named: {line}"
         )
 

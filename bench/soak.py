@@ -275,8 +275,8 @@ def load(path: str, stop: Any) -> dict[str, Any]:
     """The load, in its own process (`soaklib.load_process`); returns its figures."""
     fig = Figures()
 
-    # SOAK_PARTS=holders,fuzz,flood,never_reads (any of them; flood includes never_reads) runs only those: to find which part of
-    # the load a figure comes from.
+    # SOAK_PARTS=holders,fuzz,flood,never_reads (any of them; flood includes never_reads)
+    # runs only those: to find which part of the load a figure comes from.
     parts = set(os.environ.get("SOAK_PARTS", "holders,fuzz,flood").split(","))
 
     async def main() -> None:

@@ -483,13 +483,7 @@ class IpcServer:
                     item = conn.out.get_nowait()
                 if batch:
                     writer.write(b"".join(batch))
-                    transport = writer.transport
-                    if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
-                        # Only a paused writer can stall; wait_for's task and timer on
-                        # every write cost a pipelining client 3x the floor (1.25x without).
-                        await asyncio.wait_for(writer.drain(), self.write_stall)
-                    else:
-                        await writer.drain()
+                    await asyncio.wait_for(writer.drain(), self.write_stall)
                 if item is None:
                     break
         except TimeoutError:

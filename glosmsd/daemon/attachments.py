@@ -16,7 +16,7 @@ import os
 import stat
 import urllib.parse
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import Any, Final
 
 from glosmsd.core.errors import BadInput
 from glosmsd.daemon import media
@@ -50,7 +50,7 @@ def _read_regular_file(path: Path, ref: str) -> bytes:
     catches a file that grows after the check.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb", buffering=0) as f:
+    with os.fdopen(fd, "rb") as f:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(ref)
@@ -58,22 +58,10 @@ def _read_regular_file(path: Path, ref: str) -> bytes:
             raise BadInput(f"{ref} is not a regular file.")
         if st.st_size > MAX_SOURCE_FILE:
             raise BadInput(_too_big(path, st.st_size))
-        data = _read_at_most(f, MAX_SOURCE_FILE + 1)
+        data = f.read(MAX_SOURCE_FILE + 1)  # a buffered read: to EOF or the limit
     if len(data) > MAX_SOURCE_FILE:
         raise BadInput(_too_big(path, len(data)))
     return data
-
-
-def _read_at_most(f: BinaryIO, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    left = limit
-    while left > 0:
-        chunk = f.read(min(left, 1024 * 1024))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
 
 
 def _too_big(path: Path, size: int) -> str:

@@ -244,12 +244,29 @@ def test_bad_params_get_exact_errors(
     assert "Traceback" not in err["message"]
 
 
-def test_download_reports_progress(world: World) -> None:
+def inbound_with_a_big_file(world: World, tmp_path: Path) -> tuple[int, bytes]:
+    """A new message from Cy with a file too big to download by itself (its id, the file's
+    bytes). Each run gets its own name and bytes (a file the daemon has is not fetched
+    again), so `--count` can repeat a test that downloads it."""
+    name = f"scans-{tmp_path.name}.txt"
+    data = BIG_FILE[:-8] + os.urandom(4).hex().encode()
+    (tmp_path / name).write_bytes(data)
+    world.server.admin("inject", "--from", CY, "--to", ANN, "--file", str(tmp_path / name))
+
+    def arrived() -> int:
+        for m in call(world, "messages", conversation=CY)["messages"]:
+            if m["files"] and m["files"][0]["name"] == name:
+                return int(m["id"])
+        return 0  # ids start at 1
+
+    return world.daemon.wait_until(arrived, 20, f"the message with {name}"), data
+
+
+def test_download_reports_progress(world: World, tmp_path: Path) -> None:
+    mid, data = inbound_with_a_big_file(world, tmp_path)
     raw = Raw(world.daemon.socket, timeout=30)
     try:
         raw.call("hello", {"progress": True})
-        msgs = raw.call("messages", {"conversation": CY})["result"]["messages"]
-        mid = next(m["id"] for m in msgs if m["files"] and m["files"][0]["name"] == "scans.txt")
         raw.send(rpc.encode(rpc.request("download", {"id": mid}, 7)))
         seen: list[tuple[int, int]] = []
         while True:
@@ -263,9 +280,9 @@ def test_download_reports_progress(world: World) -> None:
         raw.close()
     shaped("download", msg["result"])
     assert msg["result"]["files"][0]["state"] == "done"
-    assert Path(msg["result"]["files"][0]["path"]).read_bytes() == BIG_FILE
+    assert Path(msg["result"]["files"][0]["path"]).read_bytes() == data
     assert len(seen) >= 3
-    assert seen[-1] == (len(BIG_FILE), len(BIG_FILE))
+    assert seen[-1] == (len(data), len(data))
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
@@ -273,8 +290,9 @@ def test_send_idempotent_resend_and_state_events(world: World) -> None:
     with CheckedClient(world.daemon.socket) as c:
         sub = c.call("subscribe", {})
         assert sub["subscribed"] is True
-        first = c.call("send", {"to": CY, "text": "once", "client_id": "tests-once"})["message"]
-        again = c.call("send", {"to": CY, "text": "once", "client_id": "tests-once"})["message"]
+        once = f"tests-once-{os.urandom(4).hex()}"  # new per run: `--count` repeats this
+        first = c.call("send", {"to": CY, "text": "once", "client_id": once})["message"]
+        again = c.call("send", {"to": CY, "text": "once", "client_id": once})["message"]
         assert first["id"] == again["id"]
         assert first["state"] == "sending"
         for ev in c.events():
@@ -588,6 +606,13 @@ def test_another_uid_is_refused(world: World, tmp_path: Path) -> None:
 
 
 def test_mark_read_delete_and_the_unread_count(world: World) -> None:
+    # Bob writes again each run, so `--count` finds something unread every time.
+    world.server.admin("inject", "--from", BOB_MOBILE, "--to", ANN, "--text", "still on?")
+    world.daemon.wait_until(
+        lambda: any(c["unread"] for c in call(world, "conversations") if c["remote"] == BOB_MOBILE),
+        20,
+        "Bob's new message",
+    )
     assert call(world, "mark_read", conversation=BOB_MOBILE)["marked"] == 1
     res = call(world, "mark_read")
     assert res["unread"] == 0
@@ -619,3 +644,4 @@ def test_quit_over_the_socket(world: World) -> None:
     assert world.daemon.proc is not None
     assert world.daemon.proc.wait(15) == 0
     assert not world.daemon.socket.exists()
+    world.daemon.spawn()  # the world stays usable for what runs after (`--count` repeats)

@@ -333,7 +333,7 @@ class SyncMerge(Records):
         known_cids: set[str] = set()
         hidden_up_to: dict[int, int] = {}
         if batched:
-            known_sids = self._present("server_id", [m.server_id for m in msgs])
+            known_sids = self._present_server_ids([m.server_id for m in msgs])
             known_cids = self._present("client_id", [m.client_id for m in msgs if m.client_id])
             hidden_up_to = self._deletion_marks(
                 self._conversation_id(m.number, m.remote)
@@ -360,6 +360,14 @@ class SyncMerge(Records):
             if m.client_id:
                 known_cids.add(m.client_id)
         self._insert_new(new, quiet=quiet)
+
+    def _present_server_ids(self, server_ids: Sequence[int]) -> set[int]:
+        """Which of `server_ids` the messages table already holds. A catch-up's are all
+        above the largest held: one index lookup says so instead of one per message."""
+        top = self._conn.execute("SELECT max(server_id) FROM messages").fetchone()[0]
+        if top is None or min(server_ids) > top:
+            return set()
+        return self._present("server_id", server_ids)
 
     def _present(self, column: str, values: Sequence[Any]) -> set[Any]:
         """Which of `values` the messages table already holds in `column` (a fixed name)."""

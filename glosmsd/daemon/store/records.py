@@ -101,12 +101,16 @@ class Records(StoreBase):
         ).fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
 
-    def _messages_from(self, rows: Sequence[Sequence[Any] | Mapping[str, Any]]) -> list[MessageRow]:
+    def _messages_from(
+        self, rows: Sequence[sqlite3.Row | tuple[Any, ...] | Mapping[str, Any]]
+    ) -> list[MessageRow]:
         """Message rows (the columns of `MESSAGE_SELECT`, in its order, or a mapping of the
         same names for a row just written) as `MessageRow`s with their files' download
         states."""
+        # sqlite3.Row and tuple are concrete types: no ABC check per row.
         values = [
-            tuple(r[k] for k in _MESSAGE_COLUMNS) if isinstance(r, Mapping) else r for r in rows
+            r if isinstance(r, sqlite3.Row | tuple) else tuple(r[k] for k in _MESSAGE_COLUMNS)
+            for r in rows
         ]
         # Most messages have no files: their column is "[]", not worth a JSON parse.
         raw_files = [() if v[12] == "[]" else json.loads(v[12]) for v in values]

@@ -61,6 +61,7 @@ class Contacts(Records):
                        WHERE n.tail = conversations.remote_tail AND n.tail != ''
                        ORDER BY c.id LIMIT 1)"""
             )
+            self._conv_keys = None  # the names are the search keys
             # SQLite's lower() folds ASCII only, so the search key is folded here.
             db.executemany(
                 "UPDATE conversations SET name_key = ? WHERE id = ?",

@@ -25,8 +25,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, TypeGuard
+from typing import Any, Final, NamedTuple, TypeGuard
 
 from glosmsd.core.errors import BadInput, PoisonEvent
 from glosmsd.daemon.store.base import LocalEvent, log
@@ -57,11 +56,13 @@ def is_id(value: Any) -> TypeGuard[int]:
     return is_int(value) and 0 <= value <= _MAX_ID
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class _Item:
-    """One event of a batch, as given (`index`), with its message parsed when it has one."""
+class _Item(NamedTuple):
+    """One event of a batch, as given (`position`), with its message parsed when it has one.
 
-    index: int
+    Told apart by identity (`is`), never compared; a NamedTuple since a catch-up makes
+    one per event (a frozen dataclass's `__init__` is several times slower)."""
+
+    position: int
     seq: int
     kind: str
     event: Mapping[str, Any]
@@ -70,7 +71,7 @@ class _Item:
 
 class _Poisoned(Exception):  # noqa: N818 - internal signal, never leaves this module
     def __init__(self, item: _Item, cause: BaseException) -> None:
-        super().__init__(item.index)
+        super().__init__(item.position)
         self.item = item
         self.cause = cause
 
@@ -332,7 +333,7 @@ class SyncMerge(Records):
         known_cids: set[str] = set()
         hidden_up_to: dict[int, int] = {}
         if batched:
-            known_sids = self._present("server_id", [m.server_id for m in msgs])
+            known_sids = self._present_server_ids([m.server_id for m in msgs])
             known_cids = self._present("client_id", [m.client_id for m in msgs if m.client_id])
             hidden_up_to = self._deletion_marks(
                 self._conversation_id(m.number, m.remote)
@@ -359,6 +360,14 @@ class SyncMerge(Records):
             if m.client_id:
                 known_cids.add(m.client_id)
         self._insert_new(new, quiet=quiet)
+
+    def _present_server_ids(self, server_ids: Sequence[int]) -> set[int]:
+        """Which of `server_ids` the messages table already holds. A catch-up's are all
+        above the largest held: one index lookup says so instead of one per message."""
+        top = self._conn.execute("SELECT max(server_id) FROM messages").fetchone()[0]
+        if top is None or min(server_ids) > top:
+            return set()
+        return self._present("server_id", server_ids)
 
     def _present(self, column: str, values: Sequence[Any]) -> set[Any]:
         """Which of `values` the messages table already holds in `column` (a fixed name)."""
@@ -461,8 +470,7 @@ class SyncMerge(Records):
         # Built from what was just written rather than read back: the hot path of a catch-up.
         states = self._file_states(f["sha256"] for _cid, m in new for f in m.files)
         payloads = [
-            {"message": m.row(i, cid, states).to_json()}
-            for i, (cid, m) in zip(ids, new, strict=True)
+            {"message": m.row_json(i, cid, states)} for i, (cid, m) in zip(ids, new, strict=True)
         ]
         if len(payloads) == 1:
             self._append("message", payloads[0])

@@ -7,11 +7,13 @@ query that looks like a phone number also matches numbers by their digits.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Final
 
 from glosmsd.core.errors import NotFound
 from glosmsd.core.search import fold, fts_query, phone_needles, terms
 from glosmsd.daemon.store.contacts import Contacts
+from glosmsd.daemon.store.convkeys import ConversationKeys
+from glosmsd.daemon.store.incoming import dumps
 from glosmsd.daemon.store.records import MESSAGE_SELECT
 from glosmsd.daemon.store.rows import (
     ConversationRow,
@@ -20,6 +22,10 @@ from glosmsd.daemon.store.rows import (
     SearchResult,
     UnreadSummary,
 )
+
+#: Conversations a search matched past which walking the activity index beats looking
+#: each one up (measured at 2,000: 15 matches 0.04 against 0.23 ms, 500 0.31 against 0.11).
+_LOOKUP_MAX: Final = 100
 
 
 class Queries(Contacts):
@@ -116,29 +122,37 @@ class Queries(Contacts):
             return SearchResult(tuple(contacts), tuple(conversations), tuple(messages))
 
     def _find_conversations(self, text: str, limit: int) -> list[ConversationRow]:
+        """Conversations with a phone needle of `text` in their number's digits, or with
+        every word of it in their contact name or their number (substrings)."""
         words = [fold(w) for w in terms(text)]
         needles = phone_needles(text)
         if not words and not needles:
             return []
-        clauses: list[str] = []
-        params: list[Any] = []
-        for needle in needles:
-            clauses.append("instr(c.remote_digits, ?) > 0")
-            params.append(needle)
-        if words:
-            # Every word must be in the contact name or the number.
-            per_word = " AND ".join(
-                "(instr(c.name_key, ?) > 0 OR instr(c.remote, ?) > 0)" for _ in words
-            )
-            clauses.append(f"({per_word})")
-            for w in words:
-                params += [w, w]
-        # `+last_at`: a plain scan of a few thousand rows beats walking the activity index.
+        ids = self._conversation_keys().matching(words, needles)
+        if not ids:
+            return []
+        # A few: each looked up and sorted. Many: the activity index walked in order until
+        # `limit` of them (`+c.id` keeps SQLite from looking each one up).
+        pick = "c.id" if len(ids) <= _LOOKUP_MAX else "+c.id"
         return self._list_conversations(
-            f"WHERE +c.last_at IS NOT NULL AND ({' OR '.join(clauses)}) "
+            f"WHERE {pick} IN (SELECT value FROM json_each(?)) AND c.last_at IS NOT NULL "  # noqa: S608
             "ORDER BY c.last_at DESC, c.id DESC LIMIT ?",
-            (*params, limit),
+            (dumps(ids), limit),
         )
+
+    def _conversation_keys(self) -> ConversationKeys:
+        """The search keys of every conversation (inside a read: of its snapshot)."""
+        version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        cached = self._conv_keys
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        cur = self._conn.cursor()
+        cur.row_factory = None
+        keys = ConversationKeys(
+            cur.execute("SELECT id, name_key, remote, remote_digits FROM conversations")
+        )
+        self._conv_keys = (version, keys)
+        return keys
 
     # ------------------------------------------------------------------ export
 

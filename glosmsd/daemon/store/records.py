@@ -22,8 +22,25 @@ from glosmsd.daemon.store.rows import ConversationRow, FileRow, MessageRow
 
 T = TypeVar("T")
 
+# The columns are `MessageRow`'s fields, in order (`_messages_from` reads them so).
+_MESSAGE_COLUMNS: Final = (
+    "id",
+    "conversation_id",
+    "number",
+    "remote",
+    "server_id",
+    "client_id",
+    "direction",
+    "text",
+    "state",
+    "reason",
+    "at",
+    "sender",
+    "files",
+)
 MESSAGE_SELECT: Final = (
-    "SELECT m.*, c.number, c.remote FROM messages m "
+    "SELECT m.id, m.conversation_id, c.number, c.remote, m.server_id, m.client_id, "
+    "m.direction, m.text, m.state, m.reason, m.at, m.sender, m.files FROM messages m "
     "JOIN conversations c ON c.id = m.conversation_id "
 )
 
@@ -84,13 +101,22 @@ class Records(StoreBase):
         ).fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
 
-    def _messages_from(self, rows: Sequence[sqlite3.Row | Mapping[str, Any]]) -> list[MessageRow]:
-        """Message rows (the columns of `MESSAGE_SELECT`, or a mapping of the same names
-        for a row just written) as `MessageRow`s with their files' download states."""
-        raw_files = [json.loads(r["files"]) for r in rows]
+    def _messages_from(
+        self, rows: Sequence[sqlite3.Row | tuple[Any, ...] | Mapping[str, Any]]
+    ) -> list[MessageRow]:
+        """Message rows (the columns of `MESSAGE_SELECT`, in its order, or a mapping of the
+        same names for a row just written) as `MessageRow`s with their files' download
+        states."""
+        # sqlite3.Row and tuple are concrete types: no ABC check per row.
+        values = [
+            r if isinstance(r, sqlite3.Row | tuple) else tuple(r[k] for k in _MESSAGE_COLUMNS)
+            for r in rows
+        ]
+        # Most messages have no files: their column is "[]", not worth a JSON parse.
+        raw_files = [() if v[12] == "[]" else json.loads(v[12]) for v in values]
         states = self._file_states(f["sha256"] for fl in raw_files for f in fl if f.get("sha256"))
         out: list[MessageRow] = []
-        for r, fl in zip(rows, raw_files, strict=True):
+        for v, fl in zip(values, raw_files, strict=True):
             files: list[FileRow] = []
             for f in fl:
                 sha = f.get("sha256")
@@ -101,21 +127,23 @@ class Records(StoreBase):
                 files.append(
                     FileRow(sha, f.get("name") or "file", f.get("mime"), f.get("size"), path, state)
                 )
+            # By position: MessageRow's fields are MESSAGE_SELECT's columns, in order.
+            mid, cid, number, remote, sid, client_id, direction, text, state, reason, at = v[:11]
             out.append(
                 MessageRow(
-                    id=r["id"],
-                    conversation_id=r["conversation_id"],
-                    number=r["number"],
-                    remote=r["remote"],
-                    server_id=r["server_id"],
-                    client_id=r["client_id"],
-                    direction=r["direction"],
-                    text=r["text"],
-                    state=r["state"],
-                    reason=r["reason"],
-                    at=r["at"],
-                    sender=sharer_from(r["sender"]),
-                    files=tuple(files),
+                    mid,
+                    cid,
+                    number,
+                    remote,
+                    sid,
+                    client_id,
+                    direction,
+                    text,
+                    state,
+                    reason,
+                    at,
+                    sharer_from(v[11]),
+                    tuple(files),
                 )
             )
         return out
@@ -219,6 +247,7 @@ class Records(StoreBase):
             ),
         )
         self._conv_ids[(number, remote)] = int(cur.lastrowid or 0)
+        self._conv_keys = None
         return int(cur.lastrowid or 0)
 
     @staticmethod

@@ -3,13 +3,32 @@ every other part. `ServerStore` is what the app, the admin CLI and the tests ope
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
+from typing import Final
 
 from glosmsd.core import wire
 from glosmsd.server.db.base import VISIBLE, visible
 from glosmsd.server.db.messages import MessagesDb
 from glosmsd.server.db.records import SyncBatch
+
+_LOG_PART: Final = (
+    "SELECT * FROM (SELECT seq, kind, at, body FROM events WHERE {} AND seq > :cursor "
+    "ORDER BY seq LIMIT :n)"
+)
+
+
+@functools.cache
+def _log_query(numbers: int) -> str:
+    """The next events an extension sees, for one with `numbers` numbers: its own events
+    and each number's, each read in seq order from its index and at most `:n` of them,
+    merged. One `ext = ? OR number IN (...)` query was planned as a MULTI-INDEX OR that
+    gathered and sorted every event after the cursor for each page (5.8 ms a page at
+    cursor 0 of 21,000 events, a whole catch-up quadratic in the log's length)."""
+    parts = [_LOG_PART.format("ext = :ext")]
+    parts += [_LOG_PART.format(f"number = :number{i}") for i in range(numbers)]
+    return " UNION ALL ".join(parts) + " ORDER BY seq LIMIT :n"
 
 
 class ServerStore(MessagesDb):
@@ -38,13 +57,10 @@ class ServerStore(MessagesDb):
                 return self._snapshot(ext, head, 0, limit)
             if snapshot_after is not None:
                 return self._snapshot(ext, cursor, snapshot_after, limit)
-            rows = db.execute(
-                """SELECT seq, kind, at, body FROM events
-                   WHERE seq > :cursor AND (ext = :ext OR number IN
-                         (SELECT number FROM numbers WHERE ext = :ext))
-                   ORDER BY seq LIMIT :n""",
-                {"cursor": cursor, "ext": ext, "n": limit + 1},
-            ).fetchall()
+            numbers = sorted(set(self.numbers_of(ext)))
+            args: dict[str, object] = {"cursor": cursor, "ext": ext, "n": limit + 1}
+            args.update((f"number{i}", n) for i, n in enumerate(numbers))
+            rows = db.execute(_log_query(len(numbers)), args).fetchall()
         texts: list[str] = []
         size, last = 0, cursor
         for seq, kind, at, body in rows[:limit]:

@@ -355,3 +355,25 @@ def test_a_sync_page_costs_the_same_at_the_start_of_a_long_log_as_at_its_end(
     start = _vm_steps(store, EXTS[0], 0, 20)
     end = _vm_steps(store, EXTS[0], head - 40, 20)
     assert start < 2 * end, (start, end)
+
+
+def test_the_pushers_reads_after_a_write_share_one_transaction(store: ServerStore) -> None:
+    """`sync_many` (the live pushers' reads, made right after each write) returns what
+    `sync` returns for each, in one read transaction that reads the log's bounds and each
+    extension's numbers once: a send read them again for every pusher (6 statements a
+    pusher)."""
+    store.assign_number(EXTS[0], NUMBERS[0])
+    store.assign_number(EXTS[1], NUMBERS[1])
+    for i in range(6):
+        store.send(EXTS[0], f"c{i}", NUMBERS[1], f"hi {i}", [])
+    wanted = [(EXTS[0], 0), (EXTS[0], 3), (EXTS[1], 0), (EXTS[1], 5)]
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        batches = store.sync_many(wanted, 2)
+    finally:
+        store.conn.set_trace_callback(None)
+    assert [b.texts for b in batches] == [store.sync(e, c, 2).texts for e, c in wanted]
+    assert [b.cursor for b in batches] == [store.sync(e, c, 2).cursor for e, c in wanted]
+    # BEGIN, the bounds (2), each extension's numbers (2), a log read per pusher, COMMIT
+    assert len(statements) == 1 + 2 + 2 + len(wanted) + 1, statements

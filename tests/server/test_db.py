@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from glosmsd.core import wire
 from glosmsd.core.errors import BadInput, InvalidNumber, NoSmsNumber, NotFound, SchemaTooNew
 from glosmsd.server.db import SCHEMA_VERSION, ServerStore, clean_file_name
 from tests.support import sqltext
@@ -377,3 +378,28 @@ def test_the_pushers_reads_after_a_write_share_one_transaction(store: ServerStor
     assert [b.cursor for b in batches] == [store.sync(e, c, 2).cursor for e, c in wanted]
     # BEGIN, the bounds (2), each extension's numbers (2), a log read per pusher, COMMIT
     assert len(statements) == 1 + 2 + 2 + len(wanted) + 1, statements
+
+
+@pytest.mark.parametrize("char", ["x", "é"])
+def test_a_page_ends_with_the_event_that_crosses_its_byte_bound(
+    store: ServerStore, char: str
+) -> None:
+    """ASCII pages are measured in characters at once, others byte by byte: either way
+    a page stops at the event that brings it to `SYNC_PAGE_BYTES`, and only there."""
+    store.assign_number(EXTS[0], NUMBERS[0])
+    for i in range(150):
+        store.receive(REMOTES[0], NUMBERS[0], f"{i:03d}" + char * (wire.MAX_TEXT // 2 - 3))
+    cursor, seen = 0, []
+    while True:
+        page = store.sync(EXTS[0], cursor, 500)
+        sizes = [wire.byte_size(t) + 1 for t in page.texts]
+        if page.more:
+            assert sum(sizes) >= wire.SYNC_PAGE_BYTES > sum(sizes[:-1])
+        else:
+            assert sum(sizes) < wire.SYNC_PAGE_BYTES
+        seen += [e["message"]["text"][:3] for e in page.events]
+        assert page.cursor == page.events[-1]["seq"]
+        cursor = page.cursor
+        if not page.more:
+            break
+    assert seen == [f"{i:03d}" for i in range(150)]

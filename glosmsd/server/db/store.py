@@ -98,16 +98,29 @@ class ServerStore(MessagesDb):
             own = numbers[ext] = sorted(set(self.numbers_of(ext)))
         args: dict[str, object] = {"cursor": cursor, "ext": ext, "n": limit + 1}
         args.update((f"number{i}", n) for i, n in enumerate(own))
-        rows = self.conn.execute(_log_query(len(own)), args).fetchall()
-        texts: list[str] = []
-        size, last = 0, cursor
-        for seq, kind, at, body in rows[:limit]:
-            text = wire.fit_event(wire.splice_event(seq, kind, at, body))
-            texts.append(text)
-            size += wire.byte_size(text) + 1
-            last = seq
-            if size >= wire.SYNC_PAGE_BYTES:
-                break
+        reader = self.conn.cursor()
+        reader.row_factory = None  # plain tuples: a page unpacks up to 1,000 rows
+        rows = reader.execute(_log_query(len(own)), args).fetchall()
+        splice, fit = wire.splice_event, wire.fit_event
+        texts = [splice(seq, kind, at, body) for seq, kind, at, body in rows[:limit]]
+        # Each event within its bound and the page within its bytes: checked at once for
+        # a page of plain ASCII texts far from both (a catch-up's pages, one by one, cost
+        # three calls an event); else event by event, the one crossing the bound the last.
+        chars = sum(map(len, texts)) + len(texts)
+        if (
+            chars >= wire.SYNC_PAGE_BYTES
+            or max(map(len, texts), default=0) > wire.MAX_EVENT_BYTES // 4
+            or not all(t.isascii() for t in texts)
+        ):
+            kept: list[str] = []
+            size = 0
+            for text in map(fit, texts):
+                kept.append(text)
+                size += wire.byte_size(text) + 1
+                if size >= wire.SYNC_PAGE_BYTES:
+                    break
+            texts = kept
+        last = rows[len(texts) - 1][0] if texts else cursor
         more = len(rows) > len(texts)
         return SyncBatch(texts, last, more, reset=False)
 

@@ -173,7 +173,7 @@ class Service:
             own_ext=self.account.ext,
             snapshot=snapshot,
         )
-        if any(ev.kind == "message" for ev in new):
+        if any(_brings_files(ev) for ev in new):
             self.tasks.spawn(self.downloads.queue_auto(), name="auto downloads")
 
     async def on_server_event(self, event: dict[str, Any]) -> None:
@@ -688,6 +688,9 @@ class Service:
         finally:
             self._sms_enabled_pref = None  # read again: the write may or may not be in
         await self.store.run(Store.append_event, "prefs", {"key": key, "value": value})
+        if key == "auto_download" and value:
+            # What waited while it was off (new files start it only when they come).
+            self.tasks.spawn(self.downloads.queue_auto(), name="auto downloads")
         values: dict[str, Any] = await self.prefs_get(None)
         return values
 
@@ -712,6 +715,16 @@ class Service:
         return rules.count_text(
             text, files=files, file_bytes=bytes, limits=self.account.limits
         ).to_json()
+
+
+def _brings_files(event: Event) -> bool:
+    """An incoming message with files: what may start automatic downloads. Each message
+    event started them, and so read a pref and scanned the incoming files on the store
+    thread behind every text (issue 16)."""
+    if event.kind != "message":
+        return False
+    msg = event.data.get("message")
+    return isinstance(msg, Mapping) and msg.get("direction") == "in" and bool(msg.get("files"))
 
 
 def _emoji_in(text: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -197,6 +198,42 @@ async def test_a_repeated_client_id_returns_its_message_even_where_a_new_send_is
     await until(lambda: len(svc.sender.core) == 0, 20, "the send to go out")
     rows = await svc.store.run(Store.messages, first["conversation_id"], None, 50)
     assert [m.text for m in rows].count("the one") == 1
+
+
+async def test_a_text_arriving_starts_no_download_scan_and_a_file_is_fetched(
+    daemon: Daemon, server: ServerProcess
+) -> None:
+    """Only an incoming message with files starts the automatic downloads: each message
+    event read the auto_download pref and scanned every incoming file on the store
+    thread, behind a text the user waits for (issue 16)."""
+    svc = svc_of(daemon)
+
+    async def unread() -> int:
+        return (await svc.store.run(Store.unread)).total
+
+    before = await unread()
+    statements: list[str] = []
+    await svc.store.run(_trace_statements(statements))
+    try:
+        with server.store() as st:
+            st.receive(BOB_MOBILE, ANN, "plain words arriving")
+
+        async def arrived() -> bool:
+            return await unread() > before
+
+        await until(arrived, 20, "the text")
+    finally:
+        await svc.store.run(_trace_statements(None))
+    assert not [s for s in statements if "json_each" in s or "prefs" in s], statements
+    data = b"some notes\n"
+    with server.store() as st:
+        st.receive(BOB_MOBILE, ANN, "a file for you", [(data, "notes.txt")])
+
+    async def fetched() -> bool:
+        _path, state = await svc.store.run(Store.file_state, hashlib.sha256(data).hexdigest())
+        return state == "done"
+
+    await until(fetched, 20, "the file to be fetched on its own")
 
 
 async def test_count_uses_the_servers_limits(daemon: Daemon, server: ServerProcess) -> None:

@@ -42,8 +42,14 @@ class Sender:
         self.clock = clock
         self.core = Outbox(rng)
         self._wake = asyncio.Event()
+        #: Sends just accepted, as their outbox rows were written: the first attempt
+        #: takes its item from here instead of reading the row back (issue 16).
+        self._fresh: dict[str, OutboxItem] = {}
 
-    def add(self, client_id: str, order: int) -> None:
+    def add(self, client_id: str, order: int, item: OutboxItem | None = None) -> None:
+        """Queue `client_id`; `item` is its outbox row exactly as just committed, if known."""
+        if item is not None:
+            self._fresh[client_id] = item
         self.core.add(QueuedItem(client_id, order, 0, 0.0))
         self._wake.set()
 
@@ -70,7 +76,9 @@ class Sender:
     async def _attempt(self, item: QueuedItem) -> None:
         store = self.store
         try:
-            queued = await store.run(Store.outbox_item, item.client_id)
+            queued = self._fresh.pop(item.client_id, None)
+            if queued is None:
+                queued = await store.run(Store.outbox_item, item.client_id)
             if queued is None:  # deleted or already done
                 self.core.settle(item.client_id, self.clock(), result=None)
                 return

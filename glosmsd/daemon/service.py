@@ -54,6 +54,7 @@ from glosmsd.daemon.store import (
     FILE_STATES,
     AsyncStore,
     ConversationRow,
+    OutboxItem,
     Store,
 )
 from glosmsd.daemon.store import STATES as MESSAGE_STATES
@@ -109,6 +110,10 @@ class Service:
             max_auto=lambda: self.account.limits.mms_max_bytes,
         )
         self._flush_lock = asyncio.Lock()
+        #: The `sms_enabled` pref as last stored, once read: every write of a pref goes
+        #: through this service (`prefs_set`, `seed_prefs`) and one daemon owns the data
+        #: dir, so it never goes stale; a send read it from the store every time (issue 16).
+        self._sms_enabled_pref: bool | None = None
         self.started_at = clock()
 
     # ------------------------------------------------------------------ wiring
@@ -134,6 +139,7 @@ class Service:
         for key, value in defaults.items():
             if key in PREFS and key not in stored:
                 await self.store.run(Store.set_pref, key, value)
+        self._sms_enabled_pref = None
 
     # ------------------------------------------------------------------ link callbacks
 
@@ -167,7 +173,7 @@ class Service:
             own_ext=self.account.ext,
             snapshot=snapshot,
         )
-        if any(ev.kind == "message" for ev in new):
+        if any(_brings_files(ev) for ev in new):
             self.tasks.spawn(self.downloads.queue_auto(), name="auto downloads")
 
     async def on_server_event(self, event: dict[str, Any]) -> None:
@@ -230,7 +236,9 @@ class Service:
         return number
 
     async def _sms_enabled(self) -> bool:
-        return bool(await self.store.run(Store.get_pref, "sms_enabled", True))
+        if self._sms_enabled_pref is None:
+            self._sms_enabled_pref = bool(await self.store.run(Store.get_pref, "sms_enabled", True))
+        return self._sms_enabled_pref
 
     async def status(self) -> dict[str, Any]:
         unread = await self.store.run(Store.unread)
@@ -420,10 +428,58 @@ class Service:
         *,
         drop_excess: bool = True,
     ) -> dict[str, Any]:
-        if client_id is not None:
+        # The same client id again returns the message it made, whatever this call says.
+        # With files that is looked up first (their copies are not made again); a text
+        # alone is checked first, and `accept_send` finds the message in the transaction
+        # that would add it (a lookup before it was one more store trip on every send).
+        if client_id is not None and files:
             existing = await self.store.run(Store.message_by_client_id, client_id)
             if existing is not None:
                 return {"message": existing.to_json(), "dropped": [], "notice": None}
+        try:
+            number, remote, prepared = await self._checked_send(
+                to, text, files, pick, drop_excess=drop_excess
+            )
+        except GlosmsdError:
+            if client_id is not None and not files:
+                existing = await self.store.run(Store.message_by_client_id, client_id)
+                if existing is not None:
+                    return {"message": existing.to_json(), "dropped": [], "notice": None}
+            raise
+        stored = [await asyncio.to_thread(keep_outgoing, self.files_dir, a) for a in prepared.kept]
+        cid = client_id or new_client_id()
+        row, new = await self.store.run(Store.accept_send, cid, number, remote, text, stored)
+        if not new:
+            return {"message": row.to_json(), "dropped": [], "notice": None}
+        # The outbox row as `accept_send` wrote it: the first attempt needs no read back.
+        item = OutboxItem(
+            client_id=cid,
+            order=row.id,
+            message_id=row.id,
+            number=number,
+            remote=remote,
+            text=text,
+            files=tuple(dict(f) for f in stored),
+            attempts=0,
+            next_at=row.at,
+            last_error=None,
+            created_at=row.at,
+        )
+        self.sender.add(cid, row.id, item)
+        emojis = _emoji_in(text)
+        if emojis:
+            await self.store.run(Store.emoji_used, emojis)
+        return {
+            "message": row.to_json(),
+            "dropped": [{"name": d.name, "reason": d.reason} for d in prepared.dropped],
+            "notice": prepared.message,
+        }
+
+    async def _checked_send(
+        self, to: str, text: str, files: Sequence[str], pick: int | None, *, drop_excess: bool
+    ) -> tuple[str, str, media.Prepared]:
+        """What a send would queue: (own number, recipient, prepared files); raises what
+        refuses it before anything is queued."""
         number = self._require_number()
         if not await self._sms_enabled():
             raise Unsupported(
@@ -435,7 +491,11 @@ class Service:
         remote = await self.resolve_recipient(to, pick)
         limits = self.account.limits
         items = [await asyncio.to_thread(read_source, f) for f in files]
-        prepared = await asyncio.to_thread(media.prepare_attachments, items, limits)
+        prepared = (
+            await asyncio.to_thread(media.prepare_attachments, items, limits)
+            if items
+            else media.prepare_attachments((), limits)  # nothing to decode: no thread trip
+        )
         if prepared.dropped and not drop_excess:
             names = ", ".join(d.name for d in prepared.dropped)
             raise LimitExceeded(
@@ -451,18 +511,7 @@ class Service:
                 data={"dropped": [{"name": d.name, "reason": d.reason} for d in prepared.dropped]},
             )
         rules.check_message(text, [a.size for a in prepared.kept], limits)
-        stored = [await asyncio.to_thread(keep_outgoing, self.files_dir, a) for a in prepared.kept]
-        cid = client_id or new_client_id()
-        row = await self.store.run(Store.enqueue_send, cid, number, remote, text, stored)
-        self.sender.add(cid, row.id)
-        emojis = _emoji_in(text)
-        if emojis:
-            await self.store.run(Store.emoji_used, emojis)
-        return {
-            "message": row.to_json(),
-            "dropped": [{"name": d.name, "reason": d.reason} for d in prepared.dropped],
-            "notice": prepared.message,
-        }
+        return number, remote, prepared
 
     async def sent(self, client_id: str) -> dict[str, Any]:
         """The message a send with `client_id` stored, or None: what a client asks after
@@ -634,8 +683,14 @@ class Service:
                     "Enable the SMS messaging on Desktop can be changed only when the phone "
                     f"system is older than version 7 (this one is {version})."
                 )
-        await self.store.run(Store.set_pref, key, value)
+        try:
+            await self.store.run(Store.set_pref, key, value)
+        finally:
+            self._sms_enabled_pref = None  # read again: the write may or may not be in
         await self.store.run(Store.append_event, "prefs", {"key": key, "value": value})
+        if key == "auto_download" and value:
+            # What waited while it was off (new files start it only when they come).
+            self.tasks.spawn(self.downloads.queue_auto(), name="auto downloads")
         values: dict[str, Any] = await self.prefs_get(None)
         return values
 
@@ -660,6 +715,16 @@ class Service:
         return rules.count_text(
             text, files=files, file_bytes=bytes, limits=self.account.limits
         ).to_json()
+
+
+def _brings_files(event: Event) -> bool:
+    """An incoming message with files: what may start automatic downloads. Each message
+    event started them, and so read a pref and scanned the incoming files on the store
+    thread behind every text (issue 16)."""
+    if event.kind != "message":
+        return False
+    msg = event.data.get("message")
+    return isinstance(msg, Mapping) and msg.get("direction") == "in" and bool(msg.get("files"))
 
 
 def _emoji_in(text: str) -> list[str]:

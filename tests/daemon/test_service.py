@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from glosmsd.core.errors import (
 from glosmsd.daemon.config import Config
 from glosmsd.daemon.root import Daemon
 from glosmsd.daemon.service import Service
+from glosmsd.daemon.store import Store
 from glosmsd.system.paths import Paths
 from tests.daemon.test_link import Peer, peer
 from tests.support.serverproc import ServerProcess, running_server
@@ -136,6 +138,102 @@ async def test_prefs_are_checked_and_sms_enabled_follows_the_server_version(
         await svc.send(BOB_MOBILE, "hi")
     await svc.prefs_set("sms_enabled", True)
     assert (await svc.send(BOB_MOBILE, "hi"))["message"]["state"] == "sending"
+
+
+def _trace_statements(into: list[str] | None) -> Callable[[Store], None]:
+    def install(store: Store) -> None:
+        store._conn.set_trace_callback(into.append if into is not None else None)
+
+    return install
+
+
+async def test_a_send_reads_no_pref_and_not_the_outbox_row_it_just_wrote(
+    daemon: Daemon,
+) -> None:
+    """On the way to the server a send makes no store trip the floor does not: the
+    `sms_enabled` pref is read once, not on every send, and the first attempt takes the
+    outbox row as it was committed instead of reading it back (issue 16)."""
+    svc = svc_of(daemon)
+    await svc.send(BOB_MOBILE, "warm up", client_id="svc-warm")
+    await until(lambda: len(svc.sender.core) == 0, 20, "the first send to go out")
+    statements: list[str] = []
+    await svc.store.run(_trace_statements(statements))
+    try:
+        reply = await svc.send(BOB_MOBILE, "hello", client_id="svc-traced")
+        await until(lambda: len(svc.sender.core) == 0, 20, "the send to go out")
+    finally:
+        await svc.store.run(_trace_statements(None))
+    assert reply["message"]["state"] == "sending"
+    assert not [s for s in statements if "prefs" in s], statements
+    assert not [s for s in statements if s.lstrip().startswith("SELECT * FROM outbox")]
+    sent = await svc.sent("svc-traced")
+    assert sent["message"] is not None
+    assert sent["message"]["server_id"] is not None  # the server has it, once
+    assert await svc.store.run(Store.outbox_items) == []
+
+
+async def test_a_repeated_client_id_returns_its_message_even_where_a_new_send_is_refused(
+    daemon: Daemon, server: ServerProcess
+) -> None:
+    """The same client id again gets the message it made, once, whatever the repeat
+    says: another text, nothing to send, or SMS switched off since (the lookup now runs
+    in `accept_send`'s transaction, or after a refusal, not before every send)."""
+    svc = svc_of(daemon)
+    first = (await svc.send(BOB_MOBILE, "the one", client_id="svc-once"))["message"]
+    again = await svc.send(BOB_MOBILE, "another text", client_id="svc-once")
+    assert again == {"message": again["message"], "dropped": [], "notice": None}
+    assert again["message"]["id"] == first["id"]
+    assert again["message"]["text"] == "the one"
+    empty = await svc.send(BOB_MOBILE, "", client_id="svc-once")
+    assert empty["message"]["id"] == first["id"]
+    server.admin("settings", "set", "pbx_version", "6.5")
+    assert daemon.link is not None
+    daemon.link.set_token(daemon.config.token)
+    await until(lambda: svc.account.pbx_major == 6, 20, "the new hello")
+    await svc.prefs_set("sms_enabled", False)
+    switched_off = await svc.send(BOB_MOBILE, "the one", client_id="svc-once")
+    assert switched_off["message"]["id"] == first["id"]
+    with pytest.raises(Unsupported, match="switched off"):
+        await svc.send(BOB_MOBILE, "the one", client_id="svc-new")
+    await until(lambda: len(svc.sender.core) == 0, 20, "the send to go out")
+    rows = await svc.store.run(Store.messages, first["conversation_id"], None, 50)
+    assert [m.text for m in rows].count("the one") == 1
+
+
+async def test_a_text_arriving_starts_no_download_scan_and_a_file_is_fetched(
+    daemon: Daemon, server: ServerProcess
+) -> None:
+    """Only an incoming message with files starts the automatic downloads: each message
+    event read the auto_download pref and scanned every incoming file on the store
+    thread, behind a text the user waits for (issue 16)."""
+    svc = svc_of(daemon)
+
+    async def unread() -> int:
+        return (await svc.store.run(Store.unread)).total
+
+    before = await unread()
+    statements: list[str] = []
+    await svc.store.run(_trace_statements(statements))
+    try:
+        with server.store() as st:
+            st.receive(BOB_MOBILE, ANN, "plain words arriving")
+
+        async def arrived() -> bool:
+            return await unread() > before
+
+        await until(arrived, 20, "the text")
+    finally:
+        await svc.store.run(_trace_statements(None))
+    assert not [s for s in statements if "json_each" in s or "prefs" in s], statements
+    data = b"some notes\n"
+    with server.store() as st:
+        st.receive(BOB_MOBILE, ANN, "a file for you", [(data, "notes.txt")])
+
+    async def fetched() -> bool:
+        _path, state = await svc.store.run(Store.file_state, hashlib.sha256(data).hexdigest())
+        return state == "done"
+
+    await until(fetched, 20, "the file to be fetched on its own")
 
 
 async def test_count_uses_the_servers_limits(daemon: Daemon, server: ServerProcess) -> None:

@@ -3,13 +3,32 @@ every other part. `ServerStore` is what the app, the admin CLI and the tests ope
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
+from typing import Final
 
 from glosmsd.core import wire
 from glosmsd.server.db.base import VISIBLE, visible
 from glosmsd.server.db.messages import MessagesDb
 from glosmsd.server.db.records import SyncBatch
+
+_LOG_PART: Final = (
+    "SELECT * FROM (SELECT seq, kind, at, body FROM events WHERE {} AND seq > :cursor "
+    "ORDER BY seq LIMIT :n)"
+)
+
+
+@functools.cache
+def _log_query(numbers: int) -> str:
+    """The next events an extension sees, for one with `numbers` numbers: its own events
+    and each number's, each read in seq order from its index and at most `:n` of them,
+    merged. One `ext = ? OR number IN (...)` query was planned as a MULTI-INDEX OR that
+    gathered and sorted every event after the cursor for each page (5.8 ms a page at
+    cursor 0 of 21,000 events, a whole catch-up quadratic in the log's length)."""
+    parts = [_LOG_PART.format("ext = :ext")]
+    parts += [_LOG_PART.format(f"number = :number{i}") for i in range(numbers)]
+    return " UNION ALL ".join(parts) + " ORDER BY seq LIMIT :n"
 
 
 class ServerStore(MessagesDb):
@@ -31,36 +50,79 @@ class ServerStore(MessagesDb):
         (the event that crosses it is the last): 500 events of 12 KB made a 6 MB reply
         that no client accepts as one frame, and the device asked for it again forever.
         """
-        with self._read() as db:
-            pruned = int(self._meta("pruned_through", "0"))
-            head = self.head()
-            if cursor < pruned or cursor > head:
-                return self._snapshot(ext, head, 0, limit)
-            if snapshot_after is not None:
-                return self._snapshot(ext, cursor, snapshot_after, limit)
-            rows = db.execute(
-                """SELECT seq, kind, at, body FROM events
-                   WHERE seq > :cursor AND (ext = :ext OR number IN
-                         (SELECT number FROM numbers WHERE ext = :ext))
-                   ORDER BY seq LIMIT :n""",
-                {"cursor": cursor, "ext": ext, "n": limit + 1},
-            ).fetchall()
-        texts: list[str] = []
-        size, last = 0, cursor
-        for seq, kind, at, body in rows[:limit]:
-            text = wire.fit_event(wire.splice_event(seq, kind, at, body))
-            texts.append(text)
-            size += wire.byte_size(text) + 1
-            last = seq
-            if size >= wire.SYNC_PAGE_BYTES:
-                break
-        more = len(rows) > len(texts)
-        return SyncBatch(texts, last, more, reset=False)
+        with self._read():
+            return self._page(
+                ext,
+                cursor,
+                limit,
+                snapshot_after=snapshot_after,
+                bounds=self._log_bounds(),
+                numbers={},
+            )
 
     def sync_many(self, wanted: Sequence[tuple[str, int]], limit: int) -> list[SyncBatch]:
         """`sync` for several (ext, cursor) pairs in one call: the live pushers woken by
-        one commit read together, so the event costs one trip to the store thread."""
-        return [self.sync(ext, cursor, limit) for ext, cursor in wanted]
+        one commit read together, so the event costs one trip to the store thread. One
+        read transaction for them all, the log's bounds and each extension's numbers read
+        once (a send read them again for each pusher: 6 statements a pusher, now 1-2)."""
+        with self._read():
+            bounds = self._log_bounds()
+            numbers: dict[str, list[str]] = {}
+            return [
+                self._page(ext, cursor, limit, snapshot_after=None, bounds=bounds, numbers=numbers)
+                for ext, cursor in wanted
+            ]
+
+    def _log_bounds(self) -> tuple[int, int]:
+        """(pruned_through, head): a cursor outside them gets a snapshot."""
+        return int(self._meta("pruned_through", "0")), self.head()
+
+    def _page(
+        self,
+        ext: str,
+        cursor: int,
+        limit: int,
+        *,
+        snapshot_after: int | None,
+        bounds: tuple[int, int],
+        numbers: dict[str, list[str]],
+    ) -> SyncBatch:
+        """`sync` inside a read transaction; `numbers` caches each extension's numbers."""
+        pruned, head = bounds
+        if cursor < pruned or cursor > head:
+            return self._snapshot(ext, head, 0, limit)
+        if snapshot_after is not None:
+            return self._snapshot(ext, cursor, snapshot_after, limit)
+        own = numbers.get(ext)
+        if own is None:
+            own = numbers[ext] = sorted(set(self.numbers_of(ext)))
+        args: dict[str, object] = {"cursor": cursor, "ext": ext, "n": limit + 1}
+        args.update((f"number{i}", n) for i, n in enumerate(own))
+        reader = self.conn.cursor()
+        reader.row_factory = None  # plain tuples: a page unpacks up to 1,000 rows
+        rows = reader.execute(_log_query(len(own)), args).fetchall()
+        splice, fit = wire.splice_event, wire.fit_event
+        texts = [splice(seq, kind, at, body) for seq, kind, at, body in rows[:limit]]
+        # Each event within its bound and the page within its bytes: checked at once for
+        # a page of plain ASCII texts far from both (a catch-up's pages, one by one, cost
+        # three calls an event); else event by event, the one crossing the bound the last.
+        chars = sum(map(len, texts)) + len(texts)
+        if (
+            chars >= wire.SYNC_PAGE_BYTES
+            or max(map(len, texts), default=0) > wire.MAX_EVENT_BYTES // 4
+            or not all(t.isascii() for t in texts)
+        ):
+            kept: list[str] = []
+            size = 0
+            for text in map(fit, texts):
+                kept.append(text)
+                size += wire.byte_size(text) + 1
+                if size >= wire.SYNC_PAGE_BYTES:
+                    break
+            texts = kept
+        last = rows[len(texts) - 1][0] if texts else cursor
+        more = len(rows) > len(texts)
+        return SyncBatch(texts, last, more, reset=False)
 
     def _snapshot(self, ext: str, cursor: int, after: int, limit: int) -> SyncBatch:
         """One page of the messages `ext` can see with `after < id`, in their current

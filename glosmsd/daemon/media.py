@@ -456,7 +456,11 @@ def _search_quality(image: Image.Image, target: int, icc: bytes | None) -> tuple
             too_big = quality
             if best is not None:
                 break
-            quality -= 1
+            if quality == QUALITY_FLOOR:
+                floor_size = len(candidate)
+            # Aim again with the ratio this encode measured (it absorbs the bands' error).
+            ratio = len(candidate) / plain_size(quality)
+            quality = min(bracket(ratio), quality - 1)
             continue
         best = candidate
         ratio = len(candidate) / plain_size(quality)
@@ -508,12 +512,19 @@ def fit_jpeg(image: Image.Image, target: int, icc: bytes | None = None) -> bytes
     if image.mode not in {"RGB", "L"}:
         image = image.convert("RGB")
     best, floor_size = _search_quality(image, target, icc)
-    scale = 1.0
-    for _ in range(12):
+    area, last = 1.0, (1.0, floor_size)
+    for attempt in range(12):
         if best is not None:
             return best
-        scale *= math.sqrt(_SHRINK_MARGIN * target / floor_size)
-        candidate = _scaled_photo(image, scale)
+        # Bytes follow area ** exponent; below 1 (smooth content) a linear guess lands too
+        # big every time, so after the first attempt the exponent is measured.
+        exponent = 1.0
+        if attempt and last[1] != floor_size and area != last[0]:
+            exponent = math.log(floor_size / last[1]) / math.log(area / last[0])
+            exponent = min(max(exponent, 0.5), 1.5)
+        last = (area, floor_size)
+        area *= (_SHRINK_MARGIN * target / floor_size) ** (1 / exponent)
+        candidate = _scaled_photo(image, math.sqrt(area))
         if max(candidate.size) < _MIN_SIDE:
             return None
         best, floor_size = _search_quality(candidate, target, icc)

@@ -835,6 +835,9 @@ class _Item:
     mime: str
     pixels: int  # 0 for files we never re-encode
     fitted: bool = False
+    #: Set for a JPEG whose pixels are not decoded yet: fitting decodes them anyway, so
+    #: the check is left to `_verify` for those that end up not fitted.
+    unverified: str | None = None  # the label to name the file with
 
 
 def _check_one(index: int, raw_name: str, data: bytes, allowed: Sequence[str]) -> _Item:
@@ -851,16 +854,29 @@ def _check_one(index: int, raw_name: str, data: bytes, allowed: Sequence[str]) -
         image = _open_image(data, mime, label)
         if mime in FITTABLE_TYPES:
             pixels = image.width * image.height
-        # Validate the whole file now so a truncated picture is refused, not sent. JPEG
-        # decodes at 1/8 scale: the entropy decoder still reads every byte.
-        if mime == "image/jpeg":
-            image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
-        _load(image, mime, label)
+        # Validate the whole file so a truncated picture is refused, not sent: now, or
+        # for a JPEG (which fitting decodes anyway) in `_verify` if it is not fitted.
+        if mime != "image/jpeg":
+            _load(image, mime, label)
         data = strip_metadata(data, mime, label)
     # Named by what it is, not by what its name claims (issue 13 item 14).
     return _Item(
-        name=safe_name(filetypes.name_for(name, mime)), data=data, mime=mime, pixels=pixels
+        name=safe_name(filetypes.name_for(name, mime)),
+        data=data,
+        mime=mime,
+        pixels=pixels,
+        unverified=label if mime == "image/jpeg" else None,
     )
+
+
+def _verify(item: _Item) -> None:
+    """Decode a JPEG that was not fitted, at 1/8 scale: the entropy decoder still reads
+    every byte, so a truncated or corrupt file is refused with `BadInput`."""
+    if item.unverified is None or item.fitted:
+        return
+    image = _open_image(item.data, item.mime, item.unverified)
+    image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
+    _load(image, item.mime, item.unverified)
 
 
 def _allocate_and_fit(items: list[_Item], budget: int) -> None:
@@ -907,6 +923,8 @@ def prepare_attachments(items: Sequence[tuple[str, bytes]], limits: rules.Limits
     candidates = checked[: limits.mms_max_files]
     if sum(len(item.data) for item in candidates) > limits.mms_max_bytes:
         _allocate_and_fit(candidates, limits.mms_max_bytes)
+    for item in checked:
+        _verify(item)
     pick = rules.pick_files([len(item.data) for item in checked], limits)
     kept = tuple(
         PreparedFile(

@@ -473,3 +473,14 @@ def test_a_large_icc_profile_is_counted_once_not_per_band() -> None:
     assert attachment.size <= budget
     assert attachment.size > 0.85 * budget
     assert _decoded(attachment.data).info.get("icc_profile") == icc
+
+
+@pytest.mark.parametrize(("budget", "max_files"), [(10**7, 10), (20_000, 10), (10**7, 1)])
+def test_a_damaged_jpeg_is_refused_whether_fitted_or_not(budget: int, max_files: int) -> None:
+    # A bogus table segment before EOI: the metadata walker passes it, only decoding fails.
+    # Fitted, fitting decodes it; sent as it is or dropped for count, it is still decoded.
+    data = photos.photo_jpeg("coffee", 600, 400)
+    damaged = data[:-2] + b"\xff\xc4\x00\x03\x00" + data[-2:]
+    files = [("ok.jpg", data), ("bad.jpg", damaged)] if max_files == 1 else [("bad.jpg", damaged)]
+    with pytest.raises(BadInput, match=r"bad\.jpg.*damaged"):
+        media.prepare_attachments(files, _limits(budget, max_files))

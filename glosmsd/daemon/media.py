@@ -42,11 +42,16 @@ How one image is fitted (`_fit_image`):
   would change the colours of wide-gamut (e.g. Display P3) photos and it says nothing
   about the user.
 - Opaque images become baseline JPEG (optimized Huffman tables). At the current resolution
-  a binary search finds the highest quality in [`QUALITY_FLOOR`, `QUALITY_CEILING`] that
-  fits. Only if even the floor does not fit is the resolution lowered, by the factor the
-  floor encode's bytes per pixel predicts (then checked and corrected), and the quality is
+  the search finds the highest quality in [`QUALITY_FLOOR`, `QUALITY_CEILING`] that fits.
+  Only if even the floor does not fit is the resolution lowered, by the factor the floor
+  encode's bytes per pixel predicts (then checked and corrected), and the quality is
   searched again at that size. Fixed steps (95, 85, 75, ... then halving) waste up to a
   whole step of quality and, worse, halve the resolution when a 10 % cut would do.
+- The search is cheap (issue 16): it interpolates log(bytes) on unoptimized encodes, of a
+  sample of 16 bands for a tall picture, and encodes only the chosen quality in full and
+  optimized (a second time when that misses). A JPEG far over its target is decoded at
+  half scale when that is provably enough, and a mild shrink is bilinear. Only what is
+  returned is ever a real, checked encode: the size limit holds whatever the estimates.
 - A PNG is first re-encoded losslessly when that could plausibly fit (screenshots); an
   opaque PNG photo becomes JPEG only when lossless does not fit. A PNG with real
   transparency (or a palette PNG, i.e. graphics) keeps PNG: it is quantized to 256 colours

@@ -412,3 +412,75 @@ def test_a_jpeg_the_walker_cannot_follow_is_re_encoded_without_metadata() -> Non
     sent = media.strip_metadata(broken, "image/jpeg")
     assert b"PhoneMaker" not in sent
     assert _decoded(sent).size == (64, 48)
+
+
+# --------------------------------------------------------------------------- fitting fast paths
+
+
+def _oriented_jpeg(width: int, height: int, orientation: int) -> bytes:
+    image = photos.photo_image("rocket", width, height).copy()
+    image.paste((255, 0, 0), (0, 0, width // 10, width // 10))  # the stored top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "PhoneMaker"
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=95, exif=exif.tobytes())
+    return out.getvalue()
+
+
+def test_a_large_jpeg_fits_through_half_scale_decoding_and_stays_upright() -> None:
+    width, height = 3200, 2400
+    data = _oriented_jpeg(width, height, 6)
+    budget = len(data) // 30
+    # The picture is far over its budget: it is decoded at half scale, not in full.
+    assert media._decode_for_fit(data, "image/jpeg", "x", budget).size == (1600, 1200)
+    assert media._decode_for_fit(data, "image/jpeg", "x", len(data) // 2).size == (width, height)
+    (attachment,) = media.prepare_attachments([("big.jpg", data)], _limits(budget)).kept
+    assert attachment.fitted
+    assert attachment.size <= budget
+    assert b"PhoneMaker" not in attachment.data
+    fitted = _decoded(attachment.data)
+    assert not fitted.getexif()
+    assert fitted.height > fitted.width  # displayed portrait
+    assert fitted.height < width // 2  # below half scale, as the probe said
+    # the stored top-left corner is now the displayed top-right corner
+    mark = fitted.width * 0.05
+    pixel = fitted.convert("RGB").getpixel((fitted.width - 1 - int(mark), int(mark)))
+    r, g, b = cast("tuple[int, int, int]", pixel)
+    assert r > 200
+    assert g < 60
+    assert b < 60
+
+
+@pytest.mark.parametrize("budget", [40_000, 90_000, 200_000, 350_000])
+def test_the_sampled_quality_search_always_meets_the_budget(budget: int) -> None:
+    # 1500 rows: sizes are estimated from bands, only the chosen encode is a full one.
+    data = photos.photo_jpeg("coffee", *SIZE)
+    (attachment,) = media.prepare_attachments([("c.jpg", data)], _limits(budget)).kept
+    assert attachment.size <= budget
+    # within a few percent of the budget: the estimate is aimed, not only safe
+    assert attachment.size > 0.85 * budget
+
+
+def test_a_large_icc_profile_is_counted_once_not_per_band() -> None:
+    icc = bytes(range(256)) * 200  # 51,200 bytes, kept in the output like any profile
+    image = photos.photo_image("chelsea", *SIZE)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=92, icc_profile=icc)
+    data = out.getvalue()
+    budget = 200_000
+    (attachment,) = media.prepare_attachments([("p.jpg", data)], _limits(budget)).kept
+    assert attachment.size <= budget
+    assert attachment.size > 0.85 * budget
+    assert _decoded(attachment.data).info.get("icc_profile") == icc
+
+
+@pytest.mark.parametrize(("budget", "max_files"), [(10**7, 10), (20_000, 10), (10**7, 1)])
+def test_a_damaged_jpeg_is_refused_whether_fitted_or_not(budget: int, max_files: int) -> None:
+    # A bogus table segment before EOI: the metadata walker passes it, only decoding fails.
+    # Fitted, fitting decodes it; sent as it is or dropped for count, it is still decoded.
+    data = photos.photo_jpeg("coffee", 600, 400)
+    damaged = data[:-2] + b"\xff\xc4\x00\x03\x00" + data[-2:]
+    files = [("ok.jpg", data), ("bad.jpg", damaged)] if max_files == 1 else [("bad.jpg", damaged)]
+    with pytest.raises(BadInput, match=r"bad\.jpg.*damaged"):
+        media.prepare_attachments(files, _limits(budget, max_files))

@@ -32,7 +32,7 @@ import resource
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,6 +168,19 @@ class Peer:
     async def send(self, data: str) -> None:
         async with self.send_lock:
             await self.ws.send(data)
+
+    async def send_pieces(self, pieces: Iterable[str]) -> None:
+        """One frame as WebSocket fragments, yielding the loop between them (see
+        `frames.FRAGMENT`): other connections' frames are answered in between."""
+
+        async def turns() -> AsyncIterator[str]:
+            for i, piece in enumerate(pieces):
+                if i:
+                    await asyncio.sleep(0)
+                yield piece
+
+        async with self.send_lock:
+            await self.ws.send(turns())
 
 
 def _write_then_read(
@@ -654,9 +667,12 @@ class App:
             if text is not None:
                 texts.append(text)
                 size += wire.byte_size(text)
-        data = frames.assemble(texts, parsed.is_batch)
-        if data is not None:
-            await peer.send(data)
+        if size > frames.FRAGMENT:
+            await peer.send_pieces(frames.pieces(texts, parsed.is_batch))
+        else:
+            data = frames.assemble(texts, parsed.is_batch)
+            if data is not None:
+                await peer.send(data)
         if go_live is not None:
             # Only after the reply is on the wire, so pushes never overtake the batch.
             peer.live = go_live

@@ -12,6 +12,7 @@ touch the network or the store.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any, Final
 
 from glosmsd.core import rpc, wire
@@ -24,6 +25,12 @@ MAX_BATCH: Final = 50
 #: sync page is at most `SYNC_PAGE_BYTES` plus one event), so a reply frame always fits
 #: in `wire.MAX_FRAME`, the limit clients read with.
 REPLY_BUDGET: Final = 2 * 1024 * 1024
+
+#: A reply frame longer than this goes out as WebSocket fragments of this many characters,
+#: one a turn of the event loop. Written whole, the batch flood's 2 MiB reply held the
+#: loop for its encode, framing and one 2 MiB `send()` (the soak caught the loop there in
+#: most of its stalls over 15 ms), so every other connection waited behind it.
+FRAGMENT: Final = 64 * 1024
 
 INTERNAL: Final = {
     "code": INTERNAL_ERROR,
@@ -108,6 +115,33 @@ def assemble(texts: list[str], is_batch: bool) -> str | None:
     if not texts:
         return None
     return f"[{','.join(texts)}]" if is_batch else texts[0]
+
+
+def pieces(texts: list[str], is_batch: bool, size: int = FRAGMENT) -> Iterator[str]:
+    """The frame `assemble` builds, in pieces of `size` characters (the last one
+    shorter), without ever joining the whole of it."""
+    parts: list[str] = texts[:1] if not is_batch else ["[", *_commas(texts), "]"]
+    held: list[str] = []
+    room = size
+    for part in parts:
+        start = 0
+        while len(part) - start >= room:
+            held.append(part[start : start + room])
+            yield "".join(held)
+            start += room
+            held, room = [], size
+        if start < len(part):
+            held.append(part[start:] if start else part)
+            room -= len(part) - start
+    if held:
+        yield "".join(held)
+
+
+def _commas(texts: list[str]) -> Iterator[str]:
+    for i, text in enumerate(texts):
+        if i:
+            yield ","
+        yield text
 
 
 def event(text: str) -> str:

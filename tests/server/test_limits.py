@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
 
 from glosmsd.core import wire
 from glosmsd.core.errors import LimitExceeded
+from glosmsd.server import frames
 from glosmsd.server.db import ServerStore
 from tests.support.serverproc import Client, ServerProcess, running_server
 
@@ -142,3 +144,46 @@ async def test_replies_past_two_mebibytes_are_refused_unrun(server: ServerProces
         )
         # The connection goes on.
         assert await ann.call("contacts", query="") == []
+
+
+async def test_a_reply_past_64_kib_goes_out_in_fragments(server: ServerProcess) -> None:
+    """Written whole, the batch flood's 2 MiB reply held the server's loop for one long
+    turn (encode, framing, one 2 MiB send) and every other connection waited (issue 13's
+    soak). It goes out as WebSocket fragments, one a loop turn; a client's library joins
+    them into the one JSON text the protocol promises."""
+    token = server.add_extension("1001", "Ann Lee", ANN)
+    with server.store() as st:
+        for i in range(30):  # 20 KB each: 600 KB in all
+            st.receive(BOB, ANN, f"{i:02d}" + "y" * (wire.MAX_TEXT - 2))
+    calls = [{"jsonrpc": "2.0", "id": i, "method": "sync", "params": {"cursor": 0}} for i in (1, 2)]
+    async with (
+        await Client.connect(server.url, token) as other,
+        connect(
+            server.url,
+            additional_headers={"Authorization": f"Bearer {token}"},
+            compression=None,
+            max_size=wire.MAX_FRAME,
+        ) as ws,
+    ):
+        hello = {"jsonrpc": "2.0", "id": 0, "method": "hello", "params": {"protocol": 1}}
+        await ws.send(json.dumps(hello))
+        assert "result" in json.loads(await ws.recv())
+        await ws.send(json.dumps(calls))
+        pieces = ws.recv_streaming()
+        first = await anext(pieces)
+        assert isinstance(first, str)
+        assert len(first) == frames.FRAGMENT
+        # Another connection is served while this reply is still being read.
+        assert await other.call("contacts", query="") == []
+        rest = [piece async for piece in pieces]
+        assert all(len(piece) <= frames.FRAGMENT for piece in rest)
+        replies = json.loads(first + "".join(map(str, rest)))
+        assert [r["id"] for r in replies] == [1, 2]
+        events = [r["result"]["events"] for r in replies]
+        assert [e["message"]["text"][:2] for e in events[0]] == [f"{i:02d}" for i in range(30)]
+        assert events[0] == events[1]
+        # A small reply is still one frame.
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": 3, "method": "contacts"}))
+        assert [piece async for piece in ws.recv_streaming()] == [
+            '{"jsonrpc":"2.0","result":[],"id":3}'
+        ]

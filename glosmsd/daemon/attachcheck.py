@@ -18,7 +18,6 @@ from typing import Any, Final
 
 from glosmsd.core import filetypes, rules
 from glosmsd.core.errors import GlosmsdError
-from glosmsd.daemon.media import FITTABLE_TYPES
 
 #: The first bytes of a file that `filetypes.sniff` reads, plus one: with them it judges a
 #: file exactly as it judges the whole file (it looks at 64 KiB, and needs to know whether
@@ -43,6 +42,8 @@ def judge(files: Sequence[Offered], limits: rules.Limits) -> dict[str, Any]:
     the user: `rules.MAX_FILES_MESSAGE` when the count or size limit discarded any, else
     why a file cannot go at all, else null.
     """
+    from glosmsd.daemon.media import FITTABLE_TYPES  # media loads at the first file
+
     mimes: list[str | None] = []
     problems: dict[int, str] = {}
     for index, item in enumerate(files):

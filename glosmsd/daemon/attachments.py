@@ -16,11 +16,13 @@ import os
 import stat
 import urllib.parse
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from glosmsd.core.errors import BadInput
-from glosmsd.daemon import media
 from glosmsd.system.atomicwrite import write_atomic
+
+if TYPE_CHECKING:
+    from glosmsd.daemon import media
 
 #: Reading an attachment stops here: far beyond anything that can be fitted into an MMS.
 MAX_SOURCE_FILE: Final = 64 * 1024 * 1024

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from glosmsd.core.errors import BadInput, GlosmsdError
-from glosmsd.daemon import media
 from glosmsd.daemon.files import copy_unique, save_unique
 from glosmsd.daemon.store import AsyncStore, Store
 
@@ -74,6 +73,8 @@ def write_conversation(folder: Path, conv: ExportedConversation, own_name: str) 
         "",
     ]
     body = "\n\n".join(_line(m, own_name) for m in conv.messages)
+    from glosmsd.daemon import media  # loaded at the first file (issue 16)
+
     name = media.safe_name(f"{title} {c.remote}.txt" if c.name else f"{c.remote}.txt")
     return save_unique(folder, name, ("\n".join(header) + body + "\n").encode("utf-8"))
 

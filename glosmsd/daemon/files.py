@@ -12,12 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from glosmsd.core.errors import BadInput
-from glosmsd.daemon.media import safe_name
 from glosmsd.system.atomicwrite import write_new
 
 
 def save_unique(directory: Path, name: str, data: bytes) -> Path:
     """Write `data` under a sanitized, unused name in `directory`; return the path."""
+    from glosmsd.daemon.media import safe_name  # loaded at the first file (issue 16)
+
     directory.mkdir(parents=True, exist_ok=True)
     safe = safe_name(name)
     stem, dot, ext = safe.rpartition(".")

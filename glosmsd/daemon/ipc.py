@@ -99,8 +99,9 @@ _AFTER_REPLY: contextvars.ContextVar[list[Callable[[], None]]] = contextvars.Con
 class OutQueue(asyncio.Queue[bytes | None]):
     """A connection's outgoing lines, bounded by count (`maxsize`) and counted in bytes.
 
-    `queued` is the bytes waiting; `room` is set while they are under `OUT_BYTES`, so a
-    reply can wait for the client to read (the transports' writers only `get`).
+    `queued` is the bytes waiting; `room` is set when a `get` leaves them under
+    `OUT_BYTES` (or the connection is dropped), so a reply can wait for the client to read
+    (the transports' writers only `get`).
     """
 
     def __init__(self, maxsize: int = OUT_QUEUE) -> None:
@@ -123,6 +124,14 @@ class OutQueue(asyncio.Queue[bytes | None]):
             if self.queued < OUT_BYTES:
                 self.room.set()
         return item
+
+    def discard(self) -> None:
+        """Let go of every line still queued: nobody will write them any more. Called when
+        a connection is over, so its replies (up to `OUT_BYTES`) are freed then, not
+        whenever the cyclic garbage collector reaches what still refers to them."""
+        self._queue.clear()  # type: ignore[attr-defined]
+        self.queued = 0
+        self.room.set()
 
 
 @dataclass(eq=False)
@@ -165,11 +174,16 @@ class IpcSession:
         stops its own requests being read (back-pressure), like a full pipe. Room is
         counted in lines and in bytes; one reply bigger than the byte bound still goes,
         alone."""
-        while not self.dropped and self.out.queued and self.out.queued + len(data) > OUT_BYTES:
+        while not self.dropped and (
+            self.out.full() or (self.out.queued and self.out.queued + len(data) > OUT_BYTES)
+        ):
+            # One wait for both bounds, which `drop` ends: waiting in `put` on a queue full
+            # by count outlived the drop (nothing takes from a dropped queue), and kept the
+            # connection, its task and its queued replies for good.
             self.out.room.clear()
             await self.out.room.wait()
         if not self.dropped:
-            await self.out.put(data)
+            self.out.put_nowait(data)
 
     def drop(self, reason: str, *, quiet: bool = False) -> None:
         if self.dropped:
@@ -331,6 +345,8 @@ class IpcServer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(write_task, 5)
             write_task.cancel()
+            conn.out.discard()
+            conn.abort = None
 
     def _make_room(self) -> bool:
         """Room for one more connection: free, or made by closing the longest idle one
@@ -369,7 +385,11 @@ class IpcServer:
         """The client went: stop its event stream and wake its writer to finish."""
         self._conns.discard(conn)
         if conn.pump is not None:
+            # Forget the task too: its context holds the session (`_CONN`), so a session
+            # keeping its pump is a cycle that only a full collection frees, with the event
+            # replay it queued (the soak's fuzzer subscribing since 0, then closing).
             conn.pump.cancel()
+            conn.pump = None
         if conn.subscription is not None:
             conn.subscription.close()
         if not conn.dropped:
@@ -492,6 +512,11 @@ class IpcServer:
         except (ConnectionError, OSError) as exc:
             log.debug("ipc client %s write: %s", conn.name, exc)
         finally:
+            # However the writer ended, the connection is over for its reader too: a reply
+            # waiting for room must hear it. A client that stopped reading and then reset
+            # its socket failed the write, and its reader waited for good, with up to
+            # `OUT_BYTES` queued (the soak: one such connection every few seconds).
+            conn.drop("its connection was lost", quiet=True)
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1)

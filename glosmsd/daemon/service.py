@@ -41,7 +41,7 @@ from glosmsd.core.errors import (
 )
 from glosmsd.core.outbox import new_client_id
 from glosmsd.core.protocol import LinkStatus, State
-from glosmsd.daemon import attachcheck, emojidata, media
+from glosmsd.daemon import attachcheck, emojidata
 from glosmsd.daemon.account import Account, locale_name
 from glosmsd.daemon.attachments import decode_head, keep_outgoing, read_source
 from glosmsd.daemon.downloads import Downloads, Progress
@@ -490,6 +490,8 @@ class Service:
             raise BadInput("Nothing to send: give a text, files, or both.")
         remote = await self.resolve_recipient(to, pick)
         limits = self.account.limits
+        from glosmsd.daemon import media  # loaded at the first file (issue 16)
+
         items = [await asyncio.to_thread(read_source, f) for f in files]
         prepared = (
             await asyncio.to_thread(media.prepare_attachments, items, limits)

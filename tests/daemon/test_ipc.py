@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 import os
 import socket
 import stat
+import struct
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +21,7 @@ from glosmsd.client.ipc import Client, DaemonNotRunning
 from glosmsd.core import rpc
 from glosmsd.core.errors import ConfigError, NotFound
 from glosmsd.daemon.hub import Event, Hub
-from glosmsd.daemon.ipc import IpcServer
+from glosmsd.daemon.ipc import OUT_BYTES, IpcServer, IpcSession
 
 
 class EventLog:
@@ -336,6 +339,120 @@ async def test_a_connection_whose_replies_stop_moving_is_closed_and_its_memory_f
                 return str(c.call("echo", {"text": "still served"}))
 
         assert await asyncio.to_thread(other_client) == "still served"
+    finally:
+        stuck.close()
+        await server.close()
+
+
+def _sessions() -> list[IpcSession]:
+    """Every session object still in memory, reachable or not (cyclic garbage too)."""
+    return [o for o in gc.get_objects() if isinstance(o, IpcSession)]
+
+
+async def _until_let_go(server: IpcServer) -> None:
+    """Wait (boundedly) until no connection is served and none holds queued replies."""
+    for _ in range(1000):
+        if not server._unix and not any(s.out.queued for s in _sessions()):
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_closed_connections_leave_no_session_behind_without_the_cyclic_gc(
+    served: tuple[IpcServer, EventLog],
+) -> None:
+    """The soak's fuzzer (issue 13): a connection that subscribed (since 0: the whole
+    event log replayed) and then closed kept its session, its pump task and the replay
+    in a reference cycle (session -> pump -> the task's context -> session), which only a
+    full collection frees: they piled up faster than that ran. Counted with the cyclic
+    collector off, so what is left is what refcounting alone keeps."""
+    server, log = served
+    for i in range(50):
+        log.append("message", n=i, text="y" * 500)
+    lines = [
+        b'{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"since":0}}\n',
+        b'{"jsonrpc":"2.0","id":1,"method":"subscribe"}\n',
+        b'{"jsonrpc":"2.0","id":1,"method":"echo","params":{"text":5}}\n',
+        b"\x00\xffnot json\n",
+        b"[" * 2000 + b"]" * 2000 + b"\n",
+        b'[{"jsonrpc":"2.0","id":1,"method":"missing"},{"jsonrpc":"2.0","method":"nosuch"}]\n',
+    ]
+    gc.collect()
+    gc.disable()
+    try:
+        for n in range(40):
+            reader, writer = await asyncio.open_unix_connection(str(server.path))
+            writer.write(lines[n % len(lines)])
+            await reader.readline()
+            writer.close()
+            await writer.wait_closed()
+        await _until_let_go(server)
+        assert not server._unix
+        left = _sessions()
+        assert len(left) == 0, f"{len(left)} sessions kept after their connections closed"
+    finally:
+        gc.enable()
+
+
+async def test_a_dropped_client_with_a_thousand_unread_replies_is_let_go(tmp_path: Path) -> None:
+    """A client that pipelines more calls than the queue holds lines (1,000 small replies,
+    far under its byte bound) and stops reading: past `write_stall` it is dropped, but its
+    next reply waited in `Queue.put` for a line of room that nobody would ever make (a
+    dropped queue is not read), so the connection, its task and its queued replies stayed
+    for good, and it counted against the connection cap as a busy one."""
+    hub = Hub()
+    log = EventLog(hub)
+    path = Path(os.environ["XDG_RUNTIME_DIR"]) / "glosmsd" / "socket"
+    server = IpcServer(path, make_table(), hub, log.replay, log.last_id, write_stall=0.5)
+    await server.start()
+    stuck = socket.socket(socket.AF_UNIX)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(str(path))
+    try:
+        line = json.dumps(
+            {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"text": "y" * 4000}}
+        )
+        with contextlib.suppress(OSError):  # the daemon closes it while this still sends
+            await asyncio.to_thread(stuck.sendall, (line + "\n").encode() * 2500)
+        await _until_let_go(server)
+        assert not server._unix, "a dropped connection waiting for a line of room is kept"
+        assert sum(s.out.queued for s in _sessions()) == 0
+    finally:
+        stuck.close()
+        await server.close()
+
+
+async def test_a_client_that_resets_with_replies_unread_is_let_go(tmp_path: Path) -> None:
+    """The soak's never-reading client (issue 13): its queue reaches the byte bound (the
+    reader waits for room), then it resets the connection. The write fails and the writer
+    ends, but the reader went on waiting for room that only the writer makes: the
+    connection, its task and ~8 MB of replies stayed for good, one per reconnect."""
+    hub = Hub()
+    log = EventLog(hub)
+    path = Path(os.environ["XDG_RUNTIME_DIR"]) / "glosmsd" / "socket"
+    # No write stall inside the test's bounds: only the lost connection may free it.
+    server = IpcServer(path, make_table(), hub, log.replay, log.last_id, write_stall=3600)
+    await server.start()
+    stuck = socket.socket(socket.AF_UNIX)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(str(path))
+    try:
+        line = json.dumps(
+            {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"text": "y" * 200_000}}
+        )
+        data = memoryview((line + "\n").encode() * 60)  # ~12 MB of replies asked, none read
+        stuck.setblocking(False)
+        for _ in range(3000):
+            if any(s.out.queued > OUT_BYTES // 2 for s in _sessions()):
+                break
+            with contextlib.suppress(BlockingIOError):
+                data = data[stuck.send(data) :]
+            await asyncio.sleep(0.01)
+        assert any(s.out.queued > OUT_BYTES // 2 for s in _sessions())
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        stuck.close()
+        await _until_let_go(server)
+        assert not server._unix, "a connection whose client is gone is kept"
+        assert sum(s.out.queued for s in _sessions()) == 0
     finally:
         stuck.close()
         await server.close()

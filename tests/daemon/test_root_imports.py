@@ -22,6 +22,9 @@ LAZY = (
     "fastjsonschema",
     "jsonschema",
     "glosmsd.core.emojicatalog",
+    # The log file's rotation is glosmsd.system.logfile's: logging.handlers brought pickle.
+    "logging.handlers",
+    "pickle",
 )
 
 
@@ -87,3 +90,19 @@ def test_the_shortcut_still_refuses_a_missing_required_param() -> None:
             table.bind(rpc.Request("get", params, 1))
         assert refused.value.rpc_code == INVALID_PARAMS
         assert table.bind(rpc.Request("opt", params, 1))[1] == {}
+
+
+def test_the_attachment_code_loads_at_the_first_file() -> None:
+    """glosmsd.daemon.media (and what it imports) is ~0.2 MB of an idle daemon: the
+    modules that name files (send, downloads, export, the window's file replies, the
+    attach check) import it when they first need it."""
+    probe = (
+        "import sys\n"
+        "import glosmsd.cli.glosmsd, glosmsd.daemon.root, glosmsd.desktop.window.frontend\n"
+        "print('glosmsd.daemon.media' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE")}
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, timeout=60, check=True, env=env
+    )
+    assert proc.stdout.decode().split() == ["False"]

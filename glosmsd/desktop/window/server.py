@@ -41,7 +41,6 @@ from websockets.http11 import Response
 from glosmsd.core import filetypes, rpc
 from glosmsd.core.errors import INVALID_REQUEST, RpcError, Unsupported
 from glosmsd.daemon.ipc import IpcServer, IpcSession
-from glosmsd.daemon.media import safe_name
 from glosmsd.daemon.service import Service
 from glosmsd.desktop.window import access, peer
 
@@ -352,6 +351,8 @@ class WindowServer:
         elif mime == "text/plain":
             mime = "text/plain; charset=utf-8"
         out["Content-Type"] = mime
+        from glosmsd.daemon.media import safe_name  # loaded at the first file (issue 16)
+
         out["Content-Disposition"] = access.content_disposition(safe_name(name), inline=inline)
         out["Content-Security-Policy"] = access.FILES_CSP
         # Named by their content: the same URL is always the same bytes.

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import logging.handlers
 import os
 import shutil
 import signal
@@ -24,7 +25,6 @@ from typing import TYPE_CHECKING
 
 from glosmsd import __version__
 from glosmsd.core.errors import ConfigError, GlosmsdError
-from glosmsd.system.logfile import RotatingLog
 
 if TYPE_CHECKING:
     from glosmsd.cli.demo import DemoPlaces, EmbeddedServer
@@ -103,7 +103,7 @@ def setup_logging(log_file: Path, verbose: int) -> None:
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
     log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fh = RotatingLog(log_file, max_bytes=2_000_000, backups=2)
+    fh = logging.handlers.RotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=2)
     fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(fh)
     err = logging.StreamHandler(sys.stderr)

@@ -22,9 +22,6 @@ LAZY = (
     "fastjsonschema",
     "jsonschema",
     "glosmsd.core.emojicatalog",
-    # The log file's rotation is glosmsd.system.logfile's: logging.handlers brought pickle.
-    "logging.handlers",
-    "pickle",
 )
 
 

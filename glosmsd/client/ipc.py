@@ -20,6 +20,7 @@ from glosmsd.core import rpc
 from glosmsd.core.errors import (
     ConnectionLost,
     DaemonNotRunning,
+    GlosmsdError,
     LinkClosed,
     RemoteProtocolError,
     SocketNotOurs,
@@ -227,9 +228,28 @@ class Client:
         try:
             self._sock.sendall(rpc.encode(obj))
         except OSError as exc:
+            refusal = self._refusal()
+            if refusal is not None:
+                refusal.unwrap()  # raises the daemon's own reason
             raise ConnectionLost(
                 f"Lost the connection to glosmsd ({exc.strerror or exc}): did it stop?"
             ) from exc
+
+    def _refusal(self) -> rpc.Reply | None:
+        """The error line a daemon that refused this connection wrote before it closed
+        (another user's process, a full table), if it is there to read: a send that
+        races that close fails with EPIPE, and the reason is the useful part."""
+        assert self._sock is not None
+        self._sock.settimeout(1.0)
+        try:
+            msg = self._next_message()
+        except GlosmsdError:
+            return None
+        finally:
+            self._sock.settimeout(self.timeout)
+        if isinstance(msg, rpc.Reply) and msg.id is None and msg.error is not None:
+            return msg
+        return None
 
     def _next_message(self) -> rpc.Reply | rpc.Request:
         line = self._next_line()

@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from glosmsd import __version__
 from glosmsd.core import numbers, rules
@@ -59,6 +59,9 @@ from glosmsd.daemon.store import (
 )
 from glosmsd.daemon.store import STATES as MESSAGE_STATES
 from glosmsd.system.supervisor import Supervisor
+
+if TYPE_CHECKING:  # media loads at the first file (issue 16), not at start
+    from glosmsd.daemon import media
 
 __all__ = ["EVENT_KINDS", "FILE_STATES", "MESSAGE_STATES", "PREFS", "Account", "Service"]
 

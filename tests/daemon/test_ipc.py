@@ -74,6 +74,16 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[IpcServer, EventLog]]:
     await server.close()
 
 
+async def started_server(**options: Any) -> IpcServer:
+    """The daemon's socket at its usual path, serving the test table, started."""
+    hub = Hub()
+    log = EventLog(hub)
+    path = Path(os.environ["XDG_RUNTIME_DIR"]) / "glosmsd" / "socket"
+    server = IpcServer(path, make_table(), hub, log.replay, log.last_id, **options)
+    await server.start()
+    return server
+
+
 def raw_exchange(path: Path, data: bytes, replies: int = 1) -> list[Any]:
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(10)
@@ -173,13 +183,8 @@ async def test_overlong_line_errors_and_connection_survives(
 
 
 async def test_other_uid_refused(tmp_path: Path) -> None:
-    hub = Hub()
-    log = EventLog(hub)
-    path = Path(os.environ["XDG_RUNTIME_DIR"]) / "glosmsd" / "socket"
-    server = IpcServer(
-        path, make_table(), hub, log.replay, log.last_id, uid_of=lambda _s: os.getuid() + 1
-    )
-    await server.start()
+    server = await started_server(uid_of=lambda _s: os.getuid() + 1)
+    path = server.path
     try:
         replies = await asyncio.to_thread(
             raw_exchange, path, b'{"jsonrpc":"2.0","id":1,"method":"echo","params":["x"]}\n'
@@ -196,13 +201,8 @@ async def test_a_client_that_sends_after_the_refusal_still_gets_its_reason(
     """The daemon writes why it refuses a connection and closes at once; a client whose
     first send comes after that close gets EPIPE. It must still tell the user the reason,
     not "Lost the connection ... did it stop?" (seen in 2 of many runs of the test above)."""
-    hub = Hub()
-    log = EventLog(hub)
-    path = Path(os.environ["XDG_RUNTIME_DIR"]) / "glosmsd" / "socket"
-    server = IpcServer(
-        path, make_table(), hub, log.replay, log.last_id, uid_of=lambda _s: os.getuid() + 1
-    )
-    await server.start()
+    server = await started_server(uid_of=lambda _s: os.getuid() + 1)
+    path = server.path
 
     def call_after_the_close() -> None:
         with Client(path, timeout=10) as c:  # connects
@@ -348,11 +348,8 @@ async def test_a_connection_whose_replies_stop_moving_is_closed_and_its_memory_f
     """The soak's case: a client that stops reading and then closes with unsent data
     keeps its socket open, and back-pressure alone kept its ~11 MB of replies forever
     (38 -> 145 MB in 3 minutes of such clients). Past `write_stall` it is closed."""
-    hub = Hub()
-    log = EventLog(hub)
-    path = Path(os.environ["XDG_RUNTIME_DIR"]) / "glosmsd" / "socket"
-    server = IpcServer(path, make_table(), hub, log.replay, log.last_id, write_stall=0.5)
-    await server.start()
+    server = await started_server(write_stall=0.5)
+    path = server.path
     stuck = socket.socket(socket.AF_UNIX)
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stuck.connect(str(path))
@@ -432,11 +429,8 @@ async def test_a_dropped_client_with_a_thousand_unread_replies_is_let_go(tmp_pat
     next reply waited in `Queue.put` for a line of room that nobody would ever make (a
     dropped queue is not read), so the connection, its task and its queued replies stayed
     for good, and it counted against the connection cap as a busy one."""
-    hub = Hub()
-    log = EventLog(hub)
-    path = Path(os.environ["XDG_RUNTIME_DIR"]) / "glosmsd" / "socket"
-    server = IpcServer(path, make_table(), hub, log.replay, log.last_id, write_stall=0.5)
-    await server.start()
+    server = await started_server(write_stall=0.5)
+    path = server.path
     stuck = socket.socket(socket.AF_UNIX)
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stuck.connect(str(path))
@@ -459,12 +453,9 @@ async def test_a_client_that_resets_with_replies_unread_is_let_go(tmp_path: Path
     reader waits for room), then it resets the connection. The write fails and the writer
     ends, but the reader went on waiting for room that only the writer makes: the
     connection, its task and ~8 MB of replies stayed for good, one per reconnect."""
-    hub = Hub()
-    log = EventLog(hub)
-    path = Path(os.environ["XDG_RUNTIME_DIR"]) / "glosmsd" / "socket"
     # No write stall inside the test's bounds: only the lost connection may free it.
-    server = IpcServer(path, make_table(), hub, log.replay, log.last_id, write_stall=3600)
-    await server.start()
+    server = await started_server(write_stall=3600)
+    path = server.path
     stuck = socket.socket(socket.AF_UNIX)
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stuck.connect(str(path))

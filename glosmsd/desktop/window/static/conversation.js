@@ -37,6 +37,12 @@ export class ConversationView {
     // growing, the window resized. Fonts arriving late change the bubbles' heights.
     new ResizeObserver(() => this._keepBottom()).observe(this.log);
     document.fonts.ready.then(() => this._keepBottom());
+    // Until the end has been in view once, a scroll event is layout settling, not the
+    // user: it must not page older messages in or let go of the end (see _scrolled).
+    this.settling = false;
+    for (const type of ["wheel", "pointerdown", "keydown", "touchstart"]) {
+      this.log.addEventListener(type, () => { this.settling = false; }, { passive: true });
+    }
     this.log.addEventListener("contextmenu", (ev) => this._contextMenu(ev));
     this.log.addEventListener("keydown", (ev) => this._key(ev));
     this.log.addEventListener("focus", (ev) => {
@@ -224,6 +230,7 @@ export class ConversationView {
     if (bottom) {
       this.log.scrollTop = this.log.scrollHeight;
       this.atBottom = true;
+      this.settling = true;
     }
     else if (anchor) {
       const el = this.els.get(anchor.id);
@@ -395,6 +402,17 @@ export class ConversationView {
 
   _scrolled() {
     const log = this.log;
+    if (this.settling) {
+      // A box laid out after its first render scrolls by itself (scrollTop near 0 there
+      // once paged older messages in, and the newest opened out of view on a busy
+      // machine): keep the end until it has been reached or the user scrolls.
+      if (log.scrollHeight - log.scrollTop - log.clientHeight >= 40) {
+        this.atBottom = true;
+        this._keepBottom();
+        return;
+      }
+      this.settling = false;
+    }
     this.atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     if (log.scrollTop < EDGE) this._older();
     else if (log.scrollHeight - log.scrollTop - log.clientHeight < EDGE && this.end < this.loaded.length) this._newer();

@@ -47,6 +47,7 @@ from bench.soaklib import (
     log_lines,
     measure,
     run_all,
+    run_load,
     sample_rss,
     until_stopped,
     verdict,
@@ -292,7 +293,7 @@ def load(path: str, stop: Any) -> dict[str, Any]:
             tasks.append(never_reads(path, stop, fig))
         await run_all(stop, tasks)
 
-    asyncio.run(main())
+    run_load(main())
     return vars(fig)
 
 

@@ -46,6 +46,7 @@ from bench.soaklib import (
     log_lines,
     measure,
     run_all,
+    run_load,
     sample_rss,
     until_stopped,
     verdict,
@@ -255,7 +256,7 @@ def load(url: str, port: int, t_f: str, stop: Any) -> dict[str, Any]:
             ],
         )
 
-    asyncio.run(main())
+    run_load(main())
     return vars(fig)
 
 

@@ -17,8 +17,9 @@ import contextlib
 import multiprocessing
 import random
 import statistics
+import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -148,17 +149,39 @@ async def until_stopped(stop: Any, poll: float = 0.2) -> None:
         await asyncio.sleep(poll)
 
 
+#: How long the load's coroutines get to wind down once stopped; past it they are left.
+WIND_DOWN: Final = 30.0
+
+
+def run_load(main: Coroutine[Any, Any, None]) -> None:
+    """`asyncio.run(main)` without its wait for every task at the end: a load coroutine
+    stuck in its clean-up (a close handshake to a peer that is not read) must not keep the
+    load's figures from the parent (a 10-minute server soak lost them that way)."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(main)
+        rest = asyncio.all_tasks(loop)  # the websockets connections' own tasks
+        for t in rest:
+            t.cancel()
+        if rest:
+            loop.run_until_complete(asyncio.wait(rest, timeout=WIND_DOWN))
+    finally:
+        loop.close()
+
+
 async def run_all(stop: Any, tasks: list[Awaitable[Any]]) -> None:
     """Run the load's coroutines until `stop` (each also checks it: Python 3.11's wait_for
-    can swallow a cancellation), then cancel what is left; a coroutine that failed before
-    that re-raises its error."""
+    can swallow a cancellation), then cancel what is left, giving it `WIND_DOWN` seconds;
+    a coroutine that failed before that re-raises its error."""
     running = [asyncio.ensure_future(t) for t in tasks]
     waiter = asyncio.ensure_future(until_stopped(stop))
     done, _ = await asyncio.wait([*running, waiter], return_when=asyncio.FIRST_COMPLETED)
     for t in running:
         t.cancel()
     waiter.cancel()
-    await asyncio.gather(*running, waiter, return_exceptions=True)
+    _, stuck = await asyncio.wait([*running, waiter], timeout=WIND_DOWN)
+    for t in stuck:
+        print(f"soak load: {t.get_coro()!r} did not wind down; left", file=sys.stderr)
     for t in done:
         if t is not waiter and not t.cancelled() and t.exception() is not None:
             raise t.exception()  # type: ignore[misc]

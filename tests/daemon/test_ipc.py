@@ -84,6 +84,15 @@ async def started_server(**options: Any) -> IpcServer:
     return server
 
 
+def reader_that_stops(server: IpcServer) -> socket.socket:
+    """A client connected to `server` with a small receive buffer, for a test to stop
+    reading from: the daemon's replies back up after a few kilobytes."""
+    stuck = socket.socket(socket.AF_UNIX)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(str(server.path))
+    return stuck
+
+
 def raw_exchange(path: Path, data: bytes, replies: int = 1) -> list[Any]:
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(10)
@@ -317,9 +326,7 @@ async def test_client_that_never_reads_is_dropped_and_never_slows_others(
     served: tuple[IpcServer, EventLog],
 ) -> None:
     server, log = served
-    stuck = socket.socket(socket.AF_UNIX)
-    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stuck.connect(str(server.path))
+    stuck = reader_that_stops(server)
     stuck.sendall(b'{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{}}\n')
     while server.hub.subscribers == 0:
         await asyncio.sleep(0.01)
@@ -349,10 +356,7 @@ async def test_a_connection_whose_replies_stop_moving_is_closed_and_its_memory_f
     keeps its socket open, and back-pressure alone kept its ~11 MB of replies forever
     (38 -> 145 MB in 3 minutes of such clients). Past `write_stall` it is closed."""
     server = await started_server(write_stall=0.5)
-    path = server.path
-    stuck = socket.socket(socket.AF_UNIX)
-    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stuck.connect(str(path))
+    stuck = reader_that_stops(server)
     try:
         line = json.dumps(
             {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"text": "y" * 4000}}
@@ -430,10 +434,7 @@ async def test_a_dropped_client_with_a_thousand_unread_replies_is_let_go(tmp_pat
     dropped queue is not read), so the connection, its task and its queued replies stayed
     for good, and it counted against the connection cap as a busy one."""
     server = await started_server(write_stall=0.5)
-    path = server.path
-    stuck = socket.socket(socket.AF_UNIX)
-    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stuck.connect(str(path))
+    stuck = reader_that_stops(server)
     try:
         line = json.dumps(
             {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"text": "y" * 4000}}
@@ -455,10 +456,7 @@ async def test_a_client_that_resets_with_replies_unread_is_let_go(tmp_path: Path
     connection, its task and ~8 MB of replies stayed for good, one per reconnect."""
     # No write stall inside the test's bounds: only the lost connection may free it.
     server = await started_server(write_stall=3600)
-    path = server.path
-    stuck = socket.socket(socket.AF_UNIX)
-    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stuck.connect(str(path))
+    stuck = reader_that_stops(server)
     try:
         line = json.dumps(
             {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"text": "y" * 200_000}}

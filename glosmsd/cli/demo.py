@@ -50,6 +50,16 @@ def _server_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "glosmsd.server.cli", *args]
 
 
+def _exit_reason(code: int | None) -> str:
+    """What a child's exit code says when it wrote nothing: a signal by name, else the code."""
+    if code is not None and code < 0:
+        try:
+            return f"stopped by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"stopped by signal {-code}"
+    return f"exit status {code}"
+
+
 def reset(places: DemoPlaces) -> None:
     """`glosmsd --demo --reset`: forget the demo (its server's database, token and the
     demo daemon's data), so it starts over as on the first run."""
@@ -184,7 +194,8 @@ class EmbeddedServer:
         )
         _, err = await proc.communicate()
         if proc.returncode != 0:
-            log.warning("demo inject failed: %s", err.decode().strip())
+            why = err.decode(errors="replace").strip() or _exit_reason(proc.returncode)
+            log.warning("demo inject failed: %s", why)
 
     async def stop(self) -> None:
         with contextlib.suppress(OSError):

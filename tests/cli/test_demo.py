@@ -218,3 +218,13 @@ def test_demo_restarts_add_nothing_a_dead_server_is_said_and_reset_starts_over(
     )
     assert [c["id"] for c in demo.call("conversations")] == [1, 2]
     assert demo.stop() == 0
+
+
+def test_a_child_that_wrote_nothing_is_explained_by_its_exit() -> None:
+    """The welcome's inject killed while the demo starts (a first run seen under load)
+    logged `demo inject failed: ` and nothing after it."""
+    from glosmsd.cli.demo import _exit_reason
+
+    assert _exit_reason(-signal.SIGTERM) == "stopped by SIGTERM"
+    assert _exit_reason(-99) == "stopped by signal 99"
+    assert _exit_reason(2) == "exit status 2"

@@ -359,11 +359,18 @@ def test_outbox_defer_fail_and_resend(store: Store) -> None:
     assert store.outbox_item("a") is None
     with pytest.raises(BadInput):
         store.resend(store.message_by_client_id("b").id, "b2")  # type: ignore[union-attr]
-    item = store.resend(a.id, "a2", now=200.0)
+    row, item = store.resend(a.id, "a2", now=200.0)
+    assert item is not None
     assert (item.message_id, item.client_id, item.text) == (a.id, "a2", "first")
-    row = store.message(a.id)
-    assert row is not None
-    assert (row.state, row.client_id, row.reason) == ("sending", "a2", None)
+    assert row == store.message(a.id)
+    assert (row.state, row.client_id, row.reason, row.resent_as) == ("sending", "a2", None, a.id)
+    # Asked again: the same message, nothing queued; once it fails again, it can go again.
+    assert store.resend(a.id, "a3") == (row, None)
+    assert [i.client_id for i in store.outbox_items()] == ["b", "a2"]
+    again = store.outbox_failed("a2", "Still not valid.")
+    assert again is not None
+    assert (again.state, again.resent_as) == ("failed", None)
+    assert store.resend(a.id, "a4")[0].client_id == "a4"
     with pytest.raises(NotFound):
         store.resend(99999, "zz")
 
@@ -372,9 +379,28 @@ def test_resend_of_a_server_failed_message_makes_a_new_row(store: Store) -> None
     store.apply_sync([mev(1, msg(5, "hey", direction="out", client_id="old", state="failed"))], 1)
     old = store.message_by_client_id("old")
     assert old is not None
-    item = store.resend(old.id, "new")
-    assert item.message_id != old.id
-    assert store.message(old.id) is not None  # server history stays
+    copy, item = store.resend(old.id, "new")
+    assert item is not None
+    assert item.message_id == copy.id != old.id
+    kept = store.message(old.id)
+    assert kept is not None  # server history stays
+    assert (kept.state, kept.resent_as) == ("failed", copy.id)
+    # Asked again, also after the copy went out or failed too: that copy, nothing queued.
+    assert store.resend(old.id, "newer") == (copy, None)
+    store.outbox_failed("new", "Carrier said no")
+    assert store.resend(old.id, "newer")[0].id == copy.id
+    assert [i.client_id for i in store.outbox_items()] == []
+    # The server tells its failure again: the mark stays.
+    store.apply_sync([ev(2, "message_state", id=5, state="failed", reason="other words")], 2)
+    assert store.message(old.id).resent_as == copy.id  # type: ignore[union-attr]
+    # The copy deleted: its mark goes with it (the id may be given out again), and the
+    # failed one can be resent anew.
+    store.delete_message_local(copy.id)
+    assert store.message(old.id).resent_as is None  # type: ignore[union-attr]
+    fresh, queued = store.resend(old.id, "newest")
+    assert queued is not None
+    assert (fresh.client_id, fresh.state) == ("newest", "sending")
+    assert store.message(old.id).resent_as == fresh.id != old.id  # type: ignore[union-attr]
 
 
 def test_read_and_delete_semantics(store: Store) -> None:

@@ -183,6 +183,40 @@ def test_a_v3_database_gets_each_conversations_newest_message(db_path: Path) -> 
         s.close()
 
 
+def test_a_v4_database_gets_resend_and_unread_marks(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrations.migrate(conn, dataclasses.replace(SCHEMA, steps=STEPS[:4]), str(db_path))
+    conn.execute(
+        "INSERT INTO conversations (id, number, remote, remote_digits, remote_tail, last_at, "
+        "read_up_to, last_message_id) VALUES (1, ?, ?, '', '', 20.0, 2, 2)",
+        (OWN, BOB),
+    )
+    conn.executemany(
+        "INSERT INTO messages (id, server_id, client_id, conversation_id, direction, text, "
+        "state, reason, at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
+        [
+            (1, 1, "old", "out", "went wrong", "failed", "Carrier said no", 10.0),
+            (2, 2, None, "in", "hello", "sent", None, 20.0),
+        ],
+    )
+    conn.close()
+    s = Store.open(db_path)
+    try:
+        assert s.schema_version() == SCHEMA_VERSION >= 6
+        failed = s.message(1)
+        assert failed is not None
+        assert (failed.state, failed.resent_as) == ("failed", None)
+        copy, item = s.resend(1, "again")
+        assert item is not None
+        assert s.message(1).resent_as == copy.id  # type: ignore[union-attr]
+        assert s.resend(1, "thrice") == (copy, None)
+        assert s.mark_unread_local(1) == 1
+        s.apply_sync([ev(3, "read", number=OWN, remote=BOB, up_to=2)], 3)
+        assert s.unread().total == 1  # an old read, late: still unread
+    finally:
+        s.close()
+
+
 def test_schema_too_new_leaves_the_file_untouched(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     conn.execute("CREATE TABLE future (x)")

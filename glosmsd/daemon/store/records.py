@@ -316,10 +316,20 @@ class Records(StoreBase):
                 part,
             )
 
-    def _raise_read_mark(self, cid: int, up_to: int, *, quiet: bool = False) -> bool:
+    def _raise_read_mark(
+        self, cid: int, up_to: int, *, quiet: bool = False, here: bool = False
+    ) -> bool:
+        """Move the conversation's read mark up to `up_to`; False when it was there already.
+
+        A read from the server (`here` False) at or below `unread_mark`, the position the
+        user marked the conversation unread from, was seen here before that mark: the echo
+        of this device's own read or another device's from before, late. Only a read past
+        it (a newer message read) or one made here (`here`) clears the mark.
+        """
         cur = self._conn.execute(
-            "UPDATE conversations SET read_up_to = ? WHERE id = ? AND read_up_to < ?",
-            (up_to, cid, up_to),
+            "UPDATE conversations SET read_up_to = ?1, unread_mark = 0 "
+            "WHERE id = ?2 AND read_up_to < ?1 AND (?3 OR ?1 > unread_mark)",
+            (up_to, cid, here),
         )
         if cur.rowcount:
             self._unread.mark(cid)

@@ -183,6 +183,13 @@ STEPS: Final[tuple[Step, ...]] = (
     END""",
         ),
     ),
+    Step(
+        6,
+        "a conversation marked unread here keeps the read position it was marked from: a "
+        "read at or below it that arrives later (the echo of this device's own read, or "
+        "another device's from before the mark) no longer marks it read again",
+        sql=("ALTER TABLE conversations ADD COLUMN unread_mark INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 
 SCHEMA: Final = Schema(

@@ -211,7 +211,8 @@ SPECS: Final[tuple[Spec, ...]] = (
         "resend",
         "resend",
         (P("id", MSG_ID),),
-        "Send a failed message again.",
+        "Send a failed message again, once: asked again for the same message, the answer is "
+        "the message it already went again as (its `resent_as`), and nothing more is sent.",
         ResultSchema("resent", closed({"message": or_null(ref("message"))})),
     ),
     Spec(

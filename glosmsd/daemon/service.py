@@ -525,10 +525,12 @@ class Service:
         return {"message": row.to_json() if row is not None else None}
 
     async def resend(self, id: int) -> dict[str, Any]:
-        item = await self.store.run(Store.resend, id, new_client_id())
-        self.sender.add(item.client_id, item.message_id)
-        message = await self.store.run(Store.message, item.message_id)
-        return {"message": message.to_json() if message else None}
+        """Send a failed message again, once: asked again, the answer is the message it
+        already went again as, and nothing more is queued."""
+        message, item = await self.store.run(Store.resend, id, new_client_id())
+        if item is not None:
+            self.sender.add(item.client_id, item.order, item)
+        return {"message": message.to_json()}
 
     # ------------------------------------------------------------------ changes the server hears
 

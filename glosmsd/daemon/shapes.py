@@ -96,6 +96,16 @@ SCHEMAS: Final[Mapping[str, Mapping[str, Any]]] = {
             },
             "files": list_of(ref("attachment")),
         },
+        {
+            "resent_as": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "description": "On a failed message that was sent again, the id of the "
+                "message it went as (it offers no Resend then); on one that never reached "
+                "the server and went again itself, its own id until it fails again. "
+                "Missing in events logged by a daemon before it had the field.",
+            },
+        },
         description="One SMS or MMS.",
     ),
     "attachment": closed(
@@ -238,7 +248,13 @@ SCHEMAS: Final[Mapping[str, Mapping[str, Any]]] = {
             "state": {"enum": list(MESSAGE_STATES)},
             "reason": TEXT_OR_NULL,
         },
-        description="A message's state changed.",
+        {
+            "resent_as": {
+                **ID,
+                "description": "Set when the change is a resend: the message's new `resent_as`.",
+            },
+        },
+        description="A message's state changed (or a failed one was sent again).",
     ),
     "event_read": closed(
         {

@@ -14,7 +14,7 @@ import pytest
 
 from glosmsd import __version__
 from glosmsd.cli import glosms as cli
-from glosmsd.cli.glosms.output import describe
+from glosmsd.cli.glosms.output import describe, message_lines
 from glosmsd.cli.glosms.parser import COMMANDS
 from glosmsd.client.ipc import DaemonNotRunning
 from glosmsd.core.errors import (
@@ -225,6 +225,16 @@ def test_main_without_a_command_prints_help(capsys: pytest.CaptureFixture[str]) 
 )
 def test_describe(text: str, files: int, size: int, line: str) -> None:
     assert describe(count_text(text, files=files, file_bytes=size), files=files) == line
+
+
+def test_a_failed_message_offers_resend_until_it_was_resent() -> None:
+    failed = {"id": 7, "direction": "out", "state": "failed", "reason": "Number blocked"}
+    failed |= {"text": "hi", "at": None, "files": [], "sender": None}
+    assert next(message_lines(failed)).endswith("[failed: Number blocked; glosms resend 7]")
+    # A daemon before `resent_as` sends none; one that went again itself names itself.
+    assert next(message_lines({**failed, "resent_as": 7})).endswith("glosms resend 7]")
+    resent = next(message_lines({**failed, "resent_as": 9}))
+    assert resent.endswith("[failed: Number blocked; resent as #9]")
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ refusal becomes `failed` with the server's reason in words, and `resend` works.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,3 +161,76 @@ def test_refusals_fail_with_the_reason_and_resend_works(
             ("to a blocked number", "sent"),
             ("with a file", "sent"),
         ]
+
+
+def test_a_failed_message_is_resent_once_however_often_resend_is_asked(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    token = server.add_extension("1001", "Ann Lee", ANN)
+    with DaemonProcess.start(tmp_path / "ann", server, token) as ann:
+        ann.wait_online()
+        server.admin("carrier-mode", "fail", "--reason", "Number blocked")
+        sent = ann.call("send", to=BOB, text="only one copy")["message"]
+        ann.wait_until(
+            lambda: message(ann, sent["id"])["state"] == "failed", 20, "the carrier's refusal"
+        )
+        server.admin("carrier-mode", "accept")
+        # Two resends in flight at once (the window and `glosms resend`, two windows).
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(
+                lambda _i: ann.call("resend", id=sent["id"])["message"], range(2)
+            )
+        assert first["id"] != sent["id"]  # the server had it: a new copy
+        assert (second["id"], second["client_id"]) == (first["id"], first["client_id"])
+        ann.wait_until(
+            lambda: message(ann, first["id"])["state"] == "sent", 20, "the copy to go out"
+        )
+        old = message(ann, sent["id"])
+        assert (old["state"], old["resent_as"]) == ("failed", first["id"])
+        assert message(ann, first["id"])["resent_as"] is None
+        again = ann.call("resend", id=sent["id"])["message"]  # after it went out
+        assert (again["id"], again["client_id"], again["state"]) == (
+            first["id"],
+            first["client_id"],
+            "sent",
+        )
+
+        ann.restart()  # it is stored, not remembered
+        ann.wait_online()
+        after = ann.call("resend", id=sent["id"])["message"]
+        assert (after["id"], after["client_id"]) == (first["id"], first["client_id"])
+        assert message(ann, sent["id"])["resent_as"] == first["id"]
+        outs = [m for m in server_messages(server, ANN) if m["text"] == "only one copy"]
+        assert sorted(m["state"] for m in outs) == ["failed", "sent"]
+
+
+def test_a_send_the_server_refused_goes_again_once(server: ServerProcess, tmp_path: Path) -> None:
+    token = server.add_extension("1001", "Ann Lee", ANN)
+    with DaemonProcess.start(tmp_path / "ann", server, token) as ann:
+        ann.wait_online()
+        server.admin("settings", "set", "mms_enabled", "false")
+        note = tmp_path / "note.txt"
+        note.write_text("a file")
+        mms = ann.call("send", to=BOB, text="one file, once", files=[str(note)])["message"]
+        ann.wait_until(
+            lambda: message(ann, mms["id"])["state"] == "failed", 20, "the server's refusal"
+        )
+        server.admin("settings", "set", "mms_enabled", "true")
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(
+                lambda _i: ann.call("resend", id=mms["id"])["message"], range(2)
+            )
+        assert first["id"] == mms["id"]  # never reached the server: the same row goes again
+        assert first["client_id"] != mms["client_id"]
+        assert (second["id"], second["client_id"]) == (first["id"], first["client_id"])
+        ann.wait_until(lambda: message(ann, mms["id"])["state"] == "sent", 20, "the MMS to go out")
+        ann.restart()
+        ann.wait_online()
+        again = ann.call("resend", id=mms["id"])["message"]
+        assert (again["id"], again["client_id"], again["state"]) == (
+            mms["id"],
+            first["client_id"],
+            "sent",
+        )
+        outs = [m for m in server_messages(server, ANN) if m["text"] == "one file, once"]
+        assert [m["state"] for m in outs] == ["sent"]

@@ -183,6 +183,40 @@ def test_a_v3_database_gets_each_conversations_newest_message(db_path: Path) -> 
         s.close()
 
 
+def test_a_v4_database_gets_resend_and_unread_marks(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrations.migrate(conn, dataclasses.replace(SCHEMA, steps=STEPS[:4]), str(db_path))
+    conn.execute(
+        "INSERT INTO conversations (id, number, remote, remote_digits, remote_tail, last_at, "
+        "read_up_to, last_message_id) VALUES (1, ?, ?, '', '', 20.0, 2, 2)",
+        (OWN, BOB),
+    )
+    conn.executemany(
+        "INSERT INTO messages (id, server_id, client_id, conversation_id, direction, text, "
+        "state, reason, at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
+        [
+            (1, 1, "old", "out", "went wrong", "failed", "Carrier said no", 10.0),
+            (2, 2, None, "in", "hello", "sent", None, 20.0),
+        ],
+    )
+    conn.close()
+    s = Store.open(db_path)
+    try:
+        assert s.schema_version() == SCHEMA_VERSION >= 6
+        failed = s.message(1)
+        assert failed is not None
+        assert (failed.state, failed.resent_as) == ("failed", None)
+        copy, item = s.resend(1, "again")
+        assert item is not None
+        assert s.message(1).resent_as == copy.id  # type: ignore[union-attr]
+        assert s.resend(1, "thrice") == (copy, None)
+        assert s.mark_unread_local(1) == 1
+        s.apply_sync([ev(3, "read", number=OWN, remote=BOB, up_to=2)], 3)
+        assert s.unread().total == 1  # an old read, late: still unread
+    finally:
+        s.close()
+
+
 def test_schema_too_new_leaves_the_file_untouched(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     conn.execute("CREATE TABLE future (x)")
@@ -359,11 +393,18 @@ def test_outbox_defer_fail_and_resend(store: Store) -> None:
     assert store.outbox_item("a") is None
     with pytest.raises(BadInput):
         store.resend(store.message_by_client_id("b").id, "b2")  # type: ignore[union-attr]
-    item = store.resend(a.id, "a2", now=200.0)
+    row, item = store.resend(a.id, "a2", now=200.0)
+    assert item is not None
     assert (item.message_id, item.client_id, item.text) == (a.id, "a2", "first")
-    row = store.message(a.id)
-    assert row is not None
-    assert (row.state, row.client_id, row.reason) == ("sending", "a2", None)
+    assert row == store.message(a.id)
+    assert (row.state, row.client_id, row.reason, row.resent_as) == ("sending", "a2", None, a.id)
+    # Asked again: the same message, nothing queued; once it fails again, it can go again.
+    assert store.resend(a.id, "a3") == (row, None)
+    assert [i.client_id for i in store.outbox_items()] == ["b", "a2"]
+    again = store.outbox_failed("a2", "Still not valid.")
+    assert again is not None
+    assert (again.state, again.resent_as) == ("failed", None)
+    assert store.resend(a.id, "a4")[0].client_id == "a4"
     with pytest.raises(NotFound):
         store.resend(99999, "zz")
 
@@ -372,9 +413,28 @@ def test_resend_of_a_server_failed_message_makes_a_new_row(store: Store) -> None
     store.apply_sync([mev(1, msg(5, "hey", direction="out", client_id="old", state="failed"))], 1)
     old = store.message_by_client_id("old")
     assert old is not None
-    item = store.resend(old.id, "new")
-    assert item.message_id != old.id
-    assert store.message(old.id) is not None  # server history stays
+    copy, item = store.resend(old.id, "new")
+    assert item is not None
+    assert item.message_id == copy.id != old.id
+    kept = store.message(old.id)
+    assert kept is not None  # server history stays
+    assert (kept.state, kept.resent_as) == ("failed", copy.id)
+    # Asked again, also after the copy went out or failed too: that copy, nothing queued.
+    assert store.resend(old.id, "newer") == (copy, None)
+    store.outbox_failed("new", "Carrier said no")
+    assert store.resend(old.id, "newer")[0].id == copy.id
+    assert [i.client_id for i in store.outbox_items()] == []
+    # The server tells its failure again: the mark stays.
+    store.apply_sync([ev(2, "message_state", id=5, state="failed", reason="other words")], 2)
+    assert store.message(old.id).resent_as == copy.id  # type: ignore[union-attr]
+    # The copy deleted: its mark goes with it (the id may be given out again), and the
+    # failed one can be resent anew.
+    store.delete_message_local(copy.id)
+    assert store.message(old.id).resent_as is None  # type: ignore[union-attr]
+    fresh, queued = store.resend(old.id, "newest")
+    assert queued is not None
+    assert (fresh.client_id, fresh.state) == ("newest", "sending")
+    assert store.message(old.id).resent_as == fresh.id != old.id  # type: ignore[union-attr]
 
 
 def test_read_and_delete_semantics(store: Store) -> None:

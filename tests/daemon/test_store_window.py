@@ -106,8 +106,44 @@ def test_mark_unread_makes_the_newest_incoming_message_unread_here(store: Store)
     last = store.last_event_id()
     assert store.mark_unread_local(bob) == 1
     assert store.events_since(last)[0] == []
-    # A read mark from any device clears it, as it clears any unread message.
-    store.apply_sync([ev(4, "read", number=OWN, remote=BOB, up_to=2)], 4)
+    # Opening it here clears it, as it clears any unread message.
+    assert [m.up_to for m in store.mark_read_local(bob)] == [3]
+    assert store.unread().total == 0
+
+
+def test_a_late_read_does_not_undo_mark_unread_and_a_newer_one_does(store: Store) -> None:
+    store.apply_sync([mev(1, msg(1)), mev(2, msg(2))], 2)
+    bob = conv_id(store)
+    store.mark_read_local(bob)  # up to 2; the server's echo of it is still on its way
+    assert store.mark_unread_local(bob) == 1
+    # The echo, and another device's read from before the mark, arrive after it: the
+    # server ordered them before the mark (their read position is at most what was read
+    # here), so it stays unread.
+    store.apply_sync([ev(3, "read", number=OWN, remote=BOB, up_to=2)], 3)
+    store.apply_sync([ev(4, "read", number=OWN, remote=BOB, up_to=1)], 4)
+    assert store.unread().total == 1
+    assert store.conversation(bob).unread == 1  # type: ignore[union-attr]
+    # A newer message read on another device after the mark reads the conversation.
+    store.apply_sync([mev(5, msg(5))], 5)
+    assert store.unread().total == 2
+    store.apply_sync([ev(6, "read", number=OWN, remote=BOB, up_to=5)], 6)
+    assert store.unread().total == 0
+    # The mark went with that read: marked again, then read elsewhere past it, read.
+    assert store.mark_unread_local(bob) == 1
+    store.apply_sync([mev(7, msg(7)), ev(8, "read", number=OWN, remote=BOB, up_to=7)], 8)
+    assert store.unread().total == 0
+
+
+def test_a_snapshot_s_read_marks_replace_a_local_unread_mark(store: Store) -> None:
+    store.apply_sync([mev(1, msg(1)), mev(2, msg(2))], 2)
+    bob = conv_id(store)
+    store.mark_read_local(bob)
+    store.mark_unread_local(bob)
+    store.apply_sync(
+        [mev(9, msg(1)), mev(9, msg(2)), ev(9, "read", number=OWN, remote=BOB, up_to=2)],
+        9,
+        reset=True,
+    )
     assert store.unread().total == 0
 
 

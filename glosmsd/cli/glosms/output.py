@@ -134,7 +134,10 @@ def message_lines(m: Mapping[str, Any]) -> Iterator[str]:
     who = f" — {sender.get('name')}:" if out and sender else ""
     state = m.get("state")
     flag = ""
-    if out and state == "failed":
+    resent = m.get("resent_as")
+    if out and state == "failed" and resent is not None and resent != m.get("id"):
+        flag = f"  [failed: {m.get('reason') or 'unknown reason'}; resent as #{resent}]"
+    elif out and state == "failed":
         flag = f"  [failed: {m.get('reason') or 'unknown reason'}; glosms resend {m.get('id')}]"
     elif out and state == "sending":
         flag = "  [sending]"

@@ -247,6 +247,7 @@ class IncomingMessage(NamedTuple):
             ]
             if self.files
             else [],
+            "resent_as": None,  # a message new here was not resent yet
         }
 
     def row(

@@ -47,7 +47,7 @@ class LocalChanges(Records):
                     (cid,),
                 ).fetchone()
                 up_to = int(row[2])
-                self._raise_read_mark(cid, up_to)
+                self._raise_read_mark(cid, up_to, here=True)
                 marks.append(ReadMark(cid, row[0], row[1], up_to))
             self._settle_unread(before)
             return marks
@@ -56,8 +56,10 @@ class LocalChanges(Records):
         """Make a conversation's newest incoming message unread again, here only (the
         server's read marks only move forward); returns the conversation's unread count.
 
-        The next read mark from any device (opening it here, reading it on the phone)
-        clears it, as a read would.
+        Opening it here clears it, and so does a read from another device that reaches
+        past the read position it was marked from (a newer message read there). A read
+        at or below that position arriving later (the echo of this device's own read, or
+        another device's from before the mark) was already seen here and leaves it unread.
         """
         with self._write() as db:
             before = self._unread_counts()
@@ -77,8 +79,11 @@ class LocalChanges(Records):
             if read_up_to >= newest_in:
                 # Server ids grow, so exactly the newest incoming message is above this.
                 up_to = int(newest_in) - 1
+                # The old mark is remembered: a read up to it was seen here before this
+                # mark, so one arriving later is late, not news (`_raise_read_mark`).
                 db.execute(
-                    "UPDATE conversations SET read_up_to = ? WHERE id = ?",
+                    "UPDATE conversations SET read_up_to = ?, "
+                    "unread_mark = max(unread_mark, read_up_to) WHERE id = ?",
                     (up_to, conversation_id),
                 )
                 self._unread.mark(conversation_id)

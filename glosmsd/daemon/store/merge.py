@@ -298,7 +298,10 @@ class SyncMerge(Records):
         )
         db.execute("DELETE FROM temp.keep_ids")
         if after == 0:
-            db.execute("UPDATE conversations SET read_up_to = 0, deleted_up_to = 0")
+            # The snapshot's read marks replace these; a local unread mark goes with them.
+            db.execute(
+                "UPDATE conversations SET read_up_to = 0, deleted_up_to = 0, unread_mark = 0"
+            )
         self._touch_all(None)
 
     # ------------------------------------------------------------------ messages

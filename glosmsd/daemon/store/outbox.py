@@ -106,6 +106,7 @@ class OutboxRows(SyncMerge):
                         "server_id": None,
                         "reason": None,
                         "sender": None,
+                        "resent_as": None,
                     }
                 ]
             )
@@ -206,18 +207,29 @@ class OutboxRows(SyncMerge):
             self._set_state(row, "failed", reason)
             return self._message(int(row["id"]))
 
-    def resend(self, local_id: int, client_id: str, *, now: float | None = None) -> OutboxItem:
-        """Queue a failed outgoing message again, under a new `client_id`.
+    def resend(
+        self, local_id: int, client_id: str, *, now: float | None = None
+    ) -> tuple[MessageRow, OutboxItem | None]:
+        """Queue a failed outgoing message again, under a new `client_id`; returns the
+        message that goes and its outbox row (None: nothing new was queued).
 
         A message the server never took keeps its row (and local id) and goes back to
         `sending`; one the server has (failed by the carrier) stays as history and a
         new row is made, since the server answers an old client id with the old result.
+        Either way the failed row's `resent_as` names the message it went again as, in the
+        same transaction: asked again (a second window, the command line, a double click,
+        also after a restart) it answers that message and queues nothing, never a copy.
         """
         when = time.time() if now is None else now
         with self._write(durable=True) as db:
             msg = self._message(local_id)
             if msg is None:
                 raise NotFound(f"No message {local_id}.")
+            if msg.direction == "out" and msg.resent_as is not None:
+                again = msg if msg.resent_as == msg.id else self._message(msg.resent_as)
+                if again is not None and not (again is msg and msg.state == "failed"):
+                    return again, None
+                # The copy was deleted (or failed again as itself): the user asks anew.
             if msg.direction != "out" or msg.state != "failed":
                 raise BadInput(
                     f"Message {local_id} is {msg.state}; only a failed message can be resent."
@@ -228,8 +240,8 @@ class OutboxRows(SyncMerge):
             ]
             if msg.server_id is None:
                 db.execute(
-                    "UPDATE messages SET client_id = ?, state = 'sending', reason = NULL, at = ? "
-                    "WHERE id = ?",
+                    "UPDATE messages SET client_id = ?, state = 'sending', reason = NULL, at = ?, "
+                    "resent_as = id WHERE id = ?",
                     (client_id, when, local_id),
                 )
                 new_id = local_id
@@ -240,6 +252,7 @@ class OutboxRows(SyncMerge):
                         "conversation_id": msg.conversation_id,
                         "state": "sending",
                         "reason": None,
+                        "resent_as": local_id,
                     },
                 )
             else:
@@ -252,9 +265,20 @@ class OutboxRows(SyncMerge):
                     at=when,
                     files=dumps(local_files(files)),
                 )
+                db.execute("UPDATE messages SET resent_as = ? WHERE id = ?", (new_id, local_id))
                 fresh = self._message(new_id)
                 assert fresh is not None
                 self._append("message", {"message": fresh.to_json()})
+                self._append(
+                    "message_state",
+                    {
+                        "id": local_id,
+                        "conversation_id": msg.conversation_id,
+                        "state": "failed",
+                        "reason": msg.reason,
+                        "resent_as": new_id,
+                    },
+                )
             db.execute(
                 "INSERT INTO outbox (client_id, message_id, number, remote, text, files, next_at, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -262,5 +286,7 @@ class OutboxRows(SyncMerge):
             )
             self._touch(msg.conversation_id)
             item = self.outbox_item(client_id)
+            sending = self._message(new_id)
             assert item is not None
-            return item
+            assert sending is not None
+            return sending, item

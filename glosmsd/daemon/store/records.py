@@ -37,10 +37,12 @@ _MESSAGE_COLUMNS: Final = (
     "at",
     "sender",
     "files",
+    "resent_as",
 )
 MESSAGE_SELECT: Final = (
     "SELECT m.id, m.conversation_id, c.number, c.remote, m.server_id, m.client_id, "
-    "m.direction, m.text, m.state, m.reason, m.at, m.sender, m.files FROM messages m "
+    "m.direction, m.text, m.state, m.reason, m.at, m.sender, m.files, m.resent_as "
+    "FROM messages m "
     "JOIN conversations c ON c.id = m.conversation_id "
 )
 
@@ -144,6 +146,7 @@ class Records(StoreBase):
                     at,
                     sharer_from(v[11]),
                     tuple(files),
+                    v[13],
                 )
             )
         return out
@@ -203,8 +206,12 @@ class Records(StoreBase):
         """Move a message (`row`: its id, state, reason) to `state`, logging the change."""
         if row["state"] == state and row["reason"] == reason:
             return
+        # A message that went again as itself and fails again can be resent again: its
+        # mark goes (a mark naming another message stays: that copy was sent).
         self._conn.execute(
-            "UPDATE messages SET state = ?, reason = ? WHERE id = ?", (state, reason, row["id"])
+            "UPDATE messages SET state = ?1, reason = ?2, resent_as = CASE WHEN ?1 = 'failed' "
+            "AND resent_as = id THEN NULL ELSE resent_as END WHERE id = ?3",
+            (state, reason, row["id"]),
         )
         if not quiet:
             cid = self._conn.execute(
@@ -309,10 +316,20 @@ class Records(StoreBase):
                 part,
             )
 
-    def _raise_read_mark(self, cid: int, up_to: int, *, quiet: bool = False) -> bool:
+    def _raise_read_mark(
+        self, cid: int, up_to: int, *, quiet: bool = False, here: bool = False
+    ) -> bool:
+        """Move the conversation's read mark up to `up_to`; False when it was there already.
+
+        A read from the server (`here` False) at or below `unread_mark`, the position the
+        user marked the conversation unread from, was seen here before that mark: the echo
+        of this device's own read or another device's from before, late. Only a read past
+        it (a newer message read) or one made here (`here`) clears the mark.
+        """
         cur = self._conn.execute(
-            "UPDATE conversations SET read_up_to = ? WHERE id = ? AND read_up_to < ?",
-            (up_to, cid, up_to),
+            "UPDATE conversations SET read_up_to = ?1, unread_mark = 0 "
+            "WHERE id = ?2 AND read_up_to < ?1 AND (?3 OR ?1 > unread_mark)",
+            (up_to, cid, here),
         )
         if cur.rowcount:
             self._unread.mark(cid)

@@ -58,7 +58,9 @@ class MessageRow:
     """One message as the local API shows it; `id` is the stable local id.
 
     `sender` is set only on a message a sharer of the number sent: the user's own
-    messages (from any of their devices) and incoming ones have none.
+    messages (from any of their devices) and incoming ones have none. `resent_as` is the
+    local id a failed message went again as (its own id while one that never reached the
+    server is on its way again); a failed message with one offers no Resend.
     """
 
     id: int
@@ -74,6 +76,7 @@ class MessageRow:
     at: float
     sender: Sharer | None
     files: tuple[FileRow, ...]
+    resent_as: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +93,7 @@ class MessageRow:
             "at": self.at,
             "sender": self.sender.to_json() if self.sender else None,
             "files": [f.to_json() for f in self.files],
+            "resent_as": self.resent_as,
         }
 
 

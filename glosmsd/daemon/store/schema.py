@@ -167,6 +167,29 @@ STEPS: Final[tuple[Step, ...]] = (
         ORDER BY at DESC, id DESC LIMIT 1)""",
         ),
     ),
+    Step(
+        5,
+        "a failed message that was sent again keeps the local id it went again as, so a "
+        "second resend (another window, the command line, a double click) answers that "
+        "message instead of sending a third copy, also after a restart; the mark goes with "
+        "the message it names (local ids are reused once the newest row is deleted)",
+        sql=(
+            "ALTER TABLE messages ADD COLUMN resent_as INTEGER",
+            """CREATE INDEX messages_resent ON messages (resent_as)
+        WHERE resent_as IS NOT NULL""",
+            """CREATE TRIGGER messages_resent_delete AFTER DELETE ON messages
+        WHEN old.direction = 'out' BEGIN
+        UPDATE messages SET resent_as = NULL WHERE resent_as = old.id;
+    END""",
+        ),
+    ),
+    Step(
+        6,
+        "a conversation marked unread here keeps the read position it was marked from: a "
+        "read at or below it that arrives later (the echo of this device's own read, or "
+        "another device's from before the mark) no longer marks it read again",
+        sql=("ALTER TABLE conversations ADD COLUMN unread_mark INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 
 SCHEMA: Final = Schema(

@@ -1,6 +1,7 @@
 """The open conversation in a real Chromium against a real daemon and server: bubbles,
 sharer headers, marking read on every device, live arrival, the message menu (Copy,
-Delete), Delete conversation (asked first, synced), Resend after a failure, attachments.
+Delete), Delete conversation (asked first, synced), Resend after a failure (once: the
+failed message then shows it was resent), attachments.
 
 The tests share one world (tests/support/windowpage.py) and run in file order; each says
 what it leaves behind for the next ones.
@@ -176,6 +177,39 @@ def test_a_failed_message_can_be_resent(window: WindowWorld) -> None:
     # one stays, as the record of what happened): the newest copy goes out.
     expect(msg.last.locator(".state")).to_have_text("Sent")
     expect(msg.last.get_by_role("button", name="Resend")).to_have_count(0)
+
+
+def test_a_resent_message_offers_no_resend_here_or_in_another_window(
+    window: WindowWorld,
+) -> None:
+    page = window.open_page(conversation=CY)
+    other = window.open_page(conversation=CY)
+    window.carrier("fail", "The carrier is down")
+    window.daemon.call("send", to=CY, text="Resend me once")
+    for p in (page, other):
+        expect(bubble(p, "Resend me once")).to_contain_text("Failed: The carrier is down")
+    window.carrier("accept")
+    # A double click: the first one resends, the second finds nothing left to click.
+    bubble(page, "Resend me once").get_by_role("button", name="Resend").dblclick()
+    for p in (page, other):
+        msgs = bubble(p, "Resend me once")
+        expect(msgs).to_have_count(2)
+        expect(msgs.last.locator(".state")).to_have_text("Sent")
+        expect(msgs.first).to_contain_text("Failed: The carrier is down")
+        expect(msgs.first.locator(".state.resent")).to_have_text("Resent")
+        expect(msgs.get_by_role("button", name="Resend")).to_have_count(0)
+    copies = [
+        m
+        for m in window.daemon.call("messages", conversation=CY, limit=100)["messages"]
+        if m["text"] == "Resend me once"
+    ]
+    assert sorted(m["state"] for m in copies) == ["failed", "sent"]
+    page.reload()
+    page.wait_for_selector("html[data-ready]", state="attached")
+    expect(bubble(page, "Resend me once").first.locator(".state.resent")).to_have_text("Resent")
+    expect(bubble(page, "Resend me once").get_by_role("button", name="Resend")).to_have_count(0)
+    assert page.errors == []  # type: ignore[attr-defined]
+    assert other.errors == []  # type: ignore[attr-defined]
 
 
 def test_attachments_thumbnails_large_view_and_download_on_request(window: WindowWorld) -> None:

@@ -25,6 +25,8 @@ export class ConversationView {
     this.seq = 0;
     this.els = new Map(); // message id -> element
     this.downloads = new Set();
+    /** Ids of the failed messages whose resend is on its way (one click sends once). */
+    this.resending = new Set();
     this.jump = h(
       "button",
       { type: "button", class: "jump", hidden: true, onclick: () => this.showNewest(true) },
@@ -292,8 +294,15 @@ export class ConversationView {
         meta.append(
           h("span", { class: "state failed", title: m.reason || "" }, icon("alert", "icon small"), m.reason ? `Failed: ${m.reason}` : "Failed"),
         );
-        // Only the user's own messages can be sent again from here, not another sharer's.
-        if (!m.sender) meta.append(h("button", { type: "button", class: "resend", onclick: () => this._resend(m) }, "Resend"));
+        // Sent again already (here, in another window, from the command line): the new
+        // copy is the one that goes; this one says so and offers no second Resend.
+        if (m.resent_as != null && m.resent_as !== m.id) {
+          meta.append(h("span", { class: "state resent", title: "Sent again as a new message" }, "Resent"));
+        } else if (!m.sender) {
+          // Only the user's own messages can be sent again from here, not another sharer's.
+          const busy = this.resending.has(m.id);
+          meta.append(h("button", { type: "button", class: "resend", disabled: busy, onclick: (ev) => this._resend(m, ev.currentTarget) }, "Resend"));
+        }
       }
     }
     return meta;
@@ -371,12 +380,20 @@ export class ConversationView {
     }
   }
 
-  async _resend(m) {
+  async _resend(m, button) {
+    if (this.resending.has(m.id)) return;
+    this.resending.add(m.id);
+    if (button) button.disabled = true; // a second click before the answer sends nothing
     try {
-      await this.app.rpc.call("resend", { id: m.id });
+      const res = await this.app.rpc.call("resend", { id: m.id });
+      // The answer is the message that goes; another id means a new copy replaced this one.
+      if (res.message && res.message.id !== m.id) m.resent_as = res.message.id;
       this.app.announce("Sending again");
     } catch (err) {
       this.app.fail(err);
+    } finally {
+      this.resending.delete(m.id);
+      this._refresh(m);
     }
   }
 
@@ -495,11 +512,13 @@ export class ConversationView {
     else this.jump.hidden = false;
   }
 
-  setState({ id, state, reason }) {
+  setState({ id, state, reason, resent_as }) {
     const m = this.loaded.find((x) => x.id === id);
     if (!m) return;
     m.state = state;
     m.reason = reason;
+    if (resent_as !== undefined) m.resent_as = resent_as;
+    else if (state === "failed" && m.resent_as === m.id) m.resent_as = null; // it can go again
     this._refresh(m);
   }
 

@@ -102,8 +102,7 @@ class ServerStore(MessagesDb):
         reader = self.conn.cursor()
         reader.row_factory = None  # plain tuples: a page unpacks up to 1,000 rows
         rows = reader.execute(_log_query(len(own)), args).fetchall()
-        splice = wire.splice_event
-        texts = [splice(seq, kind, at, body) for seq, kind, at, body in rows[:limit]]
+        texts = wire.splice_events(rows[:limit])
         # Each event within its bound and the page within its bytes: checked at once for
         # a page of plain ASCII texts far from both (a catch-up's pages, one by one, cost
         # three calls an event); else event by event, the one crossing the bound the last.

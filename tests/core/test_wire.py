@@ -71,9 +71,11 @@ def test_splice_is_the_event_encoded() -> None:
             st.integers(1, 2**62),
             st.sampled_from(["message", "read", "delete_message"]),
             st.floats(0, 4e9) | st.integers(0, 2**31).map(float),
-            st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3).map(
-                wire.encode_body
-            ),
+            st.dictionaries(  # a body never holds the envelope's names
+                st.text(max_size=5).filter(lambda k: k not in ("seq", "kind", "at")),
+                st.text(max_size=5),
+                max_size=3,
+            ).map(wire.encode_body),
         ),
         max_size=8,
     )

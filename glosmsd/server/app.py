@@ -203,7 +203,7 @@ class Peer:
     live: int | None = None
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    #: The next sync page: (cursor, limit) to read once this reply is sent, then read.
+    #: (cursor, limit) of the sync page to read ahead once this reply is sent; then `ahead`.
     read_next: tuple[int, int] | None = None
     ahead: ReadAhead | None = None
 

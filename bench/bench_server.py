@@ -5,7 +5,8 @@
   message-sized frame, the echo server in its own process like the real server (a
   kernel wake-up each way; an echo in the client's own process, also reported, skips
   them and did ~1.8x the round trips here).
-- catch-up events/s: a device syncs N events from cursor 0 in batches of 500; floor:
+- catch-up events/s: a device syncs N events from cursor 0 in batches of 500, each page
+  parsed and let go as a device applies it (`Client.catch_up`); floor:
   inserting the same number of rows into SQLite in one batched transaction.
 
 Run: `.venv/bin/python -m bench.bench_server` (about 10-30 s, loopback only, seeded).
@@ -140,20 +141,20 @@ async def measure(tmp: Path) -> dict[str, Any]:
                 st.receive("+15557654321", "+15550001001", f"c{i}")
         async with await Client.connect(srv.url, t_a, device="offline") as c:
             t0 = time.perf_counter()
-            events = await c.sync_live(0, limit=500)
-            catch_rate = len(events) / (time.perf_counter() - t0)
+            caught_up = await c.catch_up(0, limit=500)
+            catch_rate = caught_up / (time.perf_counter() - t0)
     finally:
         srv.stop()
     echo = await echo_floor(ECHO_ROUNDS)
     echo_here = await echo_in_process(ECHO_ROUNDS)
-    floor = insert_floor(len(events), tmp)
+    floor = insert_floor(caught_up, tmp)
     return {
         "messages_per_s": msg_rate,
         "echo_round_trips_per_s": echo,
         "echo_in_process_round_trips_per_s": echo_here,
         "messages_vs_echo": msg_rate / echo,
         "catch_up_events_per_s": catch_rate,
-        "catch_up_events": len(events),
+        "catch_up_events": caught_up,
         "sqlite_insert_rows_per_s": floor,
         "catch_up_vs_insert": catch_rate / floor,
     }

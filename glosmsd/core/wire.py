@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, TypeGuard
 
 from glosmsd.core import rpc
@@ -272,25 +272,48 @@ def splice_event(seq: int, kind: str, at: float, body: str) -> str:
     return head + "}" if body == "{}" else f"{head},{body[1:]}"
 
 
+def splice_events(rows: Iterable[tuple[int, str, float, str]]) -> list[str]:
+    """`splice_event` of each (seq, kind, at, body) row, in one pass: a sync page of 500
+    events spent a fifth of its splicing time calling `splice_event`."""
+    return [
+        f'{{"seq":{seq},"kind":"{kind}","at":{float(at)!r},{body[1:]}'
+        if body != "{}"
+        else f'{{"seq":{seq},"kind":"{kind}","at":{float(at)!r}}}'
+        for seq, kind, at, body in rows
+    ]
+
+
 def sync_result_text(
     events: list[str],
     cursor: int,
     more: bool,
     reset: bool,
     snapshot: tuple[int, int | None] | None = None,
+    *,
+    before: str = "",
+    after: str = "",
 ) -> str:
     """A `sync` result from spliced event texts (see `splice_event`). `snapshot` is
     (after, next) of a snapshot page: it lists the messages with `after < id`, up to
-    `next` when another page follows (`next` is then that page's `snapshot_after`)."""
+    `next` when another page follows (`next` is then that page's `snapshot_after`).
+
+    `before` and `after` go around it (a reply's envelope, `frames.result_envelope`), in
+    the same one join: a page of 500 events (170 KB) joined, then copied into the
+    result and again into its reply, took ~120 us a copy here (each a fresh large
+    allocation), the one join 10 us."""
     tail = ""
     if snapshot is not None:
-        after, following = snapshot
+        following = snapshot[1]
         nxt = "null" if following is None else str(following)
-        tail = f',"snapshot":{{"after":{after},"next":{nxt}}}'
-    return (
-        f'{{"events":[{",".join(events)}],"cursor":{cursor},'
-        f'"more":{"true" if more else "false"},"reset":{"true" if reset else "false"}{tail}}}'
+        tail = f',"snapshot":{{"after":{snapshot[0]},"next":{nxt}}}'
+    head = f'{before}{{"events":['
+    end = (
+        f'],"cursor":{cursor},"more":{"true" if more else "false"},'
+        f'"reset":{"true" if reset else "false"}{tail}}}{after}'
     )
+    if len(events) < 2:
+        return f"{head}{''.join(events)}{end}"
+    return ",".join([head + events[0], *events[1:-1], events[-1] + end])
 
 
 def fit_event(text: str) -> str:

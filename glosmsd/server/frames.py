@@ -58,11 +58,20 @@ def _id_text(req: rpc.Request) -> str:
     return encode(req.id)
 
 
-def raw_result(req: rpc.Request, result_text: str) -> str | None:
-    """The reply to `req` whose result is already JSON text (None for a notification)."""
+def result_envelope(req: rpc.Request) -> tuple[str, str] | None:
+    """What goes before and after a result's JSON text in the reply to `req` (None for
+    a notification): a sync page joins its events straight into it."""
     if req.is_notification:
         return None
-    return f'{{"jsonrpc":"2.0","result":{result_text},"id":{_id_text(req)}}}'
+    return '{"jsonrpc":"2.0","result":', f',"id":{_id_text(req)}}}'
+
+
+def raw_result(req: rpc.Request, result_text: str) -> str | None:
+    """The reply to `req` whose result is already JSON text (None for a notification)."""
+    envelope = result_envelope(req)
+    if envelope is None:
+        return None
+    return f"{envelope[0]}{result_text}{envelope[1]}"
 
 
 def result(req: rpc.Request, value: Any) -> str | None:

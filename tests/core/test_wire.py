@@ -65,6 +65,32 @@ def test_splice_is_the_event_encoded() -> None:
     assert json.loads(wire.sync_result_text([], 3, False, False))["events"] == []
 
 
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(1, 2**62),
+            st.sampled_from(["message", "read", "delete_message"]),
+            st.floats(0, 4e9) | st.integers(0, 2**31).map(float),
+            st.dictionaries(  # a body never holds the envelope's names
+                st.text(max_size=5).filter(lambda k: k not in ("seq", "kind", "at")),
+                st.text(max_size=5),
+                max_size=3,
+            ).map(wire.encode_body),
+        ),
+        max_size=8,
+    )
+)
+def test_splicing_a_page_at_once_is_splicing_each_event(
+    rows: list[tuple[int, str, float, str]],
+) -> None:
+    """`splice_events` (a sync page's rows in one pass) makes the very texts
+    `splice_event` makes, and each is the event encoded whole."""
+    texts = wire.splice_events(rows)
+    assert texts == [wire.splice_event(*row) for row in rows]
+    for text, (seq, kind, at, body) in zip(texts, rows, strict=True):
+        assert text == wire.encode_body(wire.event(seq, kind, at, json.loads(body)))
+
+
 def test_poison_names_the_event_and_the_field() -> None:
     bad = wire.event(8, "message", 1.0, wire.message_body(message(id=2**70)))
     with pytest.raises(PoisonEvent, match=r"message event seq 8: message\.id") as err:

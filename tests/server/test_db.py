@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -356,6 +357,70 @@ def test_a_sync_page_costs_the_same_at_the_start_of_a_long_log_as_at_its_end(
     start = _vm_steps(store, EXTS[0], 0, 20)
     end = _vm_steps(store, EXTS[0], head - 40, 20)
     assert start < 2 * end, (start, end)
+
+
+def test_a_sync_page_reads_each_source_in_index_order_and_sorts_nothing(
+    store: ServerStore,
+) -> None:
+    """The page's query, as `sync` runs it, reads the extension's events and each
+    number's from their indexes in seq order and merges them: no temporary B-tree. With
+    each source a subquery with its own ORDER BY and LIMIT, SQLite sorted every source's
+    page again (twice the VM steps of a page)."""
+    for count in range(4):
+        if count:
+            store.assign_number(EXTS[0], NUMBERS[count - 1])
+            store.receive(REMOTES[0], NUMBERS[count - 1], "hi")
+        statements: list[str] = []
+        store.conn.set_trace_callback(statements.append)
+        try:
+            store.sync(EXTS[0], 0, 20)
+        finally:
+            store.conn.set_trace_callback(None)
+        (query,) = [s for s in statements if "FROM events" in s]
+        plan = [row[3] for row in store.conn.execute(f"EXPLAIN QUERY PLAN {query}")]
+        assert not [step for step in plan if "TEMP B-TREE" in step], plan
+        assert sum("USING INDEX events_by_" in step for step in plan) == count + 1, plan
+
+
+def test_sync_page_texts_are_the_stored_events_encoded_whole(store: ServerStore) -> None:
+    """Byte for byte, every page's JSON is the visible events, each encoded whole from
+    its stored row, in seq order: splicing them from the stored text changes nothing."""
+    store.assign_number(EXTS[0], NUMBERS[0])
+    store.assign_number(EXTS[0], NUMBERS[1])
+    store.assign_number(EXTS[1], NUMBERS[1])
+    store.assign_number(EXTS[2], NUMBERS[2])
+    for i in range(40):
+        store.receive(REMOTES[i % 2], NUMBERS[i % 3], f"in {i} é🙂" if i % 5 == 0 else f"in {i}")
+        store.send(EXTS[i % 2], f"c{i}", REMOTES[0], f"out {i}", [])
+        if i % 7 == 0:
+            store.mark_read(EXTS[0], NUMBERS[0], REMOTES[0], i)
+    with store._write():
+        store._event("delete_message", {}, ext=EXTS[0])  # an empty body
+    for ext in EXTS[:3]:
+        mine = store.numbers_of(ext)
+        expected = [
+            wire.encode_body(wire.event(seq, kind, at, json.loads(body)))
+            for seq, owner, number, kind, at, body in store.conn.execute(
+                "SELECT seq, ext, number, kind, at, body FROM events ORDER BY seq"
+            )
+            if owner == ext or number in mine
+        ]
+        for limit in (1, 7, 500):
+            got: list[str] = []
+            cursor = 0
+            while True:
+                page = store.sync(ext, cursor, limit)
+                assert page.to_json_text() == wire.sync_result_text(
+                    expected[len(got) : len(got) + len(page.texts)],
+                    cursor=page.cursor,
+                    more=page.more,
+                    reset=False,
+                )
+                got += page.texts
+                cursor = page.cursor
+                if not page.more:
+                    break
+            assert got == expected
 
 
 def test_the_pushers_reads_after_a_write_share_one_transaction(store: ServerStore) -> None:

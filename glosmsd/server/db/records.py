@@ -59,8 +59,17 @@ class SyncBatch:
     def events(self) -> list[dict[str, Any]]:
         return [json.loads(t) for t in self.texts]
 
-    def to_json_text(self) -> str:
-        return wire.sync_result_text(self.texts, self.cursor, self.more, self.reset, self.snapshot)
+    def to_json_text(self, before: str = "", after: str = "") -> str:
+        """The result's JSON, inside `before` and `after` (see `wire.sync_result_text`)."""
+        return wire.sync_result_text(
+            self.texts,
+            self.cursor,
+            self.more,
+            self.reset,
+            self.snapshot,
+            before=before,
+            after=after,
+        )
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(self.to_json_text())

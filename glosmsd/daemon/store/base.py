@@ -74,6 +74,17 @@ class StoreBase:
         # Set by `defer_checkpoints`: called after every commit, on this thread.
         self._after_commit: Callable[[], None] | None = None
         self._wal_path = f"{path}-wal"
+        # What a write would otherwise read back each time, as of this connection's own
+        # last commit: the sync cursor, and (events_pruned_up_to, the `at` of the oldest
+        # event, None when the log is empty) for the pruning check. `PRAGMA data_version`
+        # tells when another connection committed since (then they are read again).
+        self._data_version: int | None = None
+        self._cursor_cache: int | None = None
+        self._prune_cache: tuple[int, float | None] | None = None
+        # Conversations that only gained messages in the open write: id -> the (at, id)
+        # of the newest one added. Their newest message is moved on without a query when
+        # the write commits (`_bump_grown`).
+        self._grown: dict[int, tuple[float, int]] = {}
         #: The WAL size past which the writer checkpoints itself (see `defer_checkpoints`).
         self.wal_limit = WAL_LIMIT_BYTES
 
@@ -130,11 +141,18 @@ class StoreBase:
         try:
             conn.execute("BEGIN IMMEDIATE")
             self._pending = []
+            self._grown = {}
             self._unread.begin()
             try:
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != self._data_version:
+                    self._forget_cached()
+                    self._data_version = version
                 yield conn
+                if self._grown:
+                    self._bump_grown()
                 if self._pending:
-                    self._prune_events(time.time())
+                    self._prune_events(time.time(), self._pending[-1].id)
                 conn.execute("COMMIT")
             except BaseException:
                 # SQLite ends the transaction itself on some errors (a full disk).
@@ -143,8 +161,7 @@ class StoreBase:
                 self._pending = []
                 # Conversations created in the rolled-back transaction are gone again.
                 self._conv_ids.clear()
-                self._conv_keys = None
-                self._unread.cached = None
+                self._forget_cached()
                 raise
             self._committed()
             self._unread.committed()
@@ -154,6 +171,34 @@ class StoreBase:
         events, self._pending = self._pending, []
         if events and self.on_events is not None:
             self.on_events(events)
+
+    def _forget_cached(self) -> None:
+        """Drop what is kept of the database between writes: it is read again as needed."""
+        self._conv_keys = None
+        self._unread.cached = None
+        self._cursor_cache = None
+        self._prune_cache = None
+        self._grown = {}
+
+    def _bump_grown(self) -> None:
+        """Move each conversation that only gained messages in this write on to the newest
+        of them, as `_touch` would: new rows have the largest ids, so one is the newest
+        unless an older message has a later time (on a tie the larger id wins)."""
+        self._conn.executemany(
+            "UPDATE conversations SET "
+            "last_message_id = CASE WHEN last_at IS NULL OR last_at <= ?1 "
+            "THEN ?2 ELSE last_message_id END, "
+            "last_at = CASE WHEN last_at IS NULL OR last_at <= ?1 THEN ?1 ELSE last_at END "
+            "WHERE id = ?3",
+            [(at, mid, cid) for cid, (at, mid) in self._grown.items()],
+        )
+        self._grown = {}
+
+    def _grew(self, conversation_id: int, at: float, message_id: int) -> None:
+        """A new message (with the largest id so far) was added to the conversation."""
+        known = self._grown.get(conversation_id)
+        if known is None or (at, message_id) > known:
+            self._grown[conversation_id] = (at, message_id)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -182,6 +227,16 @@ class StoreBase:
         """The seq of the last server event applied (0 before the first sync)."""
         value = self._get_meta("cursor")
         return int(value) if value is not None else 0
+
+    def _write_cursor(self) -> int:
+        """`cursor()` inside a write, kept from the last one that set it."""
+        if self._cursor_cache is None:
+            self._cursor_cache = self.cursor()
+        return self._cursor_cache
+
+    def _set_cursor(self, cursor: int) -> None:
+        self._set_meta("cursor", cursor)
+        self._cursor_cache = cursor  # a rollback forgets it
 
     def set_account(self, hello: Mapping[str, Any]) -> None:
         """Keep the server's hello result (extension, numbers and sharers, settings)."""
@@ -232,8 +287,26 @@ class StoreBase:
         with self._write():
             return self._append(kind, payload)
 
-    def _prune_events(self, now: float) -> None:
-        last = self._last_event_id()
+    def _prune_events(self, now: float, last: int | None = None) -> None:
+        """Drop the events past the horizon; `last` is the newest event's id, if known.
+
+        Most writes have nothing to drop, and the check needs no query when the pruning
+        state is known from this connection's last write."""
+        if last is None:
+            last = self._last_event_id()
+        known = self._prune_cache
+        if known is not None:
+            pruned, oldest_at = known
+            if oldest_at is None and self._pending:
+                oldest_at = self._pending[0].at  # the log was empty: this write's first
+            if last - EVENT_HORIZON_COUNT <= pruned and (
+                oldest_at is None or oldest_at >= now - EVENT_HORIZON_SECONDS
+            ):
+                self._prune_cache = (pruned, oldest_at)
+                return
+        self._prune_with_queries(now, last)
+
+    def _prune_with_queries(self, now: float, last: int) -> None:
         cut = last - EVENT_HORIZON_COUNT
         oldest = self._conn.execute("SELECT id, at FROM events ORDER BY id LIMIT 1").fetchone()
         if oldest is not None and oldest[1] < now - EVENT_HORIZON_SECONDS:
@@ -248,6 +321,9 @@ class StoreBase:
         if cut > pruned:
             self._conn.execute("DELETE FROM events WHERE id <= ?", (cut,))
             self._set_meta("events_pruned_up_to", cut)
+            pruned = cut
+            oldest = self._conn.execute("SELECT id, at FROM events ORDER BY id LIMIT 1").fetchone()
+        self._prune_cache = (pruned, None if oldest is None else float(oldest[1]))
 
     def _last_event_id(self) -> int:
         row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
@@ -287,6 +363,8 @@ class StoreBase:
 
     def _settle_unread(self, before: Mapping[int, int]) -> None:
         """Count what this write changed, and log an `unread` event when it changed."""
+        if self._grown:
+            self._bump_grown()  # the counts only cover conversations with a `last_at`
         after = self._unread.settle(self._conn, before)
         if after is not None:
             self._append(

@@ -162,7 +162,7 @@ class SyncMerge(Records):
     ) -> list[LocalEvent]:
         with self._write():
             before = self._unread_counts()
-            stored = self.cursor()
+            stored = self._write_cursor()
             touched: set[int] = set()
             if reset:
                 self._reset(items, page)
@@ -180,7 +180,7 @@ class SyncMerge(Records):
                     self._apply_guarded(item, touched, quiet=reset)
             self._merge_run(run, touched, quiet=reset)
             self._touch_all(touched)
-            self._set_meta("cursor", cursor)
+            self._set_cursor(cursor)
             if dropped:
                 self._note_skipped(dropped)
             if reset:
@@ -331,11 +331,11 @@ class SyncMerge(Records):
         batched = len(msgs) > 1
         known_sids: set[int] = set()
         known_cids: set[str] = set()
-        hidden_up_to: dict[int, int] = {}
+        conv_marks: dict[int, tuple[int, int]] = {}
         if batched:
             known_sids = self._present_server_ids([m.server_id for m in msgs])
             known_cids = self._present("client_id", [m.client_id for m in msgs if m.client_id])
-            hidden_up_to = self._deletion_marks(
+            conv_marks = self._conversation_marks(
                 self._conversation_id(m.number, m.remote)
                 for m in msgs
                 if m.server_id not in known_sids and m.client_id not in known_cids
@@ -343,23 +343,22 @@ class SyncMerge(Records):
         new: list[tuple[int, IncomingMessage]] = []
         for m in msgs:
             if not batched or m.server_id in known_sids or m.client_id in known_cids:
-                self._insert_new(new, quiet=quiet)
+                self._insert_new(new, conv_marks, quiet=quiet)
                 new = []
                 merged = self._merge_existing(m, touched, quiet=quiet)
             else:
                 merged = False
             if not merged:
                 cid = self._conversation_id(m.number, m.remote)
-                if cid not in hidden_up_to:
-                    hidden_up_to.update(self._deletion_marks([cid]))
-                if m.server_id <= hidden_up_to[cid]:
+                if cid not in conv_marks:
+                    conv_marks.update(self._conversation_marks([cid]))
+                if m.server_id <= conv_marks[cid][0]:
                     continue  # deleted here before: a late copy stays deleted
                 new.append((cid, m))
-                touched.add(cid)
             known_sids.add(m.server_id)
             if m.client_id:
                 known_cids.add(m.client_id)
-        self._insert_new(new, quiet=quiet)
+        self._insert_new(new, conv_marks, quiet=quiet)
 
     def _present_server_ids(self, server_ids: Sequence[int]) -> set[int]:
         """Which of `server_ids` the messages table already holds. A catch-up's are all
@@ -377,16 +376,17 @@ class SyncMerge(Records):
             found.update(r[0] for r in self._conn.execute(sql, part))
         return found
 
-    def _deletion_marks(self, conversation_ids: Iterable[int]) -> dict[int, int]:
-        """`deleted_up_to` of each conversation (a run holds no event that moves them)."""
-        out: dict[int, int] = {}
+    def _conversation_marks(self, conversation_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """(`deleted_up_to`, `read_up_to`) of each conversation (a run of messages holds
+        no event that moves them)."""
+        out: dict[int, tuple[int, int]] = {}
         for part in chunks(sorted(set(conversation_ids))):
-            out.update(
-                self._conn.execute(
-                    f"SELECT id, deleted_up_to FROM conversations WHERE id IN ({marks(part)})",  # noqa: S608
-                    part,
-                ).fetchall()
-            )
+            rows = self._conn.execute(
+                "SELECT id, deleted_up_to, read_up_to FROM conversations "  # noqa: S608
+                f"WHERE id IN ({marks(part)})",
+                part,
+            ).fetchall()
+            out.update((r[0], (r[1], r[2])) for r in rows)
         return out
 
     def _merge_existing(self, m: IncomingMessage, touched: set[int], *, quiet: bool) -> bool:
@@ -394,12 +394,13 @@ class SyncMerge(Records):
         one row, never two. False when it has none."""
         db = self._conn
         existing = db.execute(
-            "SELECT id, state, reason, conversation_id, files FROM messages WHERE server_id = ?",
+            "SELECT id, state, reason, conversation_id, files, text FROM messages "
+            "WHERE server_id = ?",
             (m.server_id,),
         ).fetchone()
         if existing is None and m.client_id:
             existing = db.execute(
-                "SELECT id, state, reason, conversation_id, files FROM messages "
+                "SELECT id, state, reason, conversation_id, files, text FROM messages "
                 "WHERE client_id = ?",
                 (m.client_id,),
             ).fetchone()
@@ -412,24 +413,36 @@ class SyncMerge(Records):
             (m.server_id, m.at, m.sender, m.files_json(local), existing["id"]),
         )
         # Only when it differs: an UPDATE OF text re-indexes the row (FTS trigger).
-        db.execute(
-            "UPDATE messages SET text = ? WHERE id = ? AND text IS NOT ?",
-            (m.text, existing["id"], m.text),
-        )
+        if existing["text"] != m.text:
+            db.execute("UPDATE messages SET text = ? WHERE id = ?", (m.text, existing["id"]))
         if m.client_id:
             db.execute("DELETE FROM outbox WHERE client_id = ?", (m.client_id,))
         if not (m.state == "sending" and existing["state"] != "sending"):
-            self._set_state(existing, m.state, m.reason, quiet=quiet)
+            self._set_state(
+                existing,
+                m.state,
+                m.reason,
+                quiet=quiet,
+                conversation_id=existing["conversation_id"],
+            )
         touched.add(existing["conversation_id"])
         self._unread.mark(existing["conversation_id"])
         return True
 
-    def _insert_new(self, new: Sequence[tuple[int, IncomingMessage]], *, quiet: bool) -> None:
+    def _insert_new(
+        self,
+        new: Sequence[tuple[int, IncomingMessage]],
+        conv_marks: Mapping[int, tuple[int, int]],
+        *,
+        quiet: bool,
+    ) -> None:
         """Insert messages known to be new (with their conversation ids), index them, and
-        log their events.
+        log their events; `conv_marks` has each conversation's (deleted_up_to, read_up_to).
 
         Several are written with `executemany` under the ids SQLite would pick (max + 1:
-        `messages` has no AUTOINCREMENT); one takes the plain insert."""
+        `messages` has no AUTOINCREMENT); one takes the plain insert. Either way the new
+        rows are the newest by id, so what they add to their conversations (the newest
+        message, the unread count) is known without asking the database again."""
         if not new:
             return
         db = self._conn
@@ -447,6 +460,7 @@ class SyncMerge(Records):
                     at=m.at,
                     sender=m.sender,
                     files=m.files_json(),
+                    recount=False,
                 )
             ]
         else:
@@ -462,9 +476,10 @@ class SyncMerge(Records):
                 "INSERT INTO messages_fts (rowid, text) VALUES (?, ?)",
                 [(i, m.text) for i, (_cid, m) in zip(ids, new, strict=True)],
             )
-            for cid, m in new:
-                if m.direction == "in":
-                    self._unread.mark(cid)
+        for i, (cid, m) in zip(ids, new, strict=True):
+            self._grew(cid, m.at, i)
+            if m.direction == "in" and m.server_id > conv_marks[cid][1]:
+                self._unread.add(cid)
         if quiet:
             return
         # Built from what was just written rather than read back: the hot path of a catch-up.

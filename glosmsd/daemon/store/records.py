@@ -166,8 +166,10 @@ class Records(StoreBase):
         client_id: str | None = None,
         reason: str | None = None,
         sender: str | None = None,
+        recount: bool = True,
     ) -> int:
-        """Insert a message row and index its text; the one place besides the merge's
+        """Insert a message row and index its text (`recount` False: the caller tells the
+        unread book what the row adds); the one place besides the merge's
         batched insert (`SyncMerge._insert_new`) that messages are inserted.
 
         The FTS insert is done here and not by a trigger: inside a trigger every FTS5
@@ -193,23 +195,32 @@ class Records(StoreBase):
         )
         local_id = int(cur.lastrowid or 0)
         self._conn.execute("INSERT INTO messages_fts (rowid, text) VALUES (?, ?)", (local_id, text))
-        if direction == "in":
+        if direction == "in" and recount:
             self._unread.mark(conversation_id)
         return local_id
 
     def _set_state(
-        self, row: sqlite3.Row, state: str, reason: str | None, *, quiet: bool = False
+        self,
+        row: sqlite3.Row,
+        state: str,
+        reason: str | None,
+        *,
+        quiet: bool = False,
+        conversation_id: int | None = None,
     ) -> None:
-        """Move a message (`row`: its id, state, reason) to `state`, logging the change."""
+        """Move a message (`row`: its id, state, reason) to `state`, logging the change;
+        `conversation_id` is the message's, when the caller knows it."""
         if row["state"] == state and row["reason"] == reason:
             return
         self._conn.execute(
             "UPDATE messages SET state = ?, reason = ? WHERE id = ?", (state, reason, row["id"])
         )
         if not quiet:
-            cid = self._conn.execute(
-                "SELECT conversation_id FROM messages WHERE id = ?", (row["id"],)
-            ).fetchone()[0]
+            cid = conversation_id
+            if cid is None:
+                cid = self._conn.execute(
+                    "SELECT conversation_id FROM messages WHERE id = ?", (row["id"],)
+                ).fetchone()[0]
             self._append(
                 "message_state",
                 {"id": row["id"], "conversation_id": cid, "state": state, "reason": reason},
@@ -298,16 +309,24 @@ class Records(StoreBase):
         )
 
     def _touch_all(self, conversation_ids: Iterable[int] | None = None) -> None:
-        """`_touch` for several conversations in one statement (None: all of them)."""
+        """`_touch` for several conversations in one statement (None: all of them), and
+        the conversations that only grew in this write moved on (`_bump_grown`)."""
         if conversation_ids is None:
+            self._grown = {}
             self._conn.execute(f"UPDATE conversations SET (last_at, last_message_id) = {_LAST}")  # noqa: S608
             return
-        for part in chunks(sorted(conversation_ids)):
+        ids = sorted(conversation_ids)
+        for part in chunks(ids):
             self._conn.execute(
                 f"UPDATE conversations SET (last_at, last_message_id) = {_LAST} "  # noqa: S608
                 f"WHERE id IN ({marks(part)})",
                 part,
             )
+        if self._grown:
+            for cid in ids:
+                self._grown.pop(cid, None)
+            if self._grown:
+                self._bump_grown()
 
     def _raise_read_mark(self, cid: int, up_to: int, *, quiet: bool = False) -> bool:
         cur = self._conn.execute(

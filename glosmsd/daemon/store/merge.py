@@ -494,21 +494,26 @@ class SyncMerge(Records):
 
 
 def _items(events: Sequence[Any], own_ext: str | None) -> list[_Item]:
-    """The batch's events that can be applied, in order; the malformed ones are logged."""
+    """The batch's events that can be applied, in order; the malformed ones are logged.
+
+    The checks of `is_id` are written out: this runs once per event of a catch-up."""
     out: list[_Item] = []
+    new = tuple.__new__
+    parse = IncomingMessage.parse
     for index, ev in enumerate(events):
-        if not isinstance(ev, Mapping):
+        if type(ev) is not dict and not isinstance(ev, Mapping):
             log.warning("sync: skipped a non-object event")
             continue
         seq, kind = ev.get("seq"), ev.get("kind")
-        if not is_id(seq):
+        # `is_id` after the common case (an int subclass, not bool, still counts).
+        if (type(seq) is not int or not 0 <= seq <= _MAX_ID) and not is_id(seq):
             log.warning("sync: skipped an event without an integer seq")
             continue
         message = None
         if kind == "message":
-            message = IncomingMessage.parse(ev.get("message"), own_ext)
-            if message is None or not is_id(message.server_id):
+            message = parse(ev.get("message"), own_ext)
+            if message is None or not 0 <= message.server_id <= _MAX_ID:
                 log.warning("sync: skipped a malformed message event (seq %s)", seq)
                 continue
-        out.append(_Item(index, int(seq), str(kind), ev, message))
+        out.append(new(_Item, (index, int(seq), str(kind), ev, message)))
     return out

@@ -766,6 +766,38 @@ async def test_async_store_runs_on_its_own_thread(db_path: Path) -> None:
         await astore.close()
 
 
+async def test_async_store_publishes_a_write_whose_caller_stopped_waiting(db_path: Path) -> None:
+    # The events of a call reach `on_events` with its result (one wake-up of the loop);
+    # a caller cancelled while its write runs must not take the write's events with it.
+    got: list[LocalEvent] = []
+    arrived = asyncio.Event()
+    started, gate = threading.Event(), threading.Event()
+
+    def on_events(events: list[LocalEvent]) -> None:
+        got.extend(events)
+        arrived.set()
+
+    def slow_send(store: Store) -> Any:
+        started.set()
+        assert gate.wait(10)
+        return store.enqueue_send("a1", OWN, BOB, "hello")
+
+    astore = await AsyncStore.open(db_path, on_events=on_events)
+    try:
+        task = asyncio.create_task(astore.run(slow_send))
+        assert await asyncio.to_thread(started.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        gate.set()
+        await asyncio.wait_for(arrived.wait(), 10)
+        assert [e.kind for e in got] == ["message"]
+        assert (await astore.run(Store.message_by_client_id, "a1")) is not None
+    finally:
+        gate.set()
+        await astore.close()
+
+
 async def test_async_store_open_error(db_path: Path) -> None:
     db_path.write_bytes(b"garbage" * 200)
     with pytest.raises(StoreError):

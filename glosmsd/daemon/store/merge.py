@@ -51,6 +51,13 @@ _DATA_ERRORS: Final = (
 )
 
 
+# What `_merge_existing` reads of the row a message already has.
+_EXISTING: Final = (
+    "SELECT id, state, reason, conversation_id, files, text, direction, server_id, at, sender "
+    "FROM messages "
+)
+
+
 def is_id(value: Any) -> TypeGuard[int]:
     """A server id, seq or mark: an integer SQLite can hold, not negative."""
     return is_int(value) and 0 <= value <= _MAX_ID
@@ -393,40 +400,43 @@ class SyncMerge(Records):
         """Merge `m` into the row it already has (our own send coming back, or a repeat):
         one row, never two. False when it has none."""
         db = self._conn
-        existing = db.execute(
-            "SELECT id, state, reason, conversation_id, files, text FROM messages "
-            "WHERE server_id = ?",
-            (m.server_id,),
-        ).fetchone()
+        existing = db.execute(_EXISTING + "WHERE server_id = ?", (m.server_id,)).fetchone()
         if existing is None and m.client_id:
-            existing = db.execute(
-                "SELECT id, state, reason, conversation_id, files, text FROM messages "
-                "WHERE client_id = ?",
-                (m.client_id,),
-            ).fetchone()
+            existing = db.execute(_EXISTING + "WHERE client_id = ?", (m.client_id,)).fetchone()
         if existing is None:
             return False
+        cid = existing["conversation_id"]
         # The local paths of the files we sent ourselves are kept.
-        local = {f.get("sha256"): f.get("path") for f in json.loads(existing["files"])}
-        db.execute(
-            "UPDATE messages SET server_id = ?, at = ?, sender = ?, files = ? WHERE id = ?",
-            (m.server_id, m.at, m.sender, m.files_json(local), existing["id"]),
+        raw_files = existing["files"]
+        files = (
+            m.files_json({f.get("sha256"): f.get("path") for f in json.loads(raw_files)})
+            if raw_files != "[]"
+            else m.files_json()
         )
+        # What did not change is not written (an echo of our own send usually changes
+        # nothing): a row whose time stays keeps its conversation's newest message, and
+        # only an incoming row's server id counts for its conversation's unread count.
+        if (existing["server_id"], existing["at"], existing["sender"], raw_files) != (
+            m.server_id,
+            m.at,
+            m.sender,
+            files,
+        ):
+            db.execute(
+                "UPDATE messages SET server_id = ?, at = ?, sender = ?, files = ? WHERE id = ?",
+                (m.server_id, m.at, m.sender, files, existing["id"]),
+            )
+            if existing["at"] != m.at:
+                touched.add(cid)
+            if existing["direction"] == "in" and existing["server_id"] != m.server_id:
+                self._unread.mark(cid)
         # Only when it differs: an UPDATE OF text re-indexes the row (FTS trigger).
         if existing["text"] != m.text:
             db.execute("UPDATE messages SET text = ? WHERE id = ?", (m.text, existing["id"]))
         if m.client_id:
             db.execute("DELETE FROM outbox WHERE client_id = ?", (m.client_id,))
         if not (m.state == "sending" and existing["state"] != "sending"):
-            self._set_state(
-                existing,
-                m.state,
-                m.reason,
-                quiet=quiet,
-                conversation_id=existing["conversation_id"],
-            )
-        touched.add(existing["conversation_id"])
-        self._unread.mark(existing["conversation_id"])
+            self._set_state(existing, m.state, m.reason, quiet=quiet, conversation_id=cid)
         return True
 
     def _insert_new(

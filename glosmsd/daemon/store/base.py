@@ -252,10 +252,11 @@ class StoreBase:
     def _append(self, kind: str, payload: Mapping[str, Any], at: float | None = None) -> LocalEvent:
         when = time.time() if at is None else at
         data = dict(payload)
+        text = dumps(data)
         cur = self._conn.execute(
-            "INSERT INTO events (kind, at, payload) VALUES (?, ?, ?)", (kind, when, dumps(data))
+            "INSERT INTO events (kind, at, payload) VALUES (?, ?, ?)", (kind, when, text)
         )
-        event = LocalEvent(id=int(cur.lastrowid or 0), kind=kind, at=when, data=data)
+        event = LocalEvent(int(cur.lastrowid or 0), kind, when, data, text)
         self._pending.append(event)
         return event
 
@@ -271,13 +272,14 @@ class StoreBase:
         ).fetchone()
         first = int(row[0])
         ids = range(first, first + len(payloads))
+        texts = [dumps(p) for p in payloads]
         self._conn.executemany(
             "INSERT INTO events (id, kind, at, payload) VALUES (?, ?, ?, ?)",
-            [(i, kind, when, dumps(p)) for i, p in zip(ids, payloads, strict=True)],
+            [(i, kind, when, t) for i, t in zip(ids, texts, strict=True)],
         )
         # Positional arguments: a catch-up makes one per message (keywords cost about a third more).
         self._pending.extend(
-            [LocalEvent(i, kind, when, p) for i, p in zip(ids, payloads, strict=True)]
+            [LocalEvent(i, kind, when, p, t) for i, p, t in zip(ids, payloads, texts, strict=True)]
         )
 
     def append_event(self, kind: str, payload: Mapping[str, Any]) -> LocalEvent:
@@ -352,7 +354,7 @@ class StoreBase:
                 (after_id, top, max(0, limit)),
             ).fetchall()
         truncated = after_id < pruned or after_id > last
-        events = [LocalEvent(id=r[0], kind=r[1], at=r[2], data=json.loads(r[3])) for r in rows]
+        events = [LocalEvent(r[0], r[1], r[2], json.loads(r[3]), r[3]) for r in rows]
         return events, truncated
 
     # ------------------------------------------------------------------ unread

@@ -998,6 +998,33 @@ def test_the_writer_checkpoints_a_wal_past_the_limit(db_path: Path) -> None:
         s.close()
 
 
+def test_a_write_rereads_what_another_connection_changed(db_path: Path) -> None:
+    # The cursor, the event log's pruning state and the unread counts are kept between
+    # writes; another connection's commit (a restored backup, a second process) makes the
+    # next write read them again instead of trusting what this one last wrote.
+    s = Store.open(db_path)
+    try:
+        s.apply_sync([mev(1, msg(1)), mev(2, msg(2))], 2)
+        assert s.unread().total == 2
+        other = sqlite3.connect(db_path, isolation_level=None)
+        try:
+            other.execute("UPDATE meta SET value = '5' WHERE key = 'cursor'")
+            other.execute("UPDATE conversations SET read_up_to = 2")
+            other.execute("DELETE FROM events")
+            other.execute(
+                "INSERT INTO meta (key, value) VALUES ('events_pruned_up_to', '100') "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            )
+        finally:
+            other.close()
+        got = s.apply_sync([mev(3, msg(3)), mev(6, msg(6))], 6)
+        assert [e.data["message"]["server_id"] for e in got if e.kind == "message"] == [6]
+        assert s.unread().total == 1
+        assert s.events_since(0)[1] is True  # pruned past 0, as the other connection said
+    finally:
+        s.close()
+
+
 @pytest.mark.parametrize("busy_wal_bytes", [0, 1 << 40])
 def test_checkpoints_during_writes_wait_for_a_large_wal(db_path: Path, busy_wal_bytes: int) -> None:
     # Writes that never pause (idle is a minute away): past max_delay, a checkpoint runs

@@ -81,10 +81,6 @@ class StoreBase:
         self._data_version: int | None = None
         self._cursor_cache: int | None = None
         self._prune_cache: tuple[int, float | None] | None = None
-        # Conversations that only gained messages in the open write: id -> the (at, id)
-        # of the newest one added. Their newest message is moved on without a query when
-        # the write commits (`_bump_grown`).
-        self._grown: dict[int, tuple[float, int]] = {}
         #: The WAL size past which the writer checkpoints itself (see `defer_checkpoints`).
         self.wal_limit = WAL_LIMIT_BYTES
 
@@ -141,7 +137,6 @@ class StoreBase:
         try:
             conn.execute("BEGIN IMMEDIATE")
             self._pending = []
-            self._grown = {}
             self._unread.begin()
             try:
                 version = conn.execute("PRAGMA data_version").fetchone()[0]
@@ -149,8 +144,6 @@ class StoreBase:
                     self._forget_cached()
                     self._data_version = version
                 yield conn
-                if self._grown:
-                    self._bump_grown()
                 if self._pending:
                     self._prune_events(time.time(), self._pending[-1].id)
                 conn.execute("COMMIT")
@@ -178,27 +171,6 @@ class StoreBase:
         self._unread.cached = None
         self._cursor_cache = None
         self._prune_cache = None
-        self._grown = {}
-
-    def _bump_grown(self) -> None:
-        """Move each conversation that only gained messages in this write on to the newest
-        of them, as `_touch` would: new rows have the largest ids, so one is the newest
-        unless an older message has a later time (on a tie the larger id wins)."""
-        self._conn.executemany(
-            "UPDATE conversations SET "
-            "last_message_id = CASE WHEN last_at IS NULL OR last_at <= ?1 "
-            "THEN ?2 ELSE last_message_id END, "
-            "last_at = CASE WHEN last_at IS NULL OR last_at <= ?1 THEN ?1 ELSE last_at END "
-            "WHERE id = ?3",
-            [(at, mid, cid) for cid, (at, mid) in self._grown.items()],
-        )
-        self._grown = {}
-
-    def _grew(self, conversation_id: int, at: float, message_id: int) -> None:
-        """A new message (with the largest id so far) was added to the conversation."""
-        known = self._grown.get(conversation_id)
-        if known is None or (at, message_id) > known:
-            self._grown[conversation_id] = (at, message_id)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -365,8 +337,6 @@ class StoreBase:
 
     def _settle_unread(self, before: Mapping[int, int]) -> None:
         """Count what this write changed, and log an `unread` event when it changed."""
-        if self._grown:
-            self._bump_grown()  # the counts only cover conversations with a `last_at`
         after = self._unread.settle(self._conn, before)
         if after is not None:
             self._append(

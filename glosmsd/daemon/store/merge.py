@@ -362,6 +362,7 @@ class SyncMerge(Records):
                 if m.server_id <= conv_marks[cid][0]:
                     continue  # deleted here before: a late copy stays deleted
                 new.append((cid, m))
+                touched.add(cid)
             known_sids.add(m.server_id)
             if m.client_id:
                 known_cids.add(m.client_id)
@@ -450,9 +451,8 @@ class SyncMerge(Records):
         log their events; `conv_marks` has each conversation's (deleted_up_to, read_up_to).
 
         Several are written with `executemany` under the ids SQLite would pick (max + 1:
-        `messages` has no AUTOINCREMENT); one takes the plain insert. Either way the new
-        rows are the newest by id, so what they add to their conversations (the newest
-        message, the unread count) is known without asking the database again."""
+        `messages` has no AUTOINCREMENT); one takes the plain insert. What a new row adds
+        to its conversation's unread count is known without counting it again."""
         if not new:
             return
         db = self._conn
@@ -486,8 +486,7 @@ class SyncMerge(Records):
                 "INSERT INTO messages_fts (rowid, text) VALUES (?, ?)",
                 [(i, m.text) for i, (_cid, m) in zip(ids, new, strict=True)],
             )
-        for i, (cid, m) in zip(ids, new, strict=True):
-            self._grew(cid, m.at, i)
+        for cid, m in new:
             if m.direction == "in" and m.server_id > conv_marks[cid][1]:
                 self._unread.add(cid)
         if quiet:

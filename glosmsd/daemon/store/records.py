@@ -309,24 +309,16 @@ class Records(StoreBase):
         )
 
     def _touch_all(self, conversation_ids: Iterable[int] | None = None) -> None:
-        """`_touch` for several conversations in one statement (None: all of them), and
-        the conversations that only grew in this write moved on (`_bump_grown`)."""
+        """`_touch` for several conversations in one statement (None: all of them)."""
         if conversation_ids is None:
-            self._grown = {}
             self._conn.execute(f"UPDATE conversations SET (last_at, last_message_id) = {_LAST}")  # noqa: S608
             return
-        ids = sorted(conversation_ids)
-        for part in chunks(ids):
+        for part in chunks(sorted(conversation_ids)):
             self._conn.execute(
                 f"UPDATE conversations SET (last_at, last_message_id) = {_LAST} "  # noqa: S608
                 f"WHERE id IN ({marks(part)})",
                 part,
             )
-        if self._grown:
-            for cid in ids:
-                self._grown.pop(cid, None)
-            if self._grown:
-                self._bump_grown()
 
     def _raise_read_mark(self, cid: int, up_to: int, *, quiet: bool = False) -> bool:
         cur = self._conn.execute(

@@ -34,7 +34,6 @@ from glosmsd.daemon.store import (
     Store,
 )
 from glosmsd.daemon.store import base as store_base
-from glosmsd.daemon.store.checkpoint import Checkpointer
 from glosmsd.daemon.store.unread import count_all
 
 OWN = "+15550001001"
@@ -1022,26 +1021,6 @@ def test_a_write_rereads_what_another_connection_changed(db_path: Path) -> None:
         assert s.unread().total == 1
         assert s.events_since(0)[1] is True  # pruned past 0, as the other connection said
     finally:
-        s.close()
-
-
-@pytest.mark.parametrize("busy_wal_bytes", [0, 1 << 40])
-def test_checkpoints_during_writes_wait_for_a_large_wal(db_path: Path, busy_wal_bytes: int) -> None:
-    # Writes that never pause (idle is a minute away): past max_delay, a checkpoint runs
-    # beside them only once the WAL is past busy_wal_bytes; a small WAL waits for the
-    # pause, since a checkpoint's fsyncs hold up a send's durable commit next to it.
-    s = Store.open(db_path)
-    checkpointer = Checkpointer(db_path, idle=60.0, max_delay=0.01, busy_wal_bytes=busy_wal_bytes)
-    try:
-        s.defer_checkpoints(checkpointer.committed)
-        covered = False
-        for i in range(40):
-            s.set_pref("k", i)
-            covered = covered or checkpointer.wait_covered(1, 0.02)
-        assert covered is (busy_wal_bytes == 0)
-        assert (checkpointer.runs > 0) is (busy_wal_bytes == 0)
-    finally:
-        checkpointer.stop()
         s.close()
 
 

@@ -48,11 +48,7 @@ from glosmsd.daemon.store.base import (
     EventsListener,
     LocalEvent,
 )
-from glosmsd.daemon.store.checkpoint import (
-    CHECKPOINT_BUSY_WAL_BYTES,
-    CHECKPOINT_IDLE_SECONDS,
-    CHECKPOINT_MAX_DELAY,
-)
+from glosmsd.daemon.store.checkpoint import CHECKPOINT_IDLE_SECONDS, CHECKPOINT_MAX_DELAY
 from glosmsd.daemon.store.database import Store
 from glosmsd.daemon.store.prefs import EMOJI_RECENTS
 from glosmsd.daemon.store.rows import (
@@ -75,7 +71,6 @@ from glosmsd.daemon.store.rows import (
 from glosmsd.daemon.store.schema import SCHEMA, SCHEMA_VERSION, STEPS
 
 __all__ = [
-    "CHECKPOINT_BUSY_WAL_BYTES",
     "CHECKPOINT_IDLE_SECONDS",
     "CHECKPOINT_MAX_DELAY",
     "EMOJI_RECENTS",

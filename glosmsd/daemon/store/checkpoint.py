@@ -3,17 +3,13 @@
 Under `AsyncStore` no commit copies the WAL back (SQLite's automatic checkpoint did, inside
 whichever commit crossed 1000 pages: one send in ~130 paid 10-20 ms of fsyncs). This
 thread, with its own connection, does it once the writes pause (`CHECKPOINT_IDLE_SECONDS`)
-or have gone on for `CHECKPOINT_MAX_DELAY` with the WAL past `CHECKPOINT_BUSY_WAL_BYTES`
-(a checkpoint's fsyncs hold up a send's durable commit running beside it: one delivery
-waited 29 ms for one, so while writes go on and the WAL is small it waits for the
-pause); should the WAL still pass the store's limit,
+or have gone on for `CHECKPOINT_MAX_DELAY`; should the WAL still pass the store's limit,
 the writer checkpoints it itself after its commit (`StoreBase._committed`), so the WAL
 stays bounded whatever the write rate.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
@@ -24,10 +20,8 @@ from glosmsd.daemon.store.base import log
 
 #: The checkpoint thread runs once no commit came for this long...
 CHECKPOINT_IDLE_SECONDS: Final = 0.5
-#: ...or this long after the first commit it has not copied back, whichever is first...
+#: ...or this long after the first commit it has not copied back, whichever is first.
 CHECKPOINT_MAX_DELAY: Final = 2.0
-#: ...that one only when the WAL has grown past this (a quarter of the store's limit).
-CHECKPOINT_BUSY_WAL_BYTES: Final = 16 * 1024 * 1024
 
 
 class Checkpointer:
@@ -35,10 +29,9 @@ class Checkpointer:
 
     The writer calls `committed()` after each commit (cheap: it only notes the time, and
     wakes the thread when it was idle). The thread runs a PASSIVE checkpoint, which never
-    waits for nor blocks the writer, once no commit came for `idle` seconds, or `max_delay`
-    after the first commit it has not copied back if the WAL is past `busy_wal_bytes`.
-    Its fsyncs are of the database file, not the WAL a send's commit syncs, and happen
-    outside every send's transaction (but the disk is shared: see the module docstring).
+    waits for nor blocks the writer, once no commit came for `idle` seconds or `max_delay`
+    after the first commit it has not copied back. Its fsyncs are of the database file,
+    not the WAL a send's commit syncs, and happen outside every send's transaction.
     """
 
     def __init__(
@@ -47,13 +40,10 @@ class Checkpointer:
         *,
         idle: float = CHECKPOINT_IDLE_SECONDS,
         max_delay: float = CHECKPOINT_MAX_DELAY,
-        busy_wal_bytes: int = CHECKPOINT_BUSY_WAL_BYTES,
     ) -> None:
         self._path = path
-        self._wal_path = f"{path}-wal"
         self._idle = idle
         self._max_delay = max_delay
-        self._busy_wal_bytes = busy_wal_bytes
         self._cond = threading.Condition()
         self._first: float | None = None  # first commit not copied back yet
         self._last = 0.0
@@ -96,21 +86,12 @@ class Checkpointer:
                 self._cond.wait()
                 continue
             now = time.monotonic()
-            delayed = now >= self._first + self._max_delay
-            busy = delayed and self._wal_bytes() >= self._busy_wal_bytes
-            if now >= self._last + self._idle or busy:
+            due = min(self._last + self._idle, self._first + self._max_delay)
+            if now >= due:
                 self._first = None
                 return self.commits
-            if delayed:
-                self._first = now  # a small WAL waits for the pause (looked at again later)
-            self._cond.wait(min(self._last + self._idle, self._first + self._max_delay) - now)
+            self._cond.wait(due - now)
         return None
-
-    def _wal_bytes(self) -> int:
-        try:
-            return os.stat(self._wal_path).st_size
-        except OSError:
-            return 0
 
     def _run(self) -> None:
         try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from glosmsd.core.errors import SubscriberDropped
@@ -38,12 +38,17 @@ def end_queue(queue: asyncio.Queue[Any]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One local event as clients see it: `id` grows strictly, `kind` names the change."""
+    """One local event as clients see it: `id` grows strictly, `kind` names the change.
+
+    `data_json` is `data` as JSON text when the store already wrote it so (its event log
+    keeps that text): the socket sends it as it is instead of encoding `data` again on the
+    event loop, once per subscriber."""
 
     id: int
     kind: str
     at: float
     data: Mapping[str, Any]
+    data_json: str | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "at": self.at, "data": dict(self.data)}

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
+import json
 import logging
 import os
 import socket
@@ -88,6 +89,8 @@ CAPABILITIES: Final = ("batch", "notifications", "subscribe", "replay", "progres
 Replay = Callable[[int, int], Awaitable[tuple[list[Event], bool]]]
 """replay(after_id, up_to_id) -> (events after `after_id` up to `up_to_id`, gap)."""
 
+# `rpc.encode`'s JSON, for the part of an event line the store did not write.
+_HEAD: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _CONN: contextvars.ContextVar[IpcSession] = contextvars.ContextVar("glosmsd_ipc_conn")
 #: What to run once the reply of the call being handled is queued (a subscription's replay
 #: starts then). Per call, not per connection: a transport may handle calls concurrently.
@@ -641,14 +644,14 @@ class IpcServer:
         try:
             for ev in backlog:
                 # Replay may be long: wait for room rather than dropping a slow reader.
-                await conn.reply(rpc.encode(rpc.notification("event", ev.to_json())))
+                await conn.reply(event_line(ev))
                 if not conn.is_open():
                     return
             while conn.is_open():
                 ev = await sub.get()
                 if ev.id <= last:
                     continue
-                conn.send(rpc.encode(rpc.notification("event", ev.to_json())))
+                conn.send(event_line(ev))
         except SubscriberDropped:
             conn.drop("event queue overflowed (it stopped reading)")
         except EOFError:
@@ -669,6 +672,23 @@ class IpcServer:
             raise RpcError(INVALID_REQUEST, "This daemon cannot be stopped over the socket.")
         asyncio.get_running_loop().call_soon(self._on_quit)
         return {"quitting": True}
+
+
+def event_line(ev: Event) -> bytes:
+    """The `event` notification of `ev`, one line, as `rpc.encode` writes it.
+
+    The event's data goes in as the JSON text the store logged it with, when it has one
+    that is also valid here (no NaN or infinity, which the store's JSON allows and
+    `rpc.encode` refuses; no lone surrogate, which UTF-8 cannot carry)."""
+    text = ev.data_json
+    if text is not None and "NaN" not in text and "Infinity" not in text:
+        try:
+            head = _HEAD.encode({"id": ev.id, "kind": ev.kind, "at": ev.at})[:-1]
+            line = f'{{"jsonrpc":"2.0","method":"event","params":{head},"data":{text}}}}}\n'
+            return line.encode()
+        except (ValueError, UnicodeEncodeError):
+            pass
+    return rpc.encode(rpc.notification("event", ev.to_json()))
 
 
 async def _refuse(writer: asyncio.StreamWriter, err: GlosmsdError) -> None:

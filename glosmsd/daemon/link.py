@@ -82,6 +82,8 @@ MAX_FRAME: Final = 4 * 1024 * 1024
 #: disconnected; the next connection catches up from the stored cursor instead.
 MAX_PENDING_EVENTS: Final = 10_000
 _LOG_CLIP: Final = 200
+#: Put on a connection's event queue once its reader has ended (compared by identity).
+_READER_ENDED: Final[dict[str, Any]] = {}
 
 OnEvent = Callable[[dict[str, Any]], Awaitable[None]]
 OnStatus = Callable[[LinkStatus], None]
@@ -399,28 +401,27 @@ class Link:
         if not isinstance(act, GoLive):
             return f"unexpected step {type(act).__name__}"
         self._publish()
-        getter: asyncio.Task[dict[str, Any]] | None = None
-        try:
-            while True:
-                getter = asyncio.ensure_future(self._events.get())
-                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    return reader.result() if not reader.cancelled() else "connection closed"
-                live = self._core.live_event(getter.result(), self._clock())
-                if isinstance(live, Deliver):
-                    try:
-                        await self._callback("on_event", self._on_event(live.event))
-                    except PoisonEvent as exc:
-                        live = self._core.store_refused(exc, live.event)
-                if isinstance(live, Skip):
-                    log.warning("link: skipped an event: %s", _clip(live.reason))
-                    self._publish()
-                    await self._callback("apply_batch", self._apply_batch([], live.cursor, False))
-                elif isinstance(live, Ignore):
-                    log.warning("link: ignored an event: %s", _clip(live.reason))
-        finally:
-            if getter is not None and not getter.done():
-                getter.cancel()
+        # The reader's end comes through the event queue, after the events it took: one
+        # await per event, where a task for `get()` and an `asyncio.wait` on it and the
+        # reader cost about as much as storing the event (issue 16).
+        events = self._events
+        reader.add_done_callback(lambda _done: events.put_nowait(_READER_ENDED))
+        while True:
+            event = await events.get()
+            if event is _READER_ENDED:
+                return reader.result() if not reader.cancelled() else "connection closed"
+            live = self._core.live_event(event, self._clock())
+            if isinstance(live, Deliver):
+                try:
+                    await self._callback("on_event", self._on_event(live.event))
+                except PoisonEvent as exc:
+                    live = self._core.store_refused(exc, live.event)
+            if isinstance(live, Skip):
+                log.warning("link: skipped an event: %s", _clip(live.reason))
+                self._publish()
+                await self._callback("apply_batch", self._apply_batch([], live.cursor, False))
+            elif isinstance(live, Ignore):
+                log.warning("link: ignored an event: %s", _clip(live.reason))
 
     async def _step(
         self, ws: ClientConnection, method: str, params: dict[str, Any], limit: float

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -296,11 +297,12 @@ class Service:
     @property
     def number_region(self) -> str | None:
         """The region of numbers typed without a country code (`numbers.default_region`)."""
-        return numbers.default_region(
-            setting=self.account.settings.get("region"),
-            own_number=self.account.number,
-            locale=self.locale,
-        )
+        setting = self.account.settings.get("region")
+        if setting is not None and not isinstance(setting, str):  # not a key for the cache
+            return numbers.default_region(
+                setting=setting, own_number=self.account.number, locale=self.locale
+            )
+        return _default_region(setting, self.account.number, self.locale)
 
     async def resolve_conversation(self, ref: int | str) -> ConversationRow:
         """The conversation `ref` names (see `resolve_conversations`); of a contact with
@@ -740,3 +742,10 @@ def _emoji_in(text: str) -> list[str]:
     import emoji
 
     return [e["emoji"] for e in emoji.emoji_list(text)]
+
+
+@functools.lru_cache(maxsize=16)
+def _default_region(setting: str | None, own_number: str | None, locale: str | None) -> str | None:
+    """`numbers.default_region`, remembered: it parses the own number (40 us), and every
+    send asks it with the same three values."""
+    return numbers.default_region(setting=setting, own_number=own_number, locale=locale)

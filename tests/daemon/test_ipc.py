@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from glosmsd.client.ipc import Client, DaemonNotRunning
 from glosmsd.core import rpc
 from glosmsd.core.errors import ConfigError, NotFound, RpcError
 from glosmsd.daemon.hub import Event, Hub
-from glosmsd.daemon.ipc import OUT_BYTES, IpcServer, IpcSession
+from glosmsd.daemon.ipc import OUT_BYTES, IpcServer, IpcSession, event_line
+from glosmsd.daemon.store.incoming import dumps
 
 
 class EventLog:
@@ -478,3 +481,29 @@ async def test_a_client_that_resets_with_replies_unread_is_let_go(tmp_path: Path
     finally:
         stuck.close()
         await server.close()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@example(data={"text": "Infinity and NaN, a lone \ud800"}, kind="message", at=1.5)
+@example(data={"at": float("nan")}, kind="prefs", at=2.0)
+@given(st.dictionaries(st.text(), JSON_VALUES, max_size=4), st.text(), st.floats(0, 2e9))
+def test_an_event_line_from_the_stored_json_is_what_encoding_gives(
+    data: dict[str, Any], kind: str, at: float
+) -> None:
+    # The socket sends an event's data as the JSON text the store logged it with; the
+    # line is byte for byte what encoding the event gives, or refused the same way.
+    ev = Event(7, kind, at, data, dumps(data))
+    try:
+        expected = rpc.encode(rpc.notification("event", ev.to_json()))
+    except ValueError:
+        with pytest.raises(ValueError):
+            event_line(ev)
+        return
+    assert event_line(ev) == expected
+    assert event_line(Event(7, kind, at, data)) == expected

@@ -826,6 +826,38 @@ async def test_async_store_runs_on_its_own_thread(db_path: Path) -> None:
         await astore.close()
 
 
+async def test_async_store_publishes_a_write_whose_caller_stopped_waiting(db_path: Path) -> None:
+    # The events of a call reach `on_events` with its result (one wake-up of the loop);
+    # a caller cancelled while its write runs must not take the write's events with it.
+    got: list[LocalEvent] = []
+    arrived = asyncio.Event()
+    started, gate = threading.Event(), threading.Event()
+
+    def on_events(events: list[LocalEvent]) -> None:
+        got.extend(events)
+        arrived.set()
+
+    def slow_send(store: Store) -> Any:
+        started.set()
+        assert gate.wait(10)
+        return store.enqueue_send("a1", OWN, BOB, "hello")
+
+    astore = await AsyncStore.open(db_path, on_events=on_events)
+    try:
+        task = asyncio.create_task(astore.run(slow_send))
+        assert await asyncio.to_thread(started.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        gate.set()
+        await asyncio.wait_for(arrived.wait(), 10)
+        assert [e.kind for e in got] == ["message"]
+        assert (await astore.run(Store.message_by_client_id, "a1")) is not None
+    finally:
+        gate.set()
+        await astore.close()
+
+
 async def test_async_store_open_error(db_path: Path) -> None:
     db_path.write_bytes(b"garbage" * 200)
     with pytest.raises(StoreError):
@@ -1021,6 +1053,33 @@ def test_the_writer_checkpoints_a_wal_past_the_limit(db_path: Path) -> None:
         # limit by more than that, where all 6,000 messages take about 40 MB.
         assert max(sizes) < 2 * 1024 * 1024
         assert s.cursor() == 6000
+    finally:
+        s.close()
+
+
+def test_a_write_rereads_what_another_connection_changed(db_path: Path) -> None:
+    # The cursor, the event log's pruning state and the unread counts are kept between
+    # writes; another connection's commit (a restored backup, a second process) makes the
+    # next write read them again instead of trusting what this one last wrote.
+    s = Store.open(db_path)
+    try:
+        s.apply_sync([mev(1, msg(1)), mev(2, msg(2))], 2)
+        assert s.unread().total == 2
+        other = sqlite3.connect(db_path, isolation_level=None)
+        try:
+            other.execute("UPDATE meta SET value = '5' WHERE key = 'cursor'")
+            other.execute("UPDATE conversations SET read_up_to = 2")
+            other.execute("DELETE FROM events")
+            other.execute(
+                "INSERT INTO meta (key, value) VALUES ('events_pruned_up_to', '100') "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            )
+        finally:
+            other.close()
+        got = s.apply_sync([mev(3, msg(3)), mev(6, msg(6))], 6)
+        assert [e.data["message"]["server_id"] for e in got if e.kind == "message"] == [6]
+        assert s.unread().total == 1
+        assert s.events_since(0)[1] is True  # pruned past 0, as the other connection said
     finally:
         s.close()
 

@@ -1,7 +1,10 @@
 """`AsyncStore`: a `Store` on one dedicated writer thread, awaited from the event loop.
 
 Every call runs on the same thread, in call order, so writes are serialized and the loop
-never blocks on SQLite; events go to `on_events` on the loop's thread. There is one way to
+never blocks on SQLite; events go to `on_events` on the loop's thread, in the one wake-up
+of the loop that also hands the call's result back (a second `call_soon_threadsafe` per
+write, for its events, was a self-pipe write and a loop wake-up of its own: issue 16).
+The events of a call are published whether or not its caller is still waiting. There is one way to
 call the store, `await store.run(Store.method, *args)`, typed through the method itself
 (mypy checks the arguments and the result), so nothing mirrors the store's methods here.
 """
@@ -9,7 +12,8 @@ call the store, `await store.run(Store.method, *args)`, typed through the method
 from __future__ import annotations
 
 import asyncio
-import functools
+import collections
+import concurrent.futures
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +22,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from glosmsd.daemon.store import failures
-from glosmsd.daemon.store.base import EventsListener, LocalEvent
+from glosmsd.daemon.store.base import EventsListener, LocalEvent, log
 from glosmsd.daemon.store.checkpoint import Checkpointer
 from glosmsd.daemon.store.database import Store
 from glosmsd.daemon.store.rows import ExportedConversation
@@ -37,12 +41,20 @@ class AsyncStore:
         store: Store,
         checkpointer: Checkpointer | None = None,
         lock: DataLock | None = None,
+        *,
+        on_events: EventsListener | None = None,
+        events: collections.deque[list[LocalEvent]] | None = None,
     ) -> None:
         self._executor = executor
         self._lock = lock
         self._store = store
         self._checkpointer = checkpointer
         self.thread_id: int = 0
+        self._on_events = on_events
+        # Filled on the store's thread as writes commit, emptied on the loop's.
+        self._events: collections.deque[list[LocalEvent]] = (
+            collections.deque() if events is None else events
+        )
 
     @classmethod
     async def open(
@@ -52,13 +64,11 @@ class AsyncStore:
         `system.datalock`) is released when the store is closed or fails to open."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="glosmsd-store")
         loop = asyncio.get_running_loop()
-
-        def deliver(events: list[LocalEvent]) -> None:
-            if on_events is not None:
-                loop.call_soon_threadsafe(on_events, events)
+        committed: collections.deque[list[LocalEvent]] = collections.deque()
 
         def open_store() -> tuple[Store, Checkpointer]:
-            store = Store.open(path, on_events=deliver if on_events else None)
+            # Kept until the call that wrote them hands its result back (`_settle`).
+            store = Store.open(path, on_events=committed.append if on_events else None)
             checkpointer: Checkpointer | None = None
             try:
                 checkpointer = Checkpointer(store.path)
@@ -77,16 +87,55 @@ class AsyncStore:
             if lock is not None:
                 lock.release()
             raise
-        astore = cls(executor, store, checkpointer, lock)
-        astore.thread_id = await loop.run_in_executor(executor, threading.get_ident)
+        astore = cls(executor, store, checkpointer, lock, on_events=on_events, events=committed)
+        astore._publish()  # anything the open wrote (nothing, as of now)
+        astore.thread_id = await astore.run(lambda _store: threading.get_ident())
         return astore
 
     async def run(
         self, method: Callable[Concatenate[Store, P], T], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """`method(store, *args, **kwargs)` on the store's thread: `await s.run(Store.cursor)`."""
-        call = functools.partial(_explained, self._store, method, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[T] = loop.create_future()
+        work = self._executor.submit(_explained, self._store, method, *args, **kwargs)
+
+        def done(_work: concurrent.futures.Future[T]) -> None:  # on the store's thread
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._settle, work, result)
+
+        work.add_done_callback(done)
+        try:
+            return await result
+        except asyncio.CancelledError:
+            work.cancel()  # not started yet: it never runs
+            raise
+
+    def _settle(self, work: concurrent.futures.Future[T], result: asyncio.Future[T]) -> None:
+        """On the loop: publish what the store committed, then hand the call's result back."""
+        self._publish()
+        if result.done():  # the caller gave up waiting
+            return
+        if work.cancelled():
+            result.cancel()
+            return
+        exc = work.exception()
+        if exc is not None:
+            result.set_exception(exc)
+        else:
+            result.set_result(work.result())
+
+    def _publish(self) -> None:
+        events = self._events
+        on_events = self._on_events
+        while events:
+            batch = events.popleft()
+            if on_events is None:
+                continue
+            try:
+                on_events(batch)
+            except Exception:  # a listener's bug must not keep a result from its caller
+                log.exception("store events listener failed")
 
     @property
     def path(self) -> Path:

@@ -74,6 +74,13 @@ class StoreBase:
         # Set by `defer_checkpoints`: called after every commit, on this thread.
         self._after_commit: Callable[[], None] | None = None
         self._wal_path = f"{path}-wal"
+        # What a write would otherwise read back each time, as of this connection's own
+        # last commit: the sync cursor, and (events_pruned_up_to, the `at` of the oldest
+        # event, None when the log is empty) for the pruning check. `PRAGMA data_version`
+        # tells when another connection committed since (then they are read again).
+        self._data_version: int | None = None
+        self._cursor_cache: int | None = None
+        self._prune_cache: tuple[int, float | None] | None = None
         #: The WAL size past which the writer checkpoints itself (see `defer_checkpoints`).
         self.wal_limit = WAL_LIMIT_BYTES
 
@@ -132,9 +139,13 @@ class StoreBase:
             self._pending = []
             self._unread.begin()
             try:
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != self._data_version:
+                    self._forget_cached()
+                    self._data_version = version
                 yield conn
                 if self._pending:
-                    self._prune_events(time.time())
+                    self._prune_events(time.time(), self._pending[-1].id)
                 conn.execute("COMMIT")
             except BaseException:
                 # SQLite ends the transaction itself on some errors (a full disk).
@@ -143,8 +154,7 @@ class StoreBase:
                 self._pending = []
                 # Conversations created in the rolled-back transaction are gone again.
                 self._conv_ids.clear()
-                self._conv_keys = None
-                self._unread.cached = None
+                self._forget_cached()
                 raise
             self._committed()
             self._unread.committed()
@@ -154,6 +164,13 @@ class StoreBase:
         events, self._pending = self._pending, []
         if events and self.on_events is not None:
             self.on_events(events)
+
+    def _forget_cached(self) -> None:
+        """Drop what is kept of the database between writes: it is read again as needed."""
+        self._conv_keys = None
+        self._unread.cached = None
+        self._cursor_cache = None
+        self._prune_cache = None
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -183,6 +200,16 @@ class StoreBase:
         value = self._get_meta("cursor")
         return int(value) if value is not None else 0
 
+    def _write_cursor(self) -> int:
+        """`cursor()` inside a write, kept from the last one that set it."""
+        if self._cursor_cache is None:
+            self._cursor_cache = self.cursor()
+        return self._cursor_cache
+
+    def _set_cursor(self, cursor: int) -> None:
+        self._set_meta("cursor", cursor)
+        self._cursor_cache = cursor  # a rollback forgets it
+
     def set_account(self, hello: Mapping[str, Any]) -> None:
         """Keep the server's hello result (extension, numbers and sharers, settings)."""
         with self._write():
@@ -197,10 +224,11 @@ class StoreBase:
     def _append(self, kind: str, payload: Mapping[str, Any], at: float | None = None) -> LocalEvent:
         when = time.time() if at is None else at
         data = dict(payload)
+        text = dumps(data)
         cur = self._conn.execute(
-            "INSERT INTO events (kind, at, payload) VALUES (?, ?, ?)", (kind, when, dumps(data))
+            "INSERT INTO events (kind, at, payload) VALUES (?, ?, ?)", (kind, when, text)
         )
-        event = LocalEvent(id=int(cur.lastrowid or 0), kind=kind, at=when, data=data)
+        event = LocalEvent(int(cur.lastrowid or 0), kind, when, data, text)
         self._pending.append(event)
         return event
 
@@ -216,13 +244,14 @@ class StoreBase:
         ).fetchone()
         first = int(row[0])
         ids = range(first, first + len(payloads))
+        texts = [dumps(p) for p in payloads]
         self._conn.executemany(
             "INSERT INTO events (id, kind, at, payload) VALUES (?, ?, ?, ?)",
-            [(i, kind, when, dumps(p)) for i, p in zip(ids, payloads, strict=True)],
+            [(i, kind, when, t) for i, t in zip(ids, texts, strict=True)],
         )
         # Positional arguments: a catch-up makes one per message (keywords cost about a third more).
         self._pending.extend(
-            [LocalEvent(i, kind, when, p) for i, p in zip(ids, payloads, strict=True)]
+            [LocalEvent(i, kind, when, p, t) for i, p, t in zip(ids, payloads, texts, strict=True)]
         )
 
     def append_event(self, kind: str, payload: Mapping[str, Any]) -> LocalEvent:
@@ -232,8 +261,26 @@ class StoreBase:
         with self._write():
             return self._append(kind, payload)
 
-    def _prune_events(self, now: float) -> None:
-        last = self._last_event_id()
+    def _prune_events(self, now: float, last: int | None = None) -> None:
+        """Drop the events past the horizon; `last` is the newest event's id, if known.
+
+        Most writes have nothing to drop, and the check needs no query when the pruning
+        state is known from this connection's last write."""
+        if last is None:
+            last = self._last_event_id()
+        known = self._prune_cache
+        if known is not None:
+            pruned, oldest_at = known
+            if oldest_at is None and self._pending:
+                oldest_at = self._pending[0].at  # the log was empty: this write's first
+            if last - EVENT_HORIZON_COUNT <= pruned and (
+                oldest_at is None or oldest_at >= now - EVENT_HORIZON_SECONDS
+            ):
+                self._prune_cache = (pruned, oldest_at)
+                return
+        self._prune_with_queries(now, last)
+
+    def _prune_with_queries(self, now: float, last: int) -> None:
         cut = last - EVENT_HORIZON_COUNT
         oldest = self._conn.execute("SELECT id, at FROM events ORDER BY id LIMIT 1").fetchone()
         if oldest is not None and oldest[1] < now - EVENT_HORIZON_SECONDS:
@@ -248,6 +295,9 @@ class StoreBase:
         if cut > pruned:
             self._conn.execute("DELETE FROM events WHERE id <= ?", (cut,))
             self._set_meta("events_pruned_up_to", cut)
+            pruned = cut
+            oldest = self._conn.execute("SELECT id, at FROM events ORDER BY id LIMIT 1").fetchone()
+        self._prune_cache = (pruned, None if oldest is None else float(oldest[1]))
 
     def _last_event_id(self) -> int:
         row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
@@ -276,7 +326,7 @@ class StoreBase:
                 (after_id, top, max(0, limit)),
             ).fetchall()
         truncated = after_id < pruned or after_id > last
-        events = [LocalEvent(id=r[0], kind=r[1], at=r[2], data=json.loads(r[3])) for r in rows]
+        events = [LocalEvent(r[0], r[1], r[2], json.loads(r[3]), r[3]) for r in rows]
         return events, truncated
 
     # ------------------------------------------------------------------ unread

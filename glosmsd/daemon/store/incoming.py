@@ -43,57 +43,9 @@ def opt_str(value: Any) -> bool:
     return value is None or isinstance(value, str)
 
 
-def _valid_file(f: Any) -> bool:
-    if not isinstance(f, dict):
-        return False
-    name, mime, size = f.get("name", ""), f.get("mime"), f.get("size")
-    return (
-        isinstance(f.get("sha256"), str)
-        and isinstance(name, str)
-        and (mime is None or isinstance(mime, str))
-        and (size is None or (isinstance(size, int) and not isinstance(size, bool)))
-    )
-
-
 def valid_message(m: Any) -> TypeGuard[dict[str, Any]]:
-    """The shape of a server MESSAGE.
-
-    Written out flat (no helper per field): a catch-up checks every message, and the
-    calls were half of its Python time."""
-    if not isinstance(m, dict):
-        return False
-    get = m.get
-    mid, at, reason, client_id = get("id"), get("at"), get("reason"), get("client_id")
-    files = get("files", [])
-    sender = get("sender")
-    if not (
-        isinstance(mid, int)
-        and not isinstance(mid, bool)
-        and isinstance(get("number"), str)
-        and isinstance(get("remote"), str)
-        and get("direction") in _DIRECTIONS
-        and isinstance(get("text"), str)
-        and get("state") in STATES
-        and (reason is None or isinstance(reason, str))
-        and (client_id is None or isinstance(client_id, str))
-        and isinstance(at, int | float)
-        and not isinstance(at, bool)
-        and math.isfinite(at)
-        and isinstance(files, list)
-    ):
-        return False
-    if files and not all(map(_valid_file, files)):
-        return False
-    if sender is None:
-        return True
-    if not isinstance(sender, dict):
-        return False
-    name, avatar = sender.get("name"), sender.get("avatar")
-    return (
-        isinstance(sender.get("ext"), str)
-        and (name is None or isinstance(name, str))
-        and (avatar is None or isinstance(avatar, str))
-    )
+    """The shape of a server MESSAGE (`IncomingMessage.parse` checks it)."""
+    return IncomingMessage.parse(m, None) is not None
 
 
 def sharer_from(raw: str | None) -> Sharer | None:
@@ -148,42 +100,82 @@ class IncomingMessage(NamedTuple):
 
     @classmethod
     def parse(cls, msg: Any, own_ext: str | None) -> IncomingMessage | None:
-        """The message a server MESSAGE describes; None when it is not one."""
-        if not valid_message(msg):
+        """The message a server MESSAGE describes; None when it is not one.
+
+        The shape is checked and the fields taken in one flat pass (no helper per field,
+        each looked up once): a catch-up parses every message, and the calls and the
+        second round of lookups were most of its Python time."""
+        if not isinstance(msg, dict):
             return None
-        sender = msg.get("sender")
-        if sender is not None and own_ext is not None and sender.get("ext") == own_ext:
-            sender = None  # the user's own message, from any of their devices
-        files = msg.get("files")
-        return cls(
-            msg["id"],
-            msg.get("client_id"),
-            msg["number"],
-            msg["remote"],
-            msg["direction"],
-            msg["text"],
-            msg["state"],
-            msg.get("reason"),
-            float(msg["at"]),
-            dumps(sender) if sender else None,
-            tuple(
-                {
-                    "sha256": f["sha256"],
-                    "name": f.get("name") or "file",
-                    "mime": f.get("mime"),
-                    "size": f.get("size"),
-                }
-                for f in files
-            )
-            if files
-            else (),
-            {
-                "ext": sender["ext"],
-                "name": sender.get("name") or "",
-                "avatar": sender.get("avatar"),
-            }
-            if sender
-            else None,
+        get = msg.get
+        mid, number, remote, direction = get("id"), get("number"), get("remote"), get("direction")
+        text, state, reason, client_id = get("text"), get("state"), get("reason"), get("client_id")
+        at, files, sender = get("at"), get("files", []), get("sender")
+        if not (
+            isinstance(mid, int)
+            and not isinstance(mid, bool)
+            and isinstance(number, str)
+            and isinstance(remote, str)
+            and direction in _DIRECTIONS
+            and isinstance(text, str)
+            and state in STATES
+            and (reason is None or isinstance(reason, str))
+            and (client_id is None or isinstance(client_id, str))
+            and isinstance(at, int | float)
+            and not isinstance(at, bool)
+            and math.isfinite(at)
+            and isinstance(files, list)
+        ):
+            return None
+        kept: tuple[Mapping[str, Any], ...] = ()
+        if files:
+            out = []
+            for f in files:
+                if not isinstance(f, dict):
+                    return None
+                sha, name = f.get("sha256"), f.get("name", "")
+                mime, size = f.get("mime"), f.get("size")
+                if not (
+                    isinstance(sha, str)
+                    and isinstance(name, str)
+                    and (mime is None or isinstance(mime, str))
+                    and (size is None or (isinstance(size, int) and not isinstance(size, bool)))
+                ):
+                    return None
+                out.append({"sha256": sha, "name": name or "file", "mime": mime, "size": size})
+            kept = tuple(out)
+        sender_json: str | None = None
+        sharer: dict[str, Any] | None = None
+        if sender is not None:
+            if not isinstance(sender, dict):
+                return None
+            ext, name, avatar = sender.get("ext"), sender.get("name"), sender.get("avatar")
+            if not (
+                isinstance(ext, str)
+                and (name is None or isinstance(name, str))
+                and (avatar is None or isinstance(avatar, str))
+            ):
+                return None
+            if sender and (own_ext is None or ext != own_ext):
+                # Not the user's own message (from any of their devices): a sharer's.
+                sender_json = dumps(sender)
+                sharer = {"ext": ext, "name": name or "", "avatar": avatar}
+        return tuple.__new__(
+            cls,
+            (
+                mid,
+                client_id,
+                number,
+                remote,
+                direction,
+                text,
+                state,
+                reason,
+                float(at),
+                sender_json,
+                kept,
+                sharer,
+            ),
         )
 
     def files_json(self, local_paths: Mapping[str, str] | None = None) -> str:

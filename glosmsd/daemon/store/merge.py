@@ -51,6 +51,13 @@ _DATA_ERRORS: Final = (
 )
 
 
+# What `_merge_existing` reads of the row a message already has.
+_EXISTING: Final = (
+    "SELECT id, state, reason, conversation_id, files, text, direction, server_id, at, sender "
+    "FROM messages "
+)
+
+
 def is_id(value: Any) -> TypeGuard[int]:
     """A server id, seq or mark: an integer SQLite can hold, not negative."""
     return is_int(value) and 0 <= value <= _MAX_ID
@@ -162,7 +169,7 @@ class SyncMerge(Records):
     ) -> list[LocalEvent]:
         with self._write():
             before = self._unread_counts()
-            stored = self.cursor()
+            stored = self._write_cursor()
             touched: set[int] = set()
             if reset:
                 self._reset(items, page)
@@ -180,7 +187,7 @@ class SyncMerge(Records):
                     self._apply_guarded(item, touched, quiet=reset)
             self._merge_run(run, touched, quiet=reset)
             self._touch_all(touched)
-            self._set_meta("cursor", cursor)
+            self._set_cursor(cursor)
             if dropped:
                 self._note_skipped(dropped)
             if reset:
@@ -334,11 +341,11 @@ class SyncMerge(Records):
         batched = len(msgs) > 1
         known_sids: set[int] = set()
         known_cids: set[str] = set()
-        hidden_up_to: dict[int, int] = {}
+        conv_marks: dict[int, tuple[int, int]] = {}
         if batched:
             known_sids = self._present_server_ids([m.server_id for m in msgs])
             known_cids = self._present("client_id", [m.client_id for m in msgs if m.client_id])
-            hidden_up_to = self._deletion_marks(
+            conv_marks = self._conversation_marks(
                 self._conversation_id(m.number, m.remote)
                 for m in msgs
                 if m.server_id not in known_sids and m.client_id not in known_cids
@@ -346,23 +353,23 @@ class SyncMerge(Records):
         new: list[tuple[int, IncomingMessage]] = []
         for m in msgs:
             if not batched or m.server_id in known_sids or m.client_id in known_cids:
-                self._insert_new(new, quiet=quiet)
+                self._insert_new(new, conv_marks, quiet=quiet)
                 new = []
                 merged = self._merge_existing(m, touched, quiet=quiet)
             else:
                 merged = False
             if not merged:
                 cid = self._conversation_id(m.number, m.remote)
-                if cid not in hidden_up_to:
-                    hidden_up_to.update(self._deletion_marks([cid]))
-                if m.server_id <= hidden_up_to[cid]:
+                if cid not in conv_marks:
+                    conv_marks.update(self._conversation_marks([cid]))
+                if m.server_id <= conv_marks[cid][0]:
                     continue  # deleted here before: a late copy stays deleted
                 new.append((cid, m))
                 touched.add(cid)
             known_sids.add(m.server_id)
             if m.client_id:
                 known_cids.add(m.client_id)
-        self._insert_new(new, quiet=quiet)
+        self._insert_new(new, conv_marks, quiet=quiet)
 
     def _present_server_ids(self, server_ids: Sequence[int]) -> set[int]:
         """Which of `server_ids` the messages table already holds. A catch-up's are all
@@ -380,59 +387,75 @@ class SyncMerge(Records):
             found.update(r[0] for r in self._conn.execute(sql, part))
         return found
 
-    def _deletion_marks(self, conversation_ids: Iterable[int]) -> dict[int, int]:
-        """`deleted_up_to` of each conversation (a run holds no event that moves them)."""
-        out: dict[int, int] = {}
+    def _conversation_marks(self, conversation_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """(`deleted_up_to`, `read_up_to`) of each conversation (a run of messages holds
+        no event that moves them)."""
+        out: dict[int, tuple[int, int]] = {}
         for part in chunks(sorted(set(conversation_ids))):
-            out.update(
-                self._conn.execute(
-                    f"SELECT id, deleted_up_to FROM conversations WHERE id IN ({marks(part)})",  # noqa: S608
-                    part,
-                ).fetchall()
-            )
+            rows = self._conn.execute(
+                "SELECT id, deleted_up_to, read_up_to FROM conversations "  # noqa: S608
+                f"WHERE id IN ({marks(part)})",
+                part,
+            ).fetchall()
+            out.update((r[0], (r[1], r[2])) for r in rows)
         return out
 
     def _merge_existing(self, m: IncomingMessage, touched: set[int], *, quiet: bool) -> bool:
         """Merge `m` into the row it already has (our own send coming back, or a repeat):
         one row, never two. False when it has none."""
         db = self._conn
-        existing = db.execute(
-            "SELECT id, state, reason, conversation_id, files FROM messages WHERE server_id = ?",
-            (m.server_id,),
-        ).fetchone()
+        existing = db.execute(_EXISTING + "WHERE server_id = ?", (m.server_id,)).fetchone()
         if existing is None and m.client_id:
-            existing = db.execute(
-                "SELECT id, state, reason, conversation_id, files FROM messages "
-                "WHERE client_id = ?",
-                (m.client_id,),
-            ).fetchone()
+            existing = db.execute(_EXISTING + "WHERE client_id = ?", (m.client_id,)).fetchone()
         if existing is None:
             return False
+        cid = existing["conversation_id"]
         # The local paths of the files we sent ourselves are kept.
-        local = {f.get("sha256"): f.get("path") for f in json.loads(existing["files"])}
-        db.execute(
-            "UPDATE messages SET server_id = ?, at = ?, sender = ?, files = ? WHERE id = ?",
-            (m.server_id, m.at, m.sender, m.files_json(local), existing["id"]),
+        raw_files = existing["files"]
+        files = (
+            m.files_json({f.get("sha256"): f.get("path") for f in json.loads(raw_files)})
+            if raw_files != "[]"
+            else m.files_json()
         )
+        # What did not change is not written (an echo of our own send usually changes
+        # nothing): a row whose time stays keeps its conversation's newest message, and
+        # only an incoming row's server id counts for its conversation's unread count.
+        if (existing["server_id"], existing["at"], existing["sender"], raw_files) != (
+            m.server_id,
+            m.at,
+            m.sender,
+            files,
+        ):
+            db.execute(
+                "UPDATE messages SET server_id = ?, at = ?, sender = ?, files = ? WHERE id = ?",
+                (m.server_id, m.at, m.sender, files, existing["id"]),
+            )
+            if existing["at"] != m.at:
+                touched.add(cid)
+            if existing["direction"] == "in" and existing["server_id"] != m.server_id:
+                self._unread.mark(cid)
         # Only when it differs: an UPDATE OF text re-indexes the row (FTS trigger).
-        db.execute(
-            "UPDATE messages SET text = ? WHERE id = ? AND text IS NOT ?",
-            (m.text, existing["id"], m.text),
-        )
+        if existing["text"] != m.text:
+            db.execute("UPDATE messages SET text = ? WHERE id = ?", (m.text, existing["id"]))
         if m.client_id:
             db.execute("DELETE FROM outbox WHERE client_id = ?", (m.client_id,))
         if not (m.state == "sending" and existing["state"] != "sending"):
-            self._set_state(existing, m.state, m.reason, quiet=quiet)
-        touched.add(existing["conversation_id"])
-        self._unread.mark(existing["conversation_id"])
+            self._set_state(existing, m.state, m.reason, quiet=quiet, conversation_id=cid)
         return True
 
-    def _insert_new(self, new: Sequence[tuple[int, IncomingMessage]], *, quiet: bool) -> None:
+    def _insert_new(
+        self,
+        new: Sequence[tuple[int, IncomingMessage]],
+        conv_marks: Mapping[int, tuple[int, int]],
+        *,
+        quiet: bool,
+    ) -> None:
         """Insert messages known to be new (with their conversation ids), index them, and
-        log their events.
+        log their events; `conv_marks` has each conversation's (deleted_up_to, read_up_to).
 
         Several are written with `executemany` under the ids SQLite would pick (max + 1:
-        `messages` has no AUTOINCREMENT); one takes the plain insert."""
+        `messages` has no AUTOINCREMENT); one takes the plain insert. What a new row adds
+        to its conversation's unread count is known without counting it again."""
         if not new:
             return
         db = self._conn
@@ -450,6 +473,7 @@ class SyncMerge(Records):
                     at=m.at,
                     sender=m.sender,
                     files=m.files_json(),
+                    recount=False,
                 )
             ]
         else:
@@ -465,9 +489,9 @@ class SyncMerge(Records):
                 "INSERT INTO messages_fts (rowid, text) VALUES (?, ?)",
                 [(i, m.text) for i, (_cid, m) in zip(ids, new, strict=True)],
             )
-            for cid, m in new:
-                if m.direction == "in":
-                    self._unread.mark(cid)
+        for cid, m in new:
+            if m.direction == "in" and m.server_id > conv_marks[cid][1]:
+                self._unread.add(cid)
         if quiet:
             return
         # Built from what was just written rather than read back: the hot path of a catch-up.
@@ -482,21 +506,26 @@ class SyncMerge(Records):
 
 
 def _items(events: Sequence[Any], own_ext: str | None) -> list[_Item]:
-    """The batch's events that can be applied, in order; the malformed ones are logged."""
+    """The batch's events that can be applied, in order; the malformed ones are logged.
+
+    The checks of `is_id` are written out: this runs once per event of a catch-up."""
     out: list[_Item] = []
+    new = tuple.__new__
+    parse = IncomingMessage.parse
     for index, ev in enumerate(events):
-        if not isinstance(ev, Mapping):
+        if type(ev) is not dict and not isinstance(ev, Mapping):
             log.warning("sync: skipped a non-object event")
             continue
         seq, kind = ev.get("seq"), ev.get("kind")
-        if not is_id(seq):
+        # `is_id` after the common case (an int subclass, not bool, still counts).
+        if (type(seq) is not int or not 0 <= seq <= _MAX_ID) and not is_id(seq):
             log.warning("sync: skipped an event without an integer seq")
             continue
         message = None
         if kind == "message":
-            message = IncomingMessage.parse(ev.get("message"), own_ext)
-            if message is None or not is_id(message.server_id):
+            message = parse(ev.get("message"), own_ext)
+            if message is None or not 0 <= message.server_id <= _MAX_ID:
                 log.warning("sync: skipped a malformed message event (seq %s)", seq)
                 continue
-        out.append(_Item(index, int(seq), str(kind), ev, message))
+        out.append(new(_Item, (index, int(seq), str(kind), ev, message)))
     return out

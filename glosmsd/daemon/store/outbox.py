@@ -189,8 +189,7 @@ class OutboxRows(SyncMerge):
             before = self._unread_counts()
             self._merge_messages([msg], touched, quiet=False)
             db.execute("DELETE FROM outbox WHERE client_id = ?", (client_id,))
-            for cid in touched:
-                self._touch(cid)
+            self._touch_all(touched)
             self._settle_unread(before)
             row = db.execute("SELECT id FROM messages WHERE client_id = ?", (client_id,)).fetchone()
             return None if row is None else self._message(int(row[0]))

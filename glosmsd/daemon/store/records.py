@@ -169,8 +169,10 @@ class Records(StoreBase):
         client_id: str | None = None,
         reason: str | None = None,
         sender: str | None = None,
+        recount: bool = True,
     ) -> int:
-        """Insert a message row and index its text; the one place besides the merge's
+        """Insert a message row and index its text (`recount` False: the caller tells the
+        unread book what the row adds); the one place besides the merge's
         batched insert (`SyncMerge._insert_new`) that messages are inserted.
 
         The FTS insert is done here and not by a trigger: inside a trigger every FTS5
@@ -196,14 +198,21 @@ class Records(StoreBase):
         )
         local_id = int(cur.lastrowid or 0)
         self._conn.execute("INSERT INTO messages_fts (rowid, text) VALUES (?, ?)", (local_id, text))
-        if direction == "in":
+        if direction == "in" and recount:
             self._unread.mark(conversation_id)
         return local_id
 
     def _set_state(
-        self, row: sqlite3.Row, state: str, reason: str | None, *, quiet: bool = False
+        self,
+        row: sqlite3.Row,
+        state: str,
+        reason: str | None,
+        *,
+        quiet: bool = False,
+        conversation_id: int | None = None,
     ) -> None:
-        """Move a message (`row`: its id, state, reason) to `state`, logging the change."""
+        """Move a message (`row`: its id, state, reason) to `state`, logging the change;
+        `conversation_id` is the message's, when the caller knows it."""
         if row["state"] == state and row["reason"] == reason:
             return
         # A message that went again as itself and fails again can be resent again: its
@@ -214,9 +223,11 @@ class Records(StoreBase):
             (state, reason, row["id"]),
         )
         if not quiet:
-            cid = self._conn.execute(
-                "SELECT conversation_id FROM messages WHERE id = ?", (row["id"],)
-            ).fetchone()[0]
+            cid = conversation_id
+            if cid is None:
+                cid = self._conn.execute(
+                    "SELECT conversation_id FROM messages WHERE id = ?", (row["id"],)
+                ).fetchone()[0]
             self._append(
                 "message_state",
                 {"id": row["id"], "conversation_id": cid, "state": state, "reason": reason},

@@ -4,7 +4,9 @@ Unread = an incoming message whose server id is above its conversation's read ma
 that is not deleted: deleted messages are gone from the table). A full count is a few ms
 at 2,000 conversations, too much to pay for every pushed event and every conversation
 list, so `UnreadBook` keeps the counts of the last commit and a write marks the
-conversations whose counts it may change; only those are counted again.
+conversations whose counts it may change; only those are counted again. A write that
+knows exactly what it adds (a new incoming message above its conversation's read mark)
+says so with `add`, and that conversation is not counted at all.
 """
 
 from __future__ import annotations
@@ -38,12 +40,20 @@ class UnreadBook:
         # None: not known (count on demand). Dirty None: any conversation may have changed.
         self.cached: dict[int, int] | None = None
         self._dirty: set[int] | None = set()
+        # Unread messages this write added, by conversation (not counted again).
+        self._added: dict[int, int] = {}
         self._next: dict[int, int] | None = None
 
     def begin(self) -> None:
         """A write transaction starts."""
         self._dirty = set()
+        self._added = {}
         self._next = None
+
+    def add(self, conversation_id: int, n: int = 1) -> None:
+        """This write added `n` unread messages to a conversation, and changed nothing
+        else there that counts (a conversation also `mark`ed is counted again)."""
+        self._added[conversation_id] = self._added.get(conversation_id, 0) + n
 
     def mark(self, conversation_id: int | None) -> None:
         """This write may change the unread count of a conversation (None: of any)."""
@@ -71,13 +81,17 @@ class UnreadBook:
                     after[cid] = n
                 else:
                     after.pop(cid, None)
+            for cid, n in self._added.items():
+                if cid not in self._dirty:
+                    after[cid] = after.get(cid, 0) + n
         self._dirty = set()
+        self._added = {}
         self._next = after
         return None if after == before else after
 
     def committed(self) -> None:
         """The write committed: keep the settled counts, or forget what is not known."""
-        if self._dirty is None or self._dirty:
+        if self._dirty is None or self._dirty or self._added:
             self.cached = None  # changed and not counted again: count on demand
         elif self._next is not None:
             self.cached = self._next

@@ -191,7 +191,8 @@ async def test_a_corrupt_page_at_run_time_is_store_damaged(tmp_path: Path) -> No
 
 async def test_a_lock_at_run_time_is_store_locked(tmp_path: Path) -> None:
     db = tmp_path / "glosmsd.sqlite3"
-    store = await AsyncStore.open(db)
+    # A short busy timeout: the default's 10 s is the same wait, only longer.
+    store = await AsyncStore.open(db, busy_timeout=0.5)
     try:
         # A second connection takes the write lock; the store's write waits its busy
         # timeout, then says who holds the lock.

@@ -24,7 +24,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from glosmsd.daemon.store import failures
 from glosmsd.daemon.store.base import EventsListener, LocalEvent, log
 from glosmsd.daemon.store.checkpoint import Checkpointer
-from glosmsd.daemon.store.database import Store
+from glosmsd.daemon.store.database import BUSY_TIMEOUT, Store
 from glosmsd.daemon.store.rows import ExportedConversation
 from glosmsd.system.datalock import DataLock
 
@@ -58,17 +58,27 @@ class AsyncStore:
 
     @classmethod
     async def open(
-        cls, path: Path, *, on_events: EventsListener | None = None, lock: DataLock | None = None
+        cls,
+        path: Path,
+        *,
+        on_events: EventsListener | None = None,
+        lock: DataLock | None = None,
+        busy_timeout: float = BUSY_TIMEOUT,
     ) -> AsyncStore:
         """Open the store at `path` on its own thread; `lock` (the data dir's, see
-        `system.datalock`) is released when the store is closed or fails to open."""
+        `system.datalock`) is released when the store is closed or fails to open;
+        `busy_timeout` is `Store.open`'s."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="glosmsd-store")
         loop = asyncio.get_running_loop()
         committed: collections.deque[list[LocalEvent]] = collections.deque()
 
         def open_store() -> tuple[Store, Checkpointer]:
             # Kept until the call that wrote them hands its result back (`_settle`).
-            store = Store.open(path, on_events=committed.append if on_events else None)
+            store = Store.open(
+                path,
+                on_events=committed.append if on_events else None,
+                busy_timeout=busy_timeout,
+            )
             checkpointer: Checkpointer | None = None
             try:
                 checkpointer = Checkpointer(store.path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Final
 
 from glosmsd.core import migrations
 from glosmsd.daemon.store import failures
@@ -29,12 +30,23 @@ def _use_wal(conn: migrations.Connection) -> None:
     conn.execute("PRAGMA synchronous = NORMAL")
 
 
+#: How long a write waits for another program's lock (seconds) before it fails.
+BUSY_TIMEOUT: Final = 10.0
+
+
 class Store(OutboxRows, LocalChanges, Queries, DownloadRows, Drafts, Prefs):
     """The local database. Open with `Store.open(path)`; use from one thread only."""
 
     @classmethod
-    def open(cls, path: Path, *, on_events: EventsListener | None = None) -> Store:
-        """Open (creating or migrating) the database at `path`.
+    def open(
+        cls,
+        path: Path,
+        *,
+        on_events: EventsListener | None = None,
+        busy_timeout: float = BUSY_TIMEOUT,
+    ) -> Store:
+        """Open (creating or migrating) the database at `path`; a write waits up to
+        `busy_timeout` seconds for another program's lock before it fails.
 
         Raises `SchemaTooNew` when the file comes from a newer glosmsd (the file is not
         written to at all), a `StoreError` saying why when it cannot be opened
@@ -43,12 +55,12 @@ class Store(OutboxRows, LocalChanges, Queries, DownloadRows, Drafts, Prefs):
         path = Path(path)
         try:
             private_database(path)  # 0600 with its -wal/-shm, whatever the umask
-            conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
         except (sqlite3.Error, OSError) as exc:
             raise failures.explain(exc, path) from exc
         try:
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
             migrations.migrate(conn, SCHEMA, str(path), prepare=_use_wal)
             store = cls(conn, path)

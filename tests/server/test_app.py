@@ -163,6 +163,40 @@ async def test_same_client_id_twice_and_concurrently_is_one_message(
     assert sorted(m["client_id"] for m in listed) == sorted(["same", *by_cid])
 
 
+async def test_send_waits_for_a_write_lock_held_elsewhere_and_others_are_served(
+    server: ServerProcess,
+) -> None:
+    # Sends are written on the server's event loop when the write lock is free; held by
+    # another process (as the admin CLI does), the send must wait for it on the store
+    # thread, not fail and not stall the loop in SQLite's busy handler.
+    t_ann = server.add_extension("1001", "Ann Lee", ANN)
+    t_dee = server.add_extension("1004", "Dee Ng", DEE)
+    async with (
+        await Client.connect(server.url, t_ann) as ann,
+        await Client.connect(server.url, t_dee) as dee,
+    ):
+        await ann.sync_live()
+        await dee.sync_live()
+        with server.store() as other:
+            other.conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Written whole before dee's call, so the server reads it first.
+                call = {"text": "after the lock", "client_id": "held", "to": DEE}
+                await ann.ws.send(
+                    json.dumps({"jsonrpc": "2.0", "id": "held", "method": "send", "params": call})
+                )
+                page = await dee.call("sync", cursor=dee.cursor)  # the loop still serves
+                assert page["events"] == []
+                assert ann.stray.empty()
+            finally:
+                other.conn.execute("ROLLBACK")
+        reply = await asyncio.wait_for(ann.stray.get(), 15.0)
+        assert reply["id"] == "held"
+        assert reply["result"]["state"] == "sent"
+        got = await dee.wait_event("message", direction="in")
+        assert got["message"]["text"] == "after the lock"
+
+
 async def test_hostile_frames_get_clear_errors_and_others_keep_being_served(
     server: ServerProcess,
 ) -> None:

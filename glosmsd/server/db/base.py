@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from glosmsd.core import migrations, numbers, wire
-from glosmsd.core.errors import BadInput, InvalidNumber, StoreError
+from glosmsd.core.errors import BadInput, InvalidNumber, StoreError, StoreLocked
 from glosmsd.core.rules import Limits
 from glosmsd.core.wire import SHA256
 from glosmsd.server.db.records import DEFAULT_CARRIER_REASON, CarrierMode
@@ -74,6 +74,10 @@ def normalize_number(raw: str, *, what: str = "number") -> str:
         raise InvalidNumber(f"{what.capitalize()}: {exc.message}") from None
 
 
+#: SQLITE_BUSY and SQLITE_LOCKED (primary codes): another connection holds the lock.
+_LOCK_CODES: Final = frozenset({5, 6})
+
+
 def _use_wal(conn: migrations.Connection) -> None:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
@@ -91,6 +95,7 @@ class DbBase:
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"Cannot open the server database {self.path}: {exc}") from exc
         self.conn.row_factory = sqlite3.Row
+        self._nowait = False
         self.conn.execute("PRAGMA busy_timeout = 10000")
         self.conn.execute("PRAGMA foreign_keys = ON")
         try:
@@ -109,7 +114,12 @@ class DbBase:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; the write lock is taken up front so seqs commit in order."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if self._nowait and exc.sqlite_errorcode & 0xFF in _LOCK_CODES:
+                raise StoreLocked(f"{self.path} is being written by another connection") from exc
+            raise
         try:
             yield self.conn
         except BaseException:
@@ -134,6 +144,14 @@ class DbBase:
         serving connection turns it off and `checkpoint()` runs from another thread.
         """
         self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def nowait(self) -> None:
+        """A write on this connection never waits for the write lock: when another
+        connection holds it, `StoreLocked` is raised at once, nothing written (the
+        server's event-loop connection, which then hands the write to its store thread,
+        instead of stalling every connection in SQLite's busy handler for up to 10 s)."""
+        self.conn.execute("PRAGMA busy_timeout = 0")
+        self._nowait = True
 
     def query_only(self) -> None:
         """This connection may only read from now on (the server's read thread): a write

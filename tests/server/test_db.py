@@ -403,3 +403,19 @@ def test_a_page_ends_with_the_event_that_crosses_its_byte_bound(
         if not page.more:
             break
     assert seen == [f"{i:03d}" for i in range(150)]
+
+
+def test_limits_follow_settings_changed_by_another_connection(store: ServerStore) -> None:
+    # `limits()` keeps the parsed settings while the stored rows are unchanged; a change
+    # made elsewhere (the admin CLI's own connection) is seen by the next call.
+    assert store.limits().sms_max_segments == 4
+    other = ServerStore(store.path)
+    try:
+        other.set_setting("sms_max_segments", 2)
+        assert store.limits().sms_max_segments == 2
+        other.conn.execute("UPDATE settings SET value = '0' WHERE key = 'sms_max_segments'")
+        for _ in range(2):  # a bad stored value is refused every time, never kept
+            with pytest.raises(BadInput, match="sms_max_segments"):
+                store.limits()
+    finally:
+        other.close()

@@ -32,6 +32,7 @@ import functools
 import http
 import logging
 import resource
+import socket
 import ssl
 import threading
 import time
@@ -83,6 +84,7 @@ CLOSE_TOKEN_REVOKED: Final = 4003
 WATCH_INTERVAL: Final = 0.1
 AUTH_FAILURE_MESSAGE: Final = "authentication failed: bad or missing token\n"
 PUSH_BATCH: Final = 500
+_CORK: Final[int | None] = getattr(socket, "TCP_CORK", None)
 
 T = TypeVar("T")
 
@@ -172,6 +174,27 @@ class Peer:
     async def send(self, data: str) -> None:
         async with self.send_lock:
             await self.ws.send(data)
+
+    def hold(self) -> bool:
+        """Keep what is written to this connection in the kernel until `release`
+        (TCP_CORK; False where there is none): a send's reply and the push of the sent
+        message to the same connection then leave as one segment, one wake-up of the
+        client, not two (each write to loopback cost the server ~50 us of a send's three)."""
+        sock = self.ws.transport.get_extra_info("socket") if _CORK is not None else None
+        if sock is None:
+            return False
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1)
+        except OSError:
+            return False
+        return True
+
+    def release(self) -> None:
+        """Send what `hold` kept (at once; the kernel would after 200 ms)."""
+        sock = self.ws.transport.get_extra_info("socket")
+        if sock is not None and _CORK is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, _CORK, 0)
 
     async def send_pieces(self, pieces: Iterable[str]) -> None:
         """One frame as WebSocket fragments, yielding the loop between them (see
@@ -707,11 +730,23 @@ class App:
         else:
             data = frames.assemble(texts, parsed.is_batch)
             if data is not None:
-                await peer.send(data)
+                held = self._push_follows(peer) and peer.hold()
+                try:
+                    await peer.send(data)
+                finally:
+                    if held:
+                        # After the pushers this frame's write woke, queued before it.
+                        asyncio.get_running_loop().call_soon(peer.release)
         if go_live is not None:
             # Only after the reply is on the wire, so pushes never overtake the batch.
             peer.live = go_live
             peer.wake.set()
+
+    def _push_follows(self, peer: Peer) -> bool:
+        """Whether this peer's pusher was woken with events already read for it (by the
+        write just made), so it sends them in the loop's next turn."""
+        batch = self._prefetched.get((peer.ext, peer.live)) if peer.live is not None else None
+        return batch is not None and bool(batch.texts)
 
     async def _call(self, peer: Peer, req: rpc.Request) -> Any:
         method, kwargs = self.table.bind(req)

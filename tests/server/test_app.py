@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -195,6 +196,35 @@ async def test_send_waits_for_a_write_lock_held_elsewhere_and_others_are_served(
         assert reply["result"]["state"] == "sent"
         got = await dee.wait_event("message", direction="in")
         assert got["message"]["text"] == "after the lock"
+
+
+async def test_a_sends_reply_comes_before_the_push_of_the_sent_copy(
+    server: ServerProcess,
+) -> None:
+    # The server holds a send's reply in the kernel (TCP_CORK) until the push of the
+    # sent message to the same connection is written too: one segment, the reply first.
+    token = server.add_extension("1001", "Ann Lee", ANN)
+    server.add_extension("1004", "Dee Ng", DEE)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with connect(server.url, additional_headers=headers, compression=None) as ws:
+
+        async def frame() -> dict[str, Any]:
+            return dict(json.loads(await asyncio.wait_for(ws.recv(), 15.0)))
+
+        async def call(rid: int, method: str, **params: Any) -> dict[str, Any]:
+            await ws.send(
+                json.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+            )
+            return await frame()
+
+        await call(1, "hello", protocol=1)
+        assert (await call(2, "sync", cursor=0))["result"]["more"] is False
+        for rid in range(3, 8):
+            reply = await call(rid, "send", client_id=f"c{rid}", to=DEE, text=f"n{rid}")
+            push = await frame()
+            assert reply["id"] == rid
+            assert push["method"] == "event"
+            assert push["params"]["message"]["id"] == reply["result"]["id"]
 
 
 async def test_hostile_frames_get_clear_errors_and_others_keep_being_served(

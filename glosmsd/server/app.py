@@ -720,6 +720,8 @@ class App:
                                 else max(result.cursor, peer.live or 0)
                             )
                         text = frames.raw_result(item, result.to_json_text())
+                    elif isinstance(result, frames.Encoded):
+                        text = frames.encoded_result(item, result)
                     else:
                         text = frames.result(item, result)
             if text is not None:
@@ -835,12 +837,14 @@ class App:
         text: str,
         files: list[dict[str, str]] | None = None,
         **kw: str,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | frames.Encoded:
         sent = await self.write_now(
             ServerStore.send, peer.ext, client_id, to, text, files or [], from_=kw.get("from")
         )
         if sent.outbound is not None:
             self.tasks.spawn(self._deliver(sent.outbound), name=f"deliver {sent.outbound.id}")
+        if sent.message_text is not None:
+            return frames.Encoded(sent.message, sent.message_text)
         return sent.message
 
     async def m_read(self, peer: Peer, number: str, remote: str, up_to: int) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -419,3 +420,13 @@ def test_limits_follow_settings_changed_by_another_connection(store: ServerStore
                 store.limits()
     finally:
         other.close()
+
+
+def test_a_sends_message_text_is_the_message_its_event_carries(store: ServerStore) -> None:
+    store.assign_number("1001", "+15550001001")
+    sent = store.send("1001", "t1", REMOTES[0], "Sure 🍕", [])
+    assert sent.message_text is not None
+    assert json.loads(sent.message_text) == sent.message
+    event = store.sync("1001", 0, 50).events[-1]
+    assert event["message"] == sent.message
+    assert store.send("1001", "t1", REMOTES[0], "Sure 🍕", []).message_text is None  # again

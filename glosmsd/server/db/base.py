@@ -181,9 +181,21 @@ class DbBase:
         number: str | None = None,
         at: float | None = None,
     ) -> int:
+        return self._event_text(kind, wire.encode_body(body), ext=ext, number=number, at=at)
+
+    def _event_text(
+        self,
+        kind: str,
+        body: str,
+        *,
+        ext: str | None = None,
+        number: str | None = None,
+        at: float | None = None,
+    ) -> int:
+        """`_event` with the body already encoded (`wire.encode_body`)."""
         cur = self.conn.execute(
             "INSERT INTO events (ext, number, kind, at, body) VALUES (?, ?, ?, ?, ?)",
-            (ext, number, kind, time.time() if at is None else at, wire.encode_body(body)),
+            (ext, number, kind, time.time() if at is None else at, body),
         )
         return int(cur.lastrowid or 0)
 

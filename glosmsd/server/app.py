@@ -218,9 +218,10 @@ def _write_then_read(
     wanted: list[tuple[str, int]],
 ) -> tuple[T, list[SyncBatch] | None]:
     """On the store thread: `fn`, then the live pushers' next reads (see `App.write`)."""
+    store.logged.clear()  # `fn` may write nothing (a send again): none of it is its
     result = fn(store, *args, **kwargs)
     try:
-        return result, store.sync_many(wanted, PUSH_BATCH) if wanted else None
+        return result, store.sync_after_write(wanted, PUSH_BATCH) if wanted else None
     except Exception:
         # The write is committed; its caller must not see this. The pushers read again.
         log.exception("reading the log after a write failed")

@@ -430,3 +430,39 @@ def test_a_sends_message_text_is_the_message_its_event_carries(store: ServerStor
     event = store.sync("1001", 0, 50).events[-1]
     assert event["message"] == sent.message
     assert store.send("1001", "t1", REMOTES[0], "Sure 🍕", []).message_text is None  # again
+
+
+@settings(max_examples=40)
+@given(world=worlds(), again=st.lists(st.booleans(), max_size=12))
+def test_the_pages_after_a_write_are_those_a_read_of_the_log_gives(
+    world: tuple[dict[str, set[str]], list[tuple[str, ...]]], again: list[bool]
+) -> None:
+    # `sync_after_write` builds the pushers' next pages from the events the write added
+    # (a cursor at the head it began from) and reads the rest: the same pages either way.
+    shares, ops = world
+    with tempfile.TemporaryDirectory() as tmp:
+        s = ServerStore(Path(tmp) / "s.db")
+        try:
+            for ext in EXTS:
+                s.add_extension(ext, ext)
+                for number in sorted(shares[ext]):
+                    s.assign_number(ext, number)
+            hosted = {n for ns in shares.values() for n in ns}
+            cursors = dict.fromkeys(EXTS, s.head())
+            for i, op in enumerate(ops):
+                head = s.head()
+                s.logged.clear()
+                if op[0] == "in" and op[2] in hosted:
+                    s.receive(op[1], op[2], f"in{i} ü")
+                elif op[0] == "out" and shares[op[1]]:
+                    cid = "c0" if i < len(again) and again[i] else f"c{i}"  # a send again
+                    s.send(op[1], cid, op[2], f"out{i}", [])
+                elif op[0] == "file" and shares[op[1]]:  # a read mark: its extension's only
+                    s.mark_read(op[1], sorted(shares[op[1]])[0], op[2], i)
+                wanted = sorted({*cursors.items(), *((e, head) for e in EXTS)})
+                fast = s.sync_after_write(wanted, 500)
+                assert fast == s.sync_many(wanted, 500)
+                for (ext, _), batch in zip(wanted, fast, strict=True):
+                    cursors[ext] = max(cursors[ext], batch.cursor)
+        finally:
+            s.close()

@@ -29,6 +29,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -78,6 +79,18 @@ def normalize_number(raw: str, *, what: str = "number") -> str:
 _LOCK_CODES: Final = frozenset({5, 6})
 
 
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """One event a write added, as its row holds it."""
+
+    seq: int
+    ext: str | None
+    number: str | None
+    kind: str
+    at: float
+    body: str
+
+
 def _use_wal(conn: migrations.Connection) -> None:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
@@ -96,6 +109,9 @@ class DbBase:
             raise StoreError(f"Cannot open the server database {self.path}: {exc}") from exc
         self.conn.row_factory = sqlite3.Row
         self._nowait = False
+        #: The events the last write transaction on this connection added, in seq order
+        #: (emptied when one begins or rolls back; see `ServerStore.sync_after_write`).
+        self.logged: list[Logged] = []
         self._limits_rows: tuple[tuple[str, str], ...] | None = None
         self._limits = Limits()
         self.conn.execute("PRAGMA busy_timeout = 10000")
@@ -122,9 +138,11 @@ class DbBase:
             if self._nowait and exc.sqlite_errorcode & 0xFF in _LOCK_CODES:
                 raise StoreLocked(f"{self.path} is being written by another connection") from exc
             raise
+        self.logged.clear()
         try:
             yield self.conn
         except BaseException:
+            self.logged.clear()
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
@@ -193,11 +211,14 @@ class DbBase:
         at: float | None = None,
     ) -> int:
         """`_event` with the body already encoded (`wire.encode_body`)."""
+        when = time.time() if at is None else at
         cur = self.conn.execute(
             "INSERT INTO events (ext, number, kind, at, body) VALUES (?, ?, ?, ?, ?)",
-            (ext, number, kind, time.time() if at is None else at, body),
+            (ext, number, kind, when, body),
         )
-        return int(cur.lastrowid or 0)
+        seq = int(cur.lastrowid or 0)
+        self.logged.append(Logged(seq, ext, number, kind, when, body))
+        return seq
 
     def _meta(self, key: str, default: str) -> str:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -217,8 +217,9 @@ def _write_then_read(
     kwargs: dict[str, Any],
     wanted: list[tuple[str, int]],
 ) -> tuple[T, list[SyncBatch] | None]:
-    """On the store thread: `fn`, then the live pushers' next reads (see `App.write`)."""
-    store.logged.clear()  # `fn` may write nothing (a send again): none of it is its
+    """On the thread that owns `store`: `fn`, then the live pushers' next reads (see
+    `App.write`), made from what `fn` wrote where they can be (`sync_after_write`)."""
+    store.logged.clear()  # so only what `fn` writes is there (a send again writes nothing)
     result = fn(store, *args, **kwargs)
     try:
         return result, store.sync_after_write(wanted, PUSH_BATCH) if wanted else None

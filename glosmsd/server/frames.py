@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Final
 
 from glosmsd.core import rpc, wire
@@ -72,6 +73,23 @@ def raw_result(req: rpc.Request, result_text: str) -> str | None:
     if envelope is None:
         return None
     return f"{envelope[0]}{result_text}{envelope[1]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A method's result whose JSON text was made already (a send's MESSAGE, encoded
+    for its event): `text` is `value` as `encode` would write it, bar lone surrogates."""
+
+    value: Any
+    text: str
+
+
+def encoded_result(req: rpc.Request, enc: Encoded) -> str | None:
+    """`result(req, enc.value)`, reusing `enc.text` (encoded without the lone-surrogate
+    escape `encode` adds; a text holding one is encoded again)."""
+    if not enc.text.isascii() and wire.lone_surrogate(enc.text) is not None:
+        return result(req, enc.value)
+    return raw_result(req, enc.text)
 
 
 def result(req: rpc.Request, value: Any) -> str | None:

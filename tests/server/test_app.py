@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -195,6 +196,69 @@ async def test_same_client_id_twice_and_concurrently_is_one_message(
         assert all(len(v) == 1 for v in by_cid.values())
     listed = json.loads(server.admin("messages", "--number", ANN, "--json"))
     assert sorted(m["client_id"] for m in listed) == sorted(["same", *by_cid])
+
+
+async def test_send_waits_for_a_write_lock_held_elsewhere_and_others_are_served(
+    server: ServerProcess,
+) -> None:
+    # Sends are written on the server's event loop when the write lock is free; held by
+    # another process (as the admin CLI does), the send must wait for it on the store
+    # thread, not fail and not stall the loop in SQLite's busy handler.
+    t_ann = server.add_extension("1001", "Ann Lee", ANN)
+    t_dee = server.add_extension("1004", "Dee Ng", DEE)
+    async with (
+        await Client.connect(server.url, t_ann) as ann,
+        await Client.connect(server.url, t_dee) as dee,
+    ):
+        await ann.sync_live()
+        await dee.sync_live()
+        with server.store() as other:
+            other.conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Written whole before dee's call, so the server reads it first.
+                call = {"text": "after the lock", "client_id": "held", "to": DEE}
+                await ann.ws.send(
+                    json.dumps({"jsonrpc": "2.0", "id": "held", "method": "send", "params": call})
+                )
+                page = await dee.call("sync", cursor=dee.cursor)  # the loop still serves
+                assert page["events"] == []
+                assert ann.stray.empty()
+            finally:
+                other.conn.execute("ROLLBACK")
+        reply = await asyncio.wait_for(ann.stray.get(), 15.0)
+        assert reply["id"] == "held"
+        assert reply["result"]["state"] == "sent"
+        got = await dee.wait_event("message", direction="in")
+        assert got["message"]["text"] == "after the lock"
+
+
+async def test_a_sends_reply_comes_before_the_push_of_the_sent_copy(
+    server: ServerProcess,
+) -> None:
+    # The server holds a send's reply in the kernel (TCP_CORK) until the push of the
+    # sent message to the same connection is written too: one segment, the reply first.
+    token = server.add_extension("1001", "Ann Lee", ANN)
+    server.add_extension("1004", "Dee Ng", DEE)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with connect(server.url, additional_headers=headers, compression=None) as ws:
+
+        async def frame() -> dict[str, Any]:
+            return dict(json.loads(await asyncio.wait_for(ws.recv(), 15.0)))
+
+        async def call(rid: int, method: str, **params: Any) -> dict[str, Any]:
+            await ws.send(
+                json.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+            )
+            return await frame()
+
+        await call(1, "hello", protocol=1)
+        assert (await call(2, "sync", cursor=0))["result"]["more"] is False
+        for rid in range(3, 8):
+            reply = await call(rid, "send", client_id=f"c{rid}", to=DEE, text=f"n{rid}")
+            push = await frame()
+            assert reply["id"] == rid
+            assert push["method"] == "event"
+            assert push["params"]["message"]["id"] == reply["result"]["id"]
 
 
 async def test_hostile_frames_get_clear_errors_and_others_keep_being_served(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import json
@@ -16,7 +17,7 @@ from PIL import Image
 
 from glosmsd.core import wire
 from glosmsd.core.errors import BadInput, InvalidNumber, NoSmsNumber, NotFound, SchemaTooNew
-from glosmsd.server.db import SCHEMA_VERSION, ServerStore, clean_file_name
+from glosmsd.server.db import SCHEMA_VERSION, ServerStore, SyncBatch, clean_file_name
 from tests.support import sqltext
 
 NUMBERS = [f"+1555000{n:04d}" for n in range(4)]
@@ -468,3 +469,120 @@ def test_a_page_ends_with_the_event_that_crosses_its_byte_bound(
         if not page.more:
             break
     assert seen == [f"{i:03d}" for i in range(150)]
+
+
+def test_limits_follow_settings_changed_by_another_connection(store: ServerStore) -> None:
+    # `limits()` keeps the parsed settings while the stored rows are unchanged; a change
+    # made elsewhere (the admin CLI's own connection) is seen by the next call.
+    assert store.limits().sms_max_segments == 4
+    other = ServerStore(store.path)
+    try:
+        other.set_setting("sms_max_segments", 2)
+        assert store.limits().sms_max_segments == 2
+        other.conn.execute("UPDATE settings SET value = '0' WHERE key = 'sms_max_segments'")
+        for _ in range(2):  # a bad stored value is refused every time, never kept
+            with pytest.raises(BadInput, match="sms_max_segments"):
+                store.limits()
+    finally:
+        other.close()
+
+
+def test_a_sends_message_text_is_the_message_its_event_carries(store: ServerStore) -> None:
+    store.assign_number("1001", "+15550001001")
+    sent = store.send("1001", "t1", REMOTES[0], "Sure 🍕", [])
+    assert sent.message_text is not None
+    assert json.loads(sent.message_text) == sent.message
+    event = store.sync("1001", 0, 50).events[-1]
+    assert event["message"] == sent.message
+    assert store.send("1001", "t1", REMOTES[0], "Sure 🍕", []).message_text is None  # again
+
+
+@st.composite
+def busy_worlds(draw: st.DrawFn) -> tuple[dict[str, set[str]], list[tuple[str, ...]]]:
+    """`worlds` where every extension has a number and there is more traffic."""
+    shares = {ext: draw(st.sets(st.sampled_from(NUMBERS), min_size=1, max_size=2)) for ext in EXTS}
+    op = st.tuples(
+        st.sampled_from(["in", "out", "file"]),
+        st.sampled_from(EXTS + REMOTES),
+        st.sampled_from(REMOTES + NUMBERS),
+    )
+    return shares, draw(st.lists(op, min_size=8, max_size=24))
+
+
+@settings(max_examples=100)
+@given(world=busy_worlds(), again=st.lists(st.booleans(), max_size=24))
+def test_the_pages_after_a_write_are_those_a_read_of_the_log_gives(
+    world: tuple[dict[str, set[str]], list[tuple[str, ...]]], again: list[bool]
+) -> None:
+    # `sync_after_write` builds the pushers' next pages from the events the write added
+    # (a cursor at the head it began from) and reads the rest: the same pages either way.
+    shares, ops = world
+    with tempfile.TemporaryDirectory() as tmp:
+        s = ServerStore(Path(tmp) / "s.db")
+        try:
+            for ext in EXTS:
+                s.add_extension(ext, ext)
+                for number in sorted(shares[ext]):
+                    s.assign_number(ext, number)
+            hosted = {n for ns in shares.values() for n in ns}
+            cursors = dict.fromkeys(EXTS, s.head())
+            for i, op in enumerate(ops):
+                head = s.head()
+                s.logged.clear()
+                ext = op[1] if op[1] in EXTS else EXTS[i % len(EXTS)]
+                if op[0] == "in" and op[2] in hosted:
+                    s.receive(REMOTES[i % len(REMOTES)], op[2], f"in{i} ü")
+                elif op[0] == "out":
+                    cid = "c0" if i < len(again) and again[i] else f"c{i}"  # a send again
+                    s.send(ext, cid, op[2], f"out{i}", [])
+                elif op[0] == "file":  # a read mark: an event its extension alone sees
+                    s.mark_read(ext, sorted(shares[ext])[0], op[2], i)
+                if i % 4 == 3:  # between writes: a number given to one more extension
+                    s.assign_number(EXTS[i % len(EXTS)], NUMBERS[i % len(NUMBERS)])
+                if i % 3 == 2:
+                    s.prune(2)
+                stale = (EXTS[i % len(EXTS)], i % 3)  # a pusher far behind
+                wanted = sorted({*cursors.items(), *((e, head) for e in EXTS), stale})
+                fast = s.sync_after_write(wanted, 500)
+                assert list(map(_timeless, fast)) == list(map(_timeless, s.sync_many(wanted, 500)))
+                for (ext, _), batch in zip(wanted, fast, strict=True):
+                    cursors[ext] = max(cursors[ext], batch.cursor)
+        finally:
+            s.close()
+
+
+def _timeless(batch: SyncBatch) -> SyncBatch:
+    """`batch` with a snapshot's events dated 0 (a snapshot page dates them when made)."""
+    if not batch.reset:
+        return batch
+    events = [{**e, "at": 0} for e in batch.events]
+    return dataclasses.replace(batch, texts=[json.dumps(e) for e in events])
+
+
+def test_pages_after_a_write_see_numbers_given_and_the_log_pruned_since(
+    store: ServerStore,
+) -> None:
+    # Found quiet for 1001 from cursor 0 (the events were on a number it was not on),
+    # then: 1001 is given that number, so they are its; then the log is pruned past 0.
+    store.assign_number("1001", NUMBERS[0])
+    store.assign_number("1002", NUMBERS[1])
+
+    def pages(cursor: int) -> list[SyncBatch]:
+        fast = store.sync_after_write([("1001", cursor)], 500)
+        assert list(map(_timeless, fast)) == list(
+            map(_timeless, store.sync_many([("1001", cursor)], 500))
+        )
+        return fast
+
+    for i in range(3):
+        store.receive(REMOTES[0], NUMBERS[1], f"not yet {i}")
+        assert pages(0)[0].texts == []
+    store.assign_number("1001", NUMBERS[1])
+    store.receive(REMOTES[0], NUMBERS[0], "mine")
+    assert len(pages(0)[0].texts) == 4
+    store.unassign_number("1001", NUMBERS[1])
+    store.receive(REMOTES[0], NUMBERS[1], "not mine")
+    assert pages(4)[0].texts == []
+    store.prune(0)  # everything so far
+    store.receive(REMOTES[0], NUMBERS[1], "not mine either")
+    assert pages(4)[0].reset

@@ -55,3 +55,16 @@ def test_a_sync_page_joined_into_its_reply_is_the_reply_of_its_result(
     assert joined == frames.raw_result(req, plain)
     assert json.loads(joined) == {"jsonrpc": "2.0", "result": json.loads(plain), "id": rid}
     assert frames.result_envelope(rpc.Request("sync", {}, is_notification=True)) is None
+
+
+def test_an_encoded_result_is_the_reply_result_would_give() -> None:
+    req = rpc.parse('{"jsonrpc":"2.0","id":7,"method":"send"}').items[0]
+    assert isinstance(req, rpc.Request)
+    value = {"text": "Sure 🍕", "at": 1.5}
+    enc = frames.Encoded(value, wire.encode_body(value))
+    assert frames.encoded_result(req, enc) == frames.result(req, value)
+    # A lone surrogate has no UTF-8 form: the text is made again, escaped, like `result`.
+    odd = {"name": "a\udc80"}
+    assert frames.encoded_result(req, frames.Encoded(odd, wire.encode_body(odd))) == (
+        frames.result(req, odd)
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from glosmsd.core import filetypes, wire
 from glosmsd.core.errors import BadInput, NoSmsNumber, NotFound
@@ -15,6 +15,9 @@ from glosmsd.core.wire import clean_file_name
 from glosmsd.server.db.base import VISIBLE, normalize_number
 from glosmsd.server.db.files import FilesDb
 from glosmsd.server.db.records import FileInfo, Outbound, Sent
+
+#: How `wire.encode_body` starts a `message` event's body: the MESSAGE's JSON follows.
+_BODY_HEAD: Final = '{"message":'
 
 
 class MessagesDb(FilesDb):
@@ -85,7 +88,9 @@ class MessagesDb(FilesDb):
         client_id: str | None,
         files: Sequence[FileInfo],
         at: float,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], str]:
+        """Insert a message and its `message` event: (the MESSAGE, its JSON text as the
+        event carries it, which a send's reply reuses instead of encoding it again)."""
         mid = int(
             self.conn.execute(
                 "INSERT INTO messages (number, remote, direction, text, state, at, sender_ext, "
@@ -115,8 +120,9 @@ class MessagesDb(FilesDb):
             files=self._files_of([mid]).get(mid, []) if files else [],
             sender=self._person(sender_ext) if direction == "out" else None,
         )
-        self._event("message", wire.message_body(msg), number=number, at=at)
-        return msg
+        body = wire.encode_body(wire.message_body(msg))
+        self._event_text("message", body, number=number, at=at)
+        return msg, body[len(_BODY_HEAD) : -1]
 
     def _hosted(self, number: str) -> bool:
         return (
@@ -157,7 +163,7 @@ class MessagesDb(FilesDb):
         try:
             with self._write():
                 local = self._hosted(remote)
-                msg = self._insert_message(
+                msg, msg_text = self._insert_message(
                     number=number,
                     remote=remote,
                     direction="out",
@@ -189,7 +195,7 @@ class MessagesDb(FilesDb):
                 raise
             return Sent(self._render([row])[0], None, new=False)
         outbound = None if local else Outbound(msg["id"], number, remote, text, tuple(infos))
-        return Sent(msg, outbound, new=True)
+        return Sent(msg, outbound, new=True, message_text=msg_text)
 
     def _attachment(self, ext: str, ref: Mapping[str, str]) -> FileInfo:
         sha = str(ref.get("sha256", ""))
@@ -255,7 +261,7 @@ class MessagesDb(FilesDb):
             for data, name in files:
                 sha, mime = self.store_inbound_file(data)
                 infos.append(FileInfo(sha, _named_by_type(name, mime), mime, len(data)))
-            return self._insert_message(
+            msg, _ = self._insert_message(
                 number=number,
                 remote=remote,
                 direction="in",
@@ -266,6 +272,7 @@ class MessagesDb(FilesDb):
                 files=infos,
                 at=time.time(),
             )
+            return msg
 
     def messages_of(self, number: str) -> list[dict[str, Any]]:
         with self._read() as db:

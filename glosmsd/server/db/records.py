@@ -83,6 +83,8 @@ class Sent:
     message: dict[str, Any]
     outbound: Outbound | None
     new: bool
+    #: `message` as JSON text, when the send encoded it already (for its event).
+    message_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,8 @@ import pytest
 from PIL import Image
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Protocol, Side
 
 from glosmsd.core.errors import (
     BadInput,
@@ -25,6 +27,7 @@ from glosmsd.core.errors import (
     RpcError,
     Unsupported,
 )
+from glosmsd.server.app import Peer, TrackedConnection
 from tests.support.serverproc import Client, ServerProcess, running_server
 
 ANN, BO, CY, DEE = "+15550001001", "+15550001001", "+15550001001", "+15550001004"
@@ -235,8 +238,8 @@ async def test_send_waits_for_a_write_lock_held_elsewhere_and_others_are_served(
 async def test_a_sends_reply_comes_before_the_push_of_the_sent_copy(
     server: ServerProcess,
 ) -> None:
-    # The server holds a send's reply in the kernel (TCP_CORK) until the push of the
-    # sent message to the same connection is written too: one segment, the reply first.
+    # The server holds a send's reply (`Peer.hold`) until the push of the sent message to
+    # the same connection is framed too: one write, the reply first.
     token = server.add_extension("1001", "Ann Lee", ANN)
     server.add_extension("1004", "Dee Ng", DEE)
     headers = {"Authorization": f"Bearer {token}"}
@@ -480,3 +483,91 @@ async def test_admin_bad_input_is_one_line_and_exit_2(server: ServerProcess) -> 
             if e["kind"] == "message" and e["message"]["direction"] == "out"
         ]
         assert {m["sender"]["ext"] for m in outs} == {"1001", "1002"}
+
+
+class _Transport:
+    """What `TrackedConnection.send_data` and `Peer.write` use of an asyncio transport."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.eof = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.eof
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof = True
+
+
+def _open_connection() -> tuple[TrackedConnection, _Transport]:
+    """A server connection past its handshake, on a transport that records its writes
+    (not started: only its protocol and transport are used)."""
+    conn = object.__new__(TrackedConnection)
+    conn.protocol = Protocol(Side.SERVER)  # type: ignore[assignment]
+    conn.transport = transport = _Transport()  # type: ignore[assignment]
+    conn.send_in_progress = None
+    conn.paused = False
+    return conn, transport
+
+
+def _frames_in(data: bytes) -> list[str]:
+    reader = Protocol(Side.CLIENT)
+    reader.receive_data(data)
+    return [
+        bytes(f.data).decode()
+        for f in reader.events_received()
+        if isinstance(f, Frame) and f.opcode is Opcode.TEXT
+    ]
+
+
+async def test_a_held_reply_and_the_pushes_after_it_leave_in_one_write() -> None:
+    conn, transport = _open_connection()
+    peer = Peer(conn, "1001", "test")
+    assert peer.hold()
+    await peer.send('{"id":1}')
+    await peer.send('{"method":"event"}')
+    assert transport.writes == []
+    peer.release()
+    assert len(transport.writes) == 1
+    assert _frames_in(transport.writes[0]) == ['{"id":1}', '{"method":"event"}']
+    await peer.send("after")  # not held any more: written at once
+    assert _frames_in(transport.writes[1]) == ["after"]
+
+
+async def test_a_send_behind_a_waiting_one_waits_its_turn() -> None:
+    conn, transport = _open_connection()
+    peer = Peer(conn, "1001", "test")
+    conn.paused = True  # the write buffer is full: ws.send waits for it to drain
+    waited: list[str] = []
+
+    async def slow_send(data: str) -> None:
+        waited.append(data)
+
+    conn.send = slow_send  # type: ignore[method-assign,assignment]
+    await peer.send("first")
+    assert waited == ["first"]
+    assert transport.writes == []
+    conn.paused = False
+    peer.queued = 1  # another send still waits for the lock: this one must not overtake it
+    await peer.send("second")
+    assert waited == ["first", "second"]
+    assert transport.writes == []
+    assert not peer.hold()
+
+
+def test_send_data_writes_every_waiting_frame_at_once_then_the_end() -> None:
+    conn, transport = _open_connection()
+    conn.protocol.send_text(b"one")
+    conn.protocol.send_text(b"two")
+    conn.protocol.send_close(1000)
+    conn.protocol.receive_data(b"\x88\x82abcd" + bytes([0x03 ^ 0x61, 0xE8 ^ 0x62]))  # their close
+    conn.send_data()
+    assert len(transport.writes) == 1
+    assert _frames_in(transport.writes[0]) == ["one", "two"]
+    assert transport.eof  # after the data, as websockets ends a closed connection

@@ -316,7 +316,8 @@ class Client:
         if params is not None:
             obj["params"] = params
         await self.ws.send(json.dumps(obj))
-        return await asyncio.wait_for(fut, timeout)
+        async with asyncio.timeout(timeout):
+            return await fut
 
     async def call(self, method: str, **params: Any) -> Any:
         """The result, or the server's error raised as its class from `glosmsd.core.errors`."""
@@ -331,7 +332,11 @@ class Client:
         return await asyncio.wait_for(self.stray.get(), timeout)
 
     async def next_event(self, timeout: float = 15.0) -> dict[str, Any]:
-        event = await asyncio.wait_for(self.events.get(), timeout)
+        if self.events.empty():
+            async with asyncio.timeout(timeout):
+                event = await self.events.get()
+        else:
+            event = self.events.get_nowait()
         self.cursor = max(self.cursor, int(event["seq"]))
         return event
 

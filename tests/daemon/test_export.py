@@ -10,7 +10,8 @@ import pytest
 
 from glosmsd.core.errors import BadInput, NotFound
 from glosmsd.daemon.service import Service
-from tests.daemon.test_service import started, svc_of, until
+from tests.daemon.test_service import started, svc_of
+from tests.support.daemonproc import until
 from tests.support.serverproc import ServerProcess, running_server
 
 ANN = "+15550001001"

@@ -20,7 +20,7 @@ from glosmsd.daemon.config import Config
 from glosmsd.daemon.root import Daemon
 from glosmsd.daemon.store import Store
 from glosmsd.system.paths import Paths
-from tests.daemon.test_service import until
+from tests.support.daemonproc import until
 from tests.support.serverproc import running_server
 
 

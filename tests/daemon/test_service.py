@@ -28,26 +28,12 @@ from glosmsd.daemon.service import Service
 from glosmsd.daemon.store import Store
 from glosmsd.system.paths import Paths
 from tests.daemon.test_link import Peer, peer
+from tests.support.daemonproc import until
 from tests.support.serverproc import ServerProcess, running_server
 
 ANN = "+15550001001"
 BOB_MOBILE = "+15557654321"
 BOB_WORK = "+15557654322"
-
-
-async def until(check: Any, timeout: float, what: str) -> None:
-    """Poll an (async) condition with a deadline."""
-    async with asyncio.timeout(timeout):
-        delay = 0.01
-        while True:
-            value = check()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.2)
-    raise AssertionError(what)  # pragma: no cover - asyncio.timeout raises first
 
 
 @pytest.fixture

@@ -7,10 +7,9 @@ be held only while it can still answer the call it was read for.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from glosmsd.server import app as server_app
 from glosmsd.server.app import App, Peer, ReadAhead, ServerConfig
 from glosmsd.server.db import ServerStore
+from tests.support.daemonproc import until
 from tests.support.serverproc import Client
 
 ANN, BOB = "+15550001001", "+15557654321"
@@ -66,12 +66,6 @@ def kept(peer: Peer) -> ReadAhead | None:
 def live_read_aheads() -> list[ReadAhead]:
     gc.collect()
     return [o for o in gc.get_objects() if type(o) is ReadAhead]
-
-
-async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.01)
 
 
 async def settled(c: Client) -> None:
@@ -125,7 +119,7 @@ async def test_no_page_is_kept_for_a_closed_connection(running: Running) -> None
         await settled(c)
         peer = running.peer()
         assert peer.ahead is not None
-    await until(lambda: not running.app._peers)
+    await until(lambda: not running.app._peers, 10, "the server to let the connection go")
     assert kept(peer) is None
     assert live_read_aheads() == []
 
@@ -154,7 +148,7 @@ async def test_a_page_not_asked_for_in_time_is_let_go(
         page = await c.call("sync", cursor=0, limit=LIMIT)
         await settled(c)
         peer = running.peer()
-        await until(lambda: peer.ahead is None)
+        await until(lambda: peer.ahead is None, 10, "the page read ahead to be let go")
         assert live_read_aheads() == []
         # The next call is answered all the same, read when it comes.
         nxt = await c.call("sync", cursor=page["cursor"], limit=LIMIT)

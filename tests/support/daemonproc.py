@@ -15,6 +15,7 @@ by side (two extensions, or two devices of one extension). `kill()` is SIGKILL (
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -44,6 +45,24 @@ def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
             raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(delay)
         delay = min(delay * 1.5, 0.2)
+
+
+async def until(check: Callable[[], Any], timeout: float, what: str) -> None:
+    """`wait_until` on an event loop: `check` may return an awaitable, and the loop runs
+    between tries."""
+    try:
+        async with asyncio.timeout(timeout):
+            delay = 0.01
+            while True:
+                value = check()
+                if asyncio.iscoroutine(value):
+                    value = await value
+                if value:
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 1.5, 0.2)
+    except TimeoutError:
+        raise TimeoutError(f"timed out after {timeout} s waiting for {what}") from None
 
 
 class DaemonProcess:

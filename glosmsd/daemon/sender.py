@@ -92,7 +92,8 @@ class Sender:
         match verdict:
             case Done(message=message):
                 if message is not None:
-                    await store.run(
+                    # One message merged: a short write with no fsync (`run_light`).
+                    await store.run_light(
                         Store.outbox_done, item.client_id, message, own_ext=self.own_ext()
                     )
             case Failed(reason=reason):

@@ -506,7 +506,11 @@ class IpcServer:
                     item = conn.out.get_nowait()
                 if batch:
                     writer.write(b"".join(batch))
-                    await asyncio.wait_for(writer.drain(), self.write_stall)
+                    # What the socket took whole needs no drain: `wait_for` was a task
+                    # and a timer for every line a client was sent (issue 16).
+                    transport = writer.transport
+                    if transport.get_write_buffer_size() or transport.is_closing():
+                        await asyncio.wait_for(writer.drain(), self.write_stall)
                 if item is None:
                     break
         except TimeoutError:

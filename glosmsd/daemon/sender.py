@@ -45,12 +45,17 @@ class Sender:
         #: Sends just accepted, as their outbox rows were written: the first attempt
         #: takes its item from here instead of reading the row back (issue 16).
         self._fresh: dict[str, OutboxItem] = {}
+        #: The attempts in flight, while `run` runs.
+        self._attempts: asyncio.TaskGroup | None = None
 
     def add(self, client_id: str, order: int, item: OutboxItem | None = None) -> None:
         """Queue `client_id`; `item` is its outbox row exactly as just committed, if known."""
         if item is not None:
             self._fresh[client_id] = item
         self.core.add(QueuedItem(client_id, order, 0, 0.0))
+        # Started here, not on `run`'s next turn: that was three more wake-ups of tasks
+        # on a send's way out (issue 16). `run` still wakes to set its next timer.
+        self._start_due()
         self._wake.set()
 
     def wake_all(self) -> None:
@@ -63,15 +68,25 @@ class Sender:
         items = await self.store.run(Store.outbox_items)
         self.core.load(_queued(i) for i in items)
         async with asyncio.TaskGroup() as attempts:
-            while True:
-                now = self.clock()
-                for item in self.core.take(now):
-                    attempts.create_task(self._attempt(item), name=f"send {item.client_id}")
-                nxt = self.core.next_wakeup()
-                timeout = None if nxt is None else max(0.0, nxt - self.clock())
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+            self._attempts = attempts
+            try:
+                while True:
+                    self._start_due()
+                    nxt = self.core.next_wakeup()
+                    timeout = None if nxt is None else max(0.0, nxt - self.clock())
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout)
+            finally:
+                self._attempts = None  # the group is ending: it takes no new attempt
+
+    def _start_due(self) -> None:
+        """Start an attempt for each item the core says is due now (while `run` runs)."""
+        attempts = self._attempts
+        if attempts is None:
+            return
+        for item in self.core.take(self.clock()):
+            attempts.create_task(self._attempt(item), name=f"send {item.client_id}")
 
     async def _attempt(self, item: QueuedItem) -> None:
         store = self.store
@@ -92,7 +107,8 @@ class Sender:
         match verdict:
             case Done(message=message):
                 if message is not None:
-                    await store.run(
+                    # One message merged: a short write with no fsync (`run_light`).
+                    await store.run_light(
                         Store.outbox_done, item.client_id, message, own_ext=self.own_ext()
                     )
             case Failed(reason=reason):

@@ -177,13 +177,22 @@ class Service:
             own_ext=self.account.ext,
             snapshot=snapshot,
         )
-        if any(_brings_files(ev) for ev in new):
-            self.tasks.spawn(self.downloads.queue_auto(), name="auto downloads")
+        self._applied(new)
 
     async def on_server_event(self, event: dict[str, Any]) -> None:
         seq = event.get("seq")
-        if isinstance(seq, int):
-            await self.apply_batch([event], seq, False)
+        if not isinstance(seq, int):
+            return
+        # A live message is one short write on its way to the screen (`run_light`); other
+        # kinds (a read mark, a deleted conversation) may touch many rows: the thread's.
+        run = self.store.run_light if event.get("kind") == "message" else self.store.run
+        self._applied(
+            await run(Store.apply_sync, [event], seq, reset=False, own_ext=self.account.ext)
+        )
+
+    def _applied(self, new: list[Event]) -> None:
+        if any(_brings_files(ev) for ev in new):
+            self.tasks.spawn(self.downloads.queue_auto(), name="auto downloads")
 
     def on_link_status(self, status: LinkStatus) -> None:
         payload = {

@@ -880,6 +880,86 @@ async def test_async_store_publishes_a_write_whose_caller_stopped_waiting(db_pat
         await astore.close()
 
 
+def busy_timeout_of(store: Store) -> int:
+    return int(store._conn.execute("PRAGMA busy_timeout").fetchone()[0])
+
+
+async def test_run_light_writes_on_the_loop_when_the_store_thread_is_idle(db_path: Path) -> None:
+    got: list[LocalEvent] = []
+    astore = await AsyncStore.open(db_path, on_events=got.extend, busy_timeout=5)
+    try:
+        assert await astore.run_light(thread_of) == threading.get_ident()
+        evs = await astore.run_light(Store.apply_sync, [mev(1, msg(1))], 1)
+        # Published before the call returned: no wake-up of the loop in between.
+        assert [e.kind for e in got] == [e.kind for e in evs] == ["message", "unread"]
+        assert (await astore.run(Store.unread)).total == 1
+        assert await astore.run(busy_timeout_of) == 5000  # nowait gave it back
+    finally:
+        await astore.close()
+
+
+async def test_run_light_waits_its_turn_behind_calls_on_the_store_thread(db_path: Path) -> None:
+    # A call still on the store's thread owns the connection, and the calls after it keep
+    # their order: a light call then goes the same way.
+    started, gate = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def slow(store: Store) -> int:
+        started.set()
+        assert gate.wait(10)
+        order.append("slow")
+        return threading.get_ident()
+
+    def light(store: Store) -> int:
+        order.append("light")
+        return threading.get_ident()
+
+    astore = await AsyncStore.open(db_path)
+    try:
+        first = asyncio.create_task(astore.run(slow))
+        assert await asyncio.to_thread(started.wait, 10)
+        second = asyncio.create_task(astore.run_light(light))
+        await asyncio.sleep(0)
+        assert order == []  # not run on the loop while `slow` holds the connection
+        gate.set()
+        assert await first == await second == astore.thread_id
+        assert order == ["slow", "light"]
+        assert await astore.run_light(thread_of) == threading.get_ident()  # idle again
+    finally:
+        gate.set()
+        await astore.close()
+
+
+@pytest.mark.timeout(20)
+async def test_run_light_never_waits_for_a_lock_on_the_loop(db_path: Path) -> None:
+    # Another program holds the write lock: the light call must not wait for it on the
+    # loop (nothing else would run, here not even the release: the test would time out
+    # first), but on the store's thread.
+    astore = await AsyncStore.open(db_path, busy_timeout=60)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        asyncio.get_running_loop().call_later(0.2, holder.execute, "COMMIT")
+
+        def write(store: Store) -> int:
+            store.set_pref("k", 1)
+            return threading.get_ident()
+
+        assert await astore.run_light(write) == astore.thread_id
+        assert await astore.run(Store.get_pref, "k", None) == 1
+        assert await astore.run(busy_timeout_of) == 60000
+    finally:
+        holder.close()
+        await astore.close()
+
+
+async def test_run_light_after_close_goes_by_the_thread(db_path: Path) -> None:
+    astore = await AsyncStore.open(db_path)
+    await astore.close()
+    with pytest.raises(RuntimeError):  # the executor is shut down, as for `run`
+        await astore.run_light(thread_of)
+
+
 async def test_async_store_open_error(db_path: Path) -> None:
     db_path.write_bytes(b"garbage" * 200)
     with pytest.raises(StoreError):

@@ -84,6 +84,19 @@ class StoreBase:
         #: The WAL size past which the writer checkpoints itself (see `defer_checkpoints`).
         self.wal_limit = WAL_LIMIT_BYTES
 
+    @contextlib.contextmanager
+    def nowait(self) -> Iterator[None]:
+        """Writes in this block fail at once (SQLITE_BUSY, `StoreLocked`) instead of
+        waiting the connection's busy timeout for another program's lock; nothing is
+        written then."""
+        conn = self._conn
+        (waits,) = conn.execute("PRAGMA busy_timeout").fetchone()
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(waits)}")
+
     def close(self) -> None:
         self._conn.close()
 

@@ -55,7 +55,11 @@ class Store(OutboxRows, LocalChanges, Queries, DownloadRows, Drafts, Prefs):
         path = Path(path)
         try:
             private_database(path)  # 0600 with its -wal/-shm, whatever the umask
-            conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+            # Used from the store's thread, and from the loop's while that thread is idle
+            # (`AsyncStore.run_light`): never from two threads at once.
+            conn = sqlite3.connect(
+                path, isolation_level=None, timeout=busy_timeout, check_same_thread=False
+            )
         except (sqlite3.Error, OSError) as exc:
             raise failures.explain(exc, path) from exc
         try:

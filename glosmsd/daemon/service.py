@@ -465,20 +465,7 @@ class Service:
         row, new = await self.store.run(Store.accept_send, cid, number, remote, text, stored)
         if not new:
             return {"message": row.to_json(), "dropped": [], "notice": None}
-        # The outbox row as `accept_send` wrote it: the first attempt needs no read back.
-        item = OutboxItem(
-            client_id=cid,
-            order=row.id,
-            message_id=row.id,
-            number=number,
-            remote=remote,
-            text=text,
-            files=tuple(dict(f) for f in stored),
-            attempts=0,
-            next_at=row.at,
-            last_error=None,
-            created_at=row.at,
-        )
+        item = OutboxItem.accepted(cid, row, number, remote, text, files=stored)
         self.sender.add(cid, row.id, item)
         emojis = _emoji_in(text)
         if emojis:

@@ -54,19 +54,7 @@ class AnsweringLink:
 async def accept(astore: AsyncStore, sender: Sender, client_id: str, text: str) -> None:
     """What `Service.send` does: the durable accept, then the outbox row to the sender."""
     row, _new = await astore.run(Store.accept_send, client_id, OWN, BOB, text, [])
-    item = OutboxItem(
-        client_id=client_id,
-        order=row.id,
-        message_id=row.id,
-        number=OWN,
-        remote=BOB,
-        text=text,
-        files=(),
-        attempts=0,
-        next_at=row.at,
-        last_error=None,
-        created_at=row.at,
-    )
+    item = OutboxItem.accepted(client_id, row, OWN, BOB, text)
     sender.add(client_id, row.id, item)
 
 

@@ -7,7 +7,7 @@ file's download state are spelled in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -211,6 +211,33 @@ class OutboxItem:
     next_at: float
     last_error: str | None
     created_at: float
+
+    @classmethod
+    def accepted(
+        cls,
+        client_id: str,
+        row: MessageRow,
+        number: str,
+        remote: str,
+        text: str,
+        *,
+        files: Sequence[Mapping[str, Any]] = (),
+    ) -> OutboxItem:
+        """The outbox row `Store.accept_send` just wrote for its message `row`: the first
+        attempt needs no read back."""
+        return cls(
+            client_id=client_id,
+            order=row.id,
+            message_id=row.id,
+            number=number,
+            remote=remote,
+            text=text,
+            files=tuple(dict(f) for f in files),
+            attempts=0,
+            next_at=row.at,
+            last_error=None,
+            created_at=row.at,
+        )
 
 
 @dataclass(frozen=True, slots=True)

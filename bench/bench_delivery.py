@@ -8,8 +8,8 @@ Dan's daemon, committed in his store and published to his socket.
 
 Floor, measured in the same run on the same machine: two WebSocket round trips to the
 same server (ping/pong: A -> server, server -> B) plus two durable SQLite commits (WAL,
-`synchronous=FULL`: the sender's accept and the receiver's batch). Everything else (JSON,
-the server's own commit, asyncio scheduling in three processes) is overhead on top.
+`synchronous=FULL`: the sender's accept and the server's store of it). Everything else
+(JSON, the receiver's commit, asyncio scheduling in three processes) is overhead on top.
 
 Run: `.venv/bin/python -m bench.bench_delivery`. `run()` returns the figures as a dict.
 """

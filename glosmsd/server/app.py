@@ -8,20 +8,21 @@ the log (not from an in-memory queue) is what makes "nothing skipped, nothing do
 hold across admin writes from another process, server restarts and slow clients.
 
 SQLite work runs on two worker threads, each owning one connection to the store: the
-store thread makes every write (so a send's commit, durable before its reply, queues
-behind other writes only), the read thread every read that writes nothing (sync pages,
-the pushers' log reads, sign-in, hello, contacts, downloads) on a `PRAGMA query_only`
-connection. WAL gives each read a snapshot of what was committed when it began, and a
-read always begins after the commit whose reply or ring it follows, so nothing is read
-stale; under one thread a sync page flood (50 pages of 1 MB a frame) made every send wait
-behind it (p99 358 ms in the soak). While a device catches up, its next page is read
-while it parses the last (`ReadAhead`), and used only if nothing rang since. A third
-thread watches the database for commits from other processes (`PRAGMA data_version`)
-and rings the bell. A client's send, read mark or deletion is the exception
-(`write_now`): a short transaction that writes no file, made on the loop's own connection
-when the write lock is free (the trip to the store thread and back cost as much as the
-write), else on the store thread as any other write. This module must never run SQL
-itself, nor wait on the event loop for a lock or a file.
+store thread makes every write (so a send's commit, durable before its reply: synced to
+disk, `synchronous=FULL`, queues behind other writes only), the read thread every read
+that writes nothing (sync pages, the pushers' log reads, sign-in, hello, contacts,
+downloads) on a `PRAGMA query_only` connection. WAL gives each read a snapshot of what
+was committed when it began, and a read always begins after the commit whose reply or
+ring it follows, so nothing is read stale; under one thread a sync page flood (50 pages
+of 1 MB a frame) made every send wait behind it (p99 358 ms in the soak). While a device
+catches up, its next page is read while it parses the last (`ReadAhead`), and used only
+if nothing rang since. A third thread watches the database for commits from other
+processes (`PRAGMA data_version`) and rings the bell. A client's send, read mark or
+deletion is the exception (`write_now`): a short transaction made on the loop's own
+connection when the write lock is free (the trip to the store thread and back cost as
+much as the write), else on the store thread as any other write; it waits on the loop for
+its commit's fsync (see `write_now`). Otherwise this module never runs SQL itself, nor
+waits on the event loop for a lock or a file.
 """
 
 from __future__ import annotations
@@ -476,11 +477,16 @@ class App:
     async def write_now(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`write`, made on the event loop's thread when the write lock is free.
 
-        A client's send, read mark or deletion is a short transaction (0.1-0.3 ms) that
-        writes no file; the two trips to the store thread and back cost about as much
-        again, and a GIL handoff and a wake-up each way. The loop's connection never waits
-        for the lock (`nowait`): held by another connection (the admin CLI, the store
-        thread's own writes), the write goes to the store thread as before, which waits.
+        A client's send, read mark or deletion is a short transaction (0.1-0.3 ms of
+        SQLite); the two trips to the store thread and back cost about as much again, and
+        a GIL handoff and a wake-up each way. The loop's connection never waits for the
+        lock (`nowait`): held by another connection (the admin CLI, the store thread's own
+        writes), the write goes to the store thread as before, which waits.
+
+        Its commit is synced to disk (`synchronous=FULL`, 0.2-0.4 ms here) and the loop
+        waits for that fsync: a known exception to the module's rule, measured 16% faster
+        in A->B than the store thread's trip (issue 16); a slow disk would make it matter,
+        and then the fix is a group commit on the store thread.
         """
         here = self._here
         if here is None:

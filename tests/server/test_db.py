@@ -586,3 +586,10 @@ def test_pages_after_a_write_see_numbers_given_and_the_log_pruned_since(
     store.prune(0)  # everything so far
     store.receive(REMOTES[0], NUMBERS[1], "not mine either")
     assert pages(4)[0].reset
+
+
+def test_every_commit_is_synced_to_disk_before_it_returns(store: ServerStore) -> None:
+    # synchronous=FULL: a send answered (and pushed) is on disk, not only in the WAL
+    # the page cache holds (NORMAL, which a power loss takes).
+    assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -92,8 +92,12 @@ class Logged:
 
 
 def _use_wal(conn: migrations.Connection) -> None:
+    """WAL, each commit synced to disk before it returns (`synchronous=FULL`): a send's
+    reply and its push say the message is stored, and with NORMAL a commit survived a
+    crash of the server but not a power loss (no fsync a commit; the WAL was synced only
+    when checkpointed), as the daemon's durable writes do not."""
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA synchronous = FULL")
 
 
 class DbBase:

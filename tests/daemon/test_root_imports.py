@@ -1,5 +1,6 @@
 """What a daemon loads before it needs it: nothing of Pillow, the file-type tables, the
-emoji data or the schema compiler (issue 16: ~7 MB of a headless daemon's RSS).
+emoji data or the schema compiler (issue 16: ~7 MB of a headless daemon's RSS), nor what
+shows the SMS window (`launch`, webbrowser) while it only serves the page.
 
 Pillow loads at the first picture (fit, thumbnail, metadata strip), the tray's drawing at
 the first icon, `filetype` at the first file sniffed, the emoji catalogue at the first
@@ -22,6 +23,8 @@ LAZY = (
     "fastjsonschema",
     "jsonschema",
     "glosmsd.core.emojicatalog",
+    "glosmsd.desktop.window.launch",
+    "webbrowser",
 )
 
 

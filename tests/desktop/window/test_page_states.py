@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,11 @@ def test_a_burst_of_arrivals_is_announced_once(window: WindowWorld) -> None:
 
 
 def test_a_failed_download_can_be_retried(window: WindowWorld) -> None:
-    data = b"big report line\n" * 40_000  # 640 KB: over the MMS limit, not fetched by itself
-    window.receive(CY, "The report", [(data, "report.txt")])
+    # 640 KB: over the MMS limit, not fetched by itself. Its own bytes and text each run,
+    # so a repeat in the same world (pytest --count) is not offered the copy already kept.
+    tag = uuid.uuid4().hex
+    data = (f"{tag}\n".encode() + b"big report line\n" * 40_000)[:640_000]
+    window.receive(CY, f"The report {tag}", [(data, "report.txt")])
     sha = hashlib.sha256(data).hexdigest()
     with window.server.store() as st:
         blob = st._blob_path(sha)  # where the server keeps it
@@ -53,7 +57,7 @@ def test_a_failed_download_can_be_retried(window: WindowWorld) -> None:
     msg = (
         page.get_by_role("log", name="Messages")
         .get_by_role("article")
-        .filter(has_text="The report")
+        .filter(has_text=f"The report {tag}")
     )
     blob.rename(hidden)  # the server cannot read it: the download fails
     try:
@@ -72,12 +76,9 @@ def test_the_link_down_banner_and_sends_queue(window: WindowWorld) -> None:
     banner = page.get_by_role("alert").filter(has_text="Not connected to the SMS server")
     window.server.stop()
     expect(banner).to_be_visible(timeout=30_000)
-    window.daemon.call("send", to=CY, text="Queued while offline")
-    msg = (
-        page.get_by_role("log", name="Messages")
-        .get_by_role("article")
-        .filter(has_text="Queued while offline")
-    )
+    text = f"Queued while offline {uuid.uuid4().hex[:8]}"  # its own each run (--count)
+    window.daemon.call("send", to=CY, text=text)
+    msg = page.get_by_role("log", name="Messages").get_by_role("article").filter(has_text=text)
     expect(msg.locator(".state")).to_have_text("Sending…")
     window.server.restart()
     expect(banner).to_be_hidden(timeout=60_000)
@@ -119,12 +120,13 @@ def test_a_link_opens_in_the_users_browser_not_in_the_window(
     monkeypatch.setenv("BROWSER", f"{browser} %s")
     window.daemon.restart()  # the daemon's browser is the recorder now
     window.daemon.wait_online()
-    window.receive(CY, "The menu: https://example.com/menu?day=fri")
+    url = f"https://example.com/menu?day=fri&for={uuid.uuid4().hex[:8]}"  # its own each run
+    window.receive(CY, f"The menu: {url}")
     page = window.open_page(conversation=CY)
-    link = page.get_by_role("link", name="https://example.com/menu?day=fri")
+    link = page.get_by_role("link", name=url)
     link.click()
     wait_until(
-        lambda: opened.exists() and "https://example.com/menu?day=fri" in opened.read_text(),
+        lambda: opened.exists() and url in opened.read_text(),
         15,
         "the link handed to the browser",
     )

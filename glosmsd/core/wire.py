@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypeGuard
 
-from glosmsd.core import rpc
+from glosmsd.core import fastjson, rpc
 from glosmsd.core.errors import PoisonEvent, RemoteProtocolError
 
 PROTOCOL: Final = 1
@@ -268,18 +268,21 @@ def splice_event(seq: int, kind: str, at: float, body: str) -> str:
     `kind` is one of ours (plain ASCII, nothing to escape); `body` is `encode_body`'s
     output, a JSON object.
     """
-    head = f'{{"seq":{seq},"kind":"{kind}","at":{float(at)!r}'
+    head = f'{{"seq":{seq},"kind":"{kind}","at":{fastjson.float_texts([at])[0]}'
     return head + "}" if body == "{}" else f"{head},{body[1:]}"
 
 
-def splice_events(rows: Iterable[tuple[int, str, float, str]]) -> list[str]:
+def splice_events(rows: Sequence[tuple[int, str, float, str]]) -> list[str]:
     """`splice_event` of each (seq, kind, at, body) row, in one pass: a sync page of 500
-    events spent a fifth of its splicing time calling `splice_event`."""
+    events spent a fifth of its splicing time calling `splice_event`, and then two
+    thirds of the rest in `repr` of its times (0.42 of 0.64 us an event; orjson writes
+    all of a page's at once, the same shortest round-trip digits, in 0.03)."""
+    ats = fastjson.float_texts([at for _seq, _kind, at, _body in rows])
     return [
-        f'{{"seq":{seq},"kind":"{kind}","at":{float(at)!r},{body[1:]}'
+        f'{{"seq":{seq},"kind":"{kind}","at":{at},{body[1:]}'
         if body != "{}"
-        else f'{{"seq":{seq},"kind":"{kind}","at":{float(at)!r}}}'
-        for seq, kind, at, body in rows
+        else f'{{"seq":{seq},"kind":"{kind}","at":{at}}}'
+        for (seq, kind, _at, body), at in zip(rows, ats, strict=True)
     ]
 
 

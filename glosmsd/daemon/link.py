@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import ssl
@@ -32,7 +31,7 @@ from websockets.frames import CloseCode
 from websockets.protocol import State as WsState
 
 from glosmsd import __version__
-from glosmsd.core import rpc
+from glosmsd.core import fastjson, rpc
 from glosmsd.core.backoff import Backoff
 from glosmsd.core.errors import AuthFailed, LinkClosed, LocalProtocolError, PoisonEvent, RpcError
 from glosmsd.core.protocol import (
@@ -117,10 +116,6 @@ class _SessionEnded(Exception):  # noqa: N818 - a control-flow signal, not an er
 def _clip(value: object) -> str:
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= _LOG_CLIP else text[:_LOG_CLIP] + "..."
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _describe(exc: BaseException) -> str:
@@ -524,7 +519,7 @@ class Link:
             log.warning("link: ignored a binary frame of %d bytes", len(frame))
             return True
         try:
-            obj = json.loads(frame, parse_constant=_reject_constant)
+            obj = fastjson.loads(frame)
         except (ValueError, RecursionError):
             log.warning("link: ignored a frame that is not JSON: %s", _clip(frame))
             return True

@@ -492,18 +492,32 @@ JSON_VALUES = st.recursive(
 
 @example(data={"text": "Infinity and NaN, a lone \ud800"}, kind="message", at=1.5)
 @example(data={"at": float("nan")}, kind="prefs", at=2.0)
+@example(data={"": [-9223372036854775809, float("inf")]}, kind="", at=0.0)
 @given(st.dictionaries(st.text(), JSON_VALUES, max_size=4), st.text(), st.floats(0, 2e9))
 def test_an_event_line_from_the_stored_json_is_what_encoding_gives(
     data: dict[str, Any], kind: str, at: float
 ) -> None:
     # The socket sends an event's data as the JSON text the store logged it with; the
-    # line is byte for byte what encoding the event gives, or refused the same way.
-    ev = Event(7, kind, at, data, dumps(data))
+    # line holds what encoding the event as read back gives, or is refused the same way
+    # (the store writes NaN and infinities, which no JSON holds, as null, or as NaN when
+    # orjson hands the value to json; a float's digits may differ, 1e-7 for 1e-07).
+    # Without a stored text the line is exactly what encoding gives, or refused alike.
+    logged = dumps(data)
+    stored = Event(7, kind, at, json.loads(logged), logged)  # as the store reads it back
     try:
-        expected = rpc.encode(rpc.notification("event", ev.to_json()))
+        as_logged = rpc.encode(rpc.notification("event", stored.to_json()))
+    except ValueError:  # logged by the store's fallback encoder, which writes NaN
+        with pytest.raises(ValueError):
+            event_line(stored)
+    else:
+        line = event_line(stored)
+        assert line.endswith(b"\n")
+        assert b"\n" not in line[:-1]
+        assert json.loads(line) == json.loads(as_logged)
+    try:
+        expected = rpc.encode(rpc.notification("event", Event(7, kind, at, data).to_json()))
     except ValueError:
         with pytest.raises(ValueError):
-            event_line(ev)
+            event_line(Event(7, kind, at, data))
         return
-    assert event_line(ev) == expected
     assert event_line(Event(7, kind, at, data)) == expected

@@ -44,6 +44,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from glosmsd.core import fastjson
 from glosmsd.core.errors import error_from_rpc
 from glosmsd.daemon.link import close_quietly
 from glosmsd.server.db import ServerStore
@@ -288,7 +289,7 @@ class Client:
     async def _read(self) -> None:
         try:
             async for frame in self.ws:
-                obj = json.loads(frame)
+                obj = fastjson.loads(frame)  # as the daemon's link decodes a frame
                 if isinstance(obj, dict) and obj.get("method") == "event":
                     self.events.put_nowait(obj["params"])
                 elif isinstance(obj, dict) and obj.get("id") in self._pending:

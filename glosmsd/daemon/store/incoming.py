@@ -17,18 +17,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final, NamedTuple, TypeGuard
 
+from glosmsd.core import fastjson
 from glosmsd.daemon.store.rows import STATES, FileRow, MessageRow, Sharer
 
-# One encoder for all: `json.dumps` with options builds a new encoder per call, and this
-# runs several times per message in a catch-up.
-_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _DIRECTIONS: Final = ("in", "out")
 _NO_FILE: Final = (None, "none")
 
 
 def dumps(value: Any) -> str:
-    """The store's JSON text for a value (compact, UTF-8 kept as is)."""
-    return _ENCODER.encode(value)
+    """The store's JSON text for a value (compact, UTF-8 kept as is); orjson's, as this
+    runs once or twice per message in a catch-up (`glosmsd.core.fastjson`)."""
+    return fastjson.dumps(value)
 
 
 def is_int(value: Any) -> TypeGuard[int]:

@@ -593,3 +593,42 @@ def test_every_commit_is_synced_to_disk_before_it_returns(store: ServerStore) ->
     # the page cache holds (NORMAL, which a power loss takes).
     assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _wal_frames(store: ServerStore) -> int:
+    """Frames in the WAL now (a PASSIVE checkpoint reports them and copies what it can)."""
+    return int(store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+
+
+def test_a_checkpoint_neither_waits_for_nor_disturbs_a_reader_or_a_writer(
+    store: ServerStore, tmp_path: Path
+) -> None:
+    """A reader inside its snapshot, or a writer inside its transaction, when the watcher
+    checkpoints: nothing waits (busy timeout 0), nothing fails, nothing is lost; the WAL
+    is rewound at the next checkpoint after they finish."""
+    store.assign_number(EXTS[0], NUMBERS[0])
+    store.defer_checkpoints()
+    reader = ServerStore(tmp_path / "s.db")
+    watcher = ServerStore(tmp_path / "s.db")
+    try:
+        for i in range(20):
+            store.send(EXTS[0], f"c{i}", REMOTES[0], f"before {i}", [])
+        reader.conn.execute("BEGIN")
+        seen = reader.conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+        watcher.checkpoint()  # copies all, cannot rewind: the reader is in the WAL
+        store.send(EXTS[0], "during", REMOTES[0], "while a reader reads", [])
+        assert reader.conn.execute("SELECT count(*) FROM messages").fetchone()[0] == seen
+        reader.conn.execute("COMMIT")
+        store.conn.execute("BEGIN IMMEDIATE")
+        watcher.checkpoint()  # a writer holds the lock: returns at once
+        store.conn.execute("COMMIT")
+        watcher.checkpoint()
+        store.send(EXTS[0], "after", REMOTES[0], "after both", [])
+        assert _wal_frames(watcher) < 20
+        texts = watcher.sync(EXTS[0], 0, 500).texts
+        assert sum("before" in t for t in texts) == 20
+        assert [t for t in texts if "while a reader reads" in t]
+        assert [t for t in texts if "after both" in t]
+    finally:
+        reader.close()
+        watcher.close()

@@ -183,10 +183,23 @@ class DbBase:
         self.conn.execute("PRAGMA query_only = ON")
 
     def checkpoint(self) -> None:
-        """Copy committed WAL pages into the database; PASSIVE: it never waits for, nor
-        blocks, readers and writers (what a reader still uses is copied next time)."""
+        """Copy committed WAL pages into the database, then start the WAL over.
+
+        PASSIVE first: it never waits for, nor blocks, readers and writers (what a
+        reader still uses is copied next time). Once it has copied every page, a
+        RESTART that waits for nothing (busy timeout 0) rewinds the WAL, so the next
+        commit writes at its start. Without it, one send after another never let SQLite
+        rewind it (a writer only rewinds when no reader holds a WAL snapshot just as it
+        begins): the bench's 1,000 sends grew it to 42 MB, each fsync extending a file.
+        """
         try:
-            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            _busy, frames, copied = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames > 0 and frames == copied:
+                self.conn.execute("PRAGMA busy_timeout = 0")
+                try:
+                    self.conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                finally:
+                    self.conn.execute("PRAGMA busy_timeout = 10000")
         except sqlite3.Error as exc:
             raise StoreError(f"Checkpointing {self.path} failed: {exc}") from exc
 

@@ -6,7 +6,8 @@
   kernel wake-up each way; an echo in the client's own process, also reported, skips
   them and did ~1.8x the round trips here).
 - catch-up events/s: a device syncs N events from cursor 0 in batches of 500, each page
-  parsed and let go as a device applies it (`Client.catch_up`); floor:
+  parsed and let go as a device applies it (`Client.catch_up`, which decodes a frame as
+  the daemon's link does), after one untimed catch-up by another device; floor:
   inserting the same number of rows into SQLite in one batched transaction.
 
 Run: `.venv/bin/python -m bench.bench_server` (about 10-30 s, loopback only, seeded).
@@ -141,6 +142,11 @@ async def measure(tmp: Path) -> dict[str, Any]:
         with srv.store() as st:
             for i in range(CATCH_UP):
                 st.receive("+15557654321", "+15550001001", f"c{i}")
+        # One catch-up untimed first, as the sends above follow 20 untimed ones: the
+        # first after the seeding ran ~20% slower in every run (first-touch memory on
+        # both sides), a cost of the process starting, not of a catch-up.
+        async with await Client.connect(srv.url, t_a, device="warm-up") as c:
+            await c.catch_up(0, limit=500)
         async with await Client.connect(srv.url, t_a, device="offline") as c:
             t0 = time.perf_counter()
             caught_up = await c.catch_up(0, limit=500)

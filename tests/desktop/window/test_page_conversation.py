@@ -220,17 +220,18 @@ def test_a_failed_message_can_be_resent(window: WindowWorld) -> None:
 def test_a_resent_message_offers_no_resend_here_or_in_another_window(
     window: WindowWorld,
 ) -> None:
+    text = f"Resend me once {tag()}"  # its own each run (pytest --count)
     page = window.open_page(conversation=CY)
     other = window.open_page(conversation=CY)
     window.carrier("fail", "The carrier is down")
-    window.daemon.call("send", to=CY, text="Resend me once")
+    window.daemon.call("send", to=CY, text=text)
     for p in (page, other):
-        expect(bubble(p, "Resend me once")).to_contain_text("Failed: The carrier is down")
+        expect(bubble(p, text)).to_contain_text("Failed: The carrier is down")
     window.carrier("accept")
     # A double click: the first one resends, the second finds nothing left to click.
-    bubble(page, "Resend me once").get_by_role("button", name="Resend").dblclick()
+    bubble(page, text).get_by_role("button", name="Resend").dblclick()
     for p in (page, other):
-        msgs = bubble(p, "Resend me once")
+        msgs = bubble(p, text)
         expect(msgs).to_have_count(2)
         expect(msgs.last.locator(".state")).to_have_text("Sent")
         expect(msgs.first).to_contain_text("Failed: The carrier is down")
@@ -239,13 +240,13 @@ def test_a_resent_message_offers_no_resend_here_or_in_another_window(
     copies = [
         m
         for m in window.daemon.call("messages", conversation=CY, limit=100)["messages"]
-        if m["text"] == "Resend me once"
+        if m["text"] == text
     ]
     assert sorted(m["state"] for m in copies) == ["failed", "sent"]
     page.reload()
     page.wait_for_selector("html[data-ready]", state="attached")
-    expect(bubble(page, "Resend me once").first.locator(".state.resent")).to_have_text("Resent")
-    expect(bubble(page, "Resend me once").get_by_role("button", name="Resend")).to_have_count(0)
+    expect(bubble(page, text).first.locator(".state.resent")).to_have_text("Resent")
+    expect(bubble(page, text).get_by_role("button", name="Resend")).to_have_count(0)
     assert page.errors == []  # type: ignore[attr-defined]
     assert other.errors == []  # type: ignore[attr-defined]
 

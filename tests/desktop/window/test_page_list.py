@@ -1,6 +1,7 @@
 """The SMS window's left column in a real Chromium against a real daemon and server: the
 conversation list, its unread badges, the "Unread messages" menu and "Mark all as read",
-and "Copy my number" (tests/support/windowpage.py). Tests run in file order."""
+and "Copy my number" (tests/support/windowpage.py). Tests run in file order; those about
+unread counts set their own first (`unread_state`), so each also runs again (--count)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,21 @@ def settle_read(window: WindowWorld) -> None:
     )
 
 
+def unread_state(window: WindowWorld, bob: int, cy: int) -> None:
+    """Exactly `bob` unread from Bob and `cy` from Cy, whatever the tests before left (or
+    this test's earlier run, under pytest --count): all read, then that many arrive."""
+    window.daemon.call("mark_read")
+    wait_until(lambda: window.daemon.call("status")["unread"] == 0, 15, "everything read")
+    tag = os.urandom(3).hex()
+    for n in range(cy):
+        window.receive(CY, f"Unread from Cy {n} {tag}")
+    for n in range(bob):  # Bob's last: his conversation is the most recent, as at the start
+        window.receive(BOB_MOBILE, f"Unread from Bob {n} {tag}")
+    wait_until(
+        lambda: window.daemon.call("status")["unread"] == bob + cy, 15, "the arrivals unread"
+    )
+
+
 def test_the_list_shows_every_conversation_most_recent_first(window: WindowWorld) -> None:
     page = window.open_page()
     listbox = page.get_by_role("listbox", name="Conversations")
@@ -72,6 +88,7 @@ def test_copy_my_number_copies_it_and_says_so(window: WindowWorld) -> None:
 
 
 def test_the_unread_menu_lists_conversations_and_opens_one(window: WindowWorld) -> None:
+    unread_state(window, bob=2, cy=1)
     page = window.open_page()
     button = page.get_by_role("button", name="Unread messages")
     expect(button.locator(".count")).to_have_text("3")
@@ -88,6 +105,7 @@ def test_the_unread_menu_lists_conversations_and_opens_one(window: WindowWorld) 
 
 
 def test_mark_all_as_read_clears_the_badge(window: WindowWorld) -> None:
+    unread_state(window, bob=0, cy=1)
     page = window.open_page()
     button = page.get_by_role("button", name="Unread messages")
     expect(button.locator(".count")).to_have_text("1")
@@ -104,6 +122,7 @@ def test_mark_all_as_read_clears_the_badge(window: WindowWorld) -> None:
 
 
 def test_mark_as_unread_in_the_conversation_menu(window: WindowWorld) -> None:
+    unread_state(window, bob=1, cy=0)
     page = window.open_page(conversation=BOB_MOBILE)
     button = page.get_by_role("button", name="Unread messages")
     expect(button.locator(".count")).to_be_hidden()

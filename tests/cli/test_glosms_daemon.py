@@ -246,14 +246,15 @@ def test_numbers_are_parsed_before_anything_is_queued(world: World) -> None:
     # Issue 12 item 6. In the user's country (that of Ann's own number, +1): the national
     # form is the number, and what is not a number is refused with the form to use,
     # exit 2, nothing queued and no conversation left behind.
+    # Numbers of this run's own (pytest --count runs it again in the same world).
+    n = int.from_bytes(os.urandom(2)) % 1000
+    us, uk = f"+1555123{4000 + n}", f"+44207946{n:04d}"
     before = as_json(world, "ls")
-    res = as_json(world, "send", "555-123-4567", "national form", "--wait")
-    assert res["message"]["remote"] == "+15551234567"
+    res = as_json(world, "send", f"555-123-{4000 + n}", "national form", "--wait")
+    assert res["message"]["remote"] == us
     assert res["message"]["state"] == "sent"
-    assert ok(world, "send", "+1 (555) 123-4567", "again").endswith(" to +15551234567: queued\n")
-    assert as_json(world, "send", "0044 20 7946 0958", "abroad")["message"]["remote"] == (
-        "+442079460958"
-    )
+    assert ok(world, "send", f"+1 (555) 123-{4000 + n}", "again").endswith(f" to {us}: queued\n")
+    assert as_json(world, "send", f"0044 20 7946 {n:04d}", "abroad")["message"]["remote"] == uk
     for bad in ("555-123-45", "+1 555", "1234567", "+1 555 123 4567 9999"):
         err = fails(world, cli.EXIT_USAGE, "send", bad, "never queued")
         assert err.count("\n") == 1, err
@@ -261,22 +262,21 @@ def test_numbers_are_parsed_before_anything_is_queued(world: World) -> None:
     after = as_json(world, "ls")
     remotes = {c["remote"] for c in after}
     assert len(after) == len(before) + 2
-    assert remotes >= {"+15551234567", "+442079460958"}
+    assert remotes >= {us, uk}
     texts = {m["text"] for c in after for m in as_json(world, "read", str(c["id"]))["messages"]}
     assert "never queued" not in texts
 
 
 def test_a_short_code_is_one_conversation_for_send_and_read(world: World) -> None:
     # Issue 12 item 6: `send 12345` took it as a number, `read 12345` as an id.
-    sent = as_json(world, "send", "12345", "STOP")["message"]
-    assert sent["remote"] == "12345"
-    got = as_json(world, "read", "12345")
+    code = str(20000 + int.from_bytes(os.urandom(2)) % 70000)  # this run's own (--count)
+    sent = as_json(world, "send", code, "STOP")["message"]
+    assert sent["remote"] == code
+    got = as_json(world, "read", code)
     assert got["conversation"]["id"] == sent["conversation_id"]
     assert [m["text"] for m in got["messages"]] == ["STOP"]
     # An id still reads as an id.
-    assert as_json(world, "read", str(sent["conversation_id"]))["conversation"]["remote"] == (
-        "12345"
-    )
+    assert as_json(world, "read", str(sent["conversation_id"]))["conversation"]["remote"] == code
     assert "No conversation 98765: none has that id or that number" in fails(
         world, cli.EXIT_USAGE, "read", "98765"
     )
@@ -412,10 +412,18 @@ def test_cli_paths_import_nothing_heavy(world: World) -> None:
 # --------------------------------------------------------------------------- changes (last)
 
 
-def test_mark_read_delete_resend(world: World) -> None:
-    # Bob Roe has a conversation per number by now (test_send_with_pick_wait_and_json
-    # wrote to his work number): marking him read marks both and says which (issue 12
-    # item 19); deleting "him" would have to guess, so it asks for the id.
+def test_mark_read_delete_resend(tmp_path: Path) -> None:
+    # A world of its own: this deletes Bob's conversations, which a second run in the
+    # module's world (pytest --count) would not find.
+    with running_world(tmp_path) as world:
+        _mark_read_delete_resend(world)
+
+
+def _mark_read_delete_resend(world: World) -> None:
+    # Bob Roe has a conversation per number once Ann writes to his work number: marking
+    # him read marks both and says which (issue 12 item 19); deleting "him" would have
+    # to guess, so it asks for the id.
+    as_json(world, "send", BOB_WORK, "At the office today?", "--wait")
     assert ok(world, "mark-read", "Bob Roe") == (
         f"Marked Bob Roe ({BOB_WORK}), Bob Roe ({BOB_MOBILE}) read; 1 unread.\n"
     )

@@ -45,7 +45,15 @@ def _without_event_ids(msg: dict[str, Any]) -> dict[str, Any]:
     return {**msg, "params": params}
 
 
-def test_every_example_in_the_spec_is_what_the_daemon_answers(world: World) -> None:
+def test_every_example_in_the_spec_is_what_the_daemon_answers(tmp_path: Path) -> None:
+    # A world of its own: the examples send and mark messages, and the world they were
+    # written from is the seeded one; run again in the module's (pytest --count), a
+    # send's client_id is already known and its event never comes.
+    with running_world(tmp_path) as world:
+        _every_example_answers(world)
+
+
+def _every_example_answers(world: World) -> None:
     examples = specdoc.parse(specdoc.SPEC.read_text())
     assert len(examples) >= 15
     for ex in examples:

@@ -87,24 +87,23 @@ def run(socket_path: Path, example: Example, *, events: int = 0, linger: float =
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(30)
         s.connect(str(socket_path))
-        reader = s.makefile("rb")
-        for line in example.requests:
-            s.sendall(line.encode() + b"\n")
-        seen = 0
-        while waiting or seen < events:
-            msg = json.loads(reader.readline())
-            got.append(msg)
-            for item in msg if isinstance(msg, list) else [msg]:
-                if isinstance(item, dict) and "method" not in item:
-                    waiting.discard(json.dumps(item.get("id")))
-                elif isinstance(item, dict):
-                    seen += 1
-        if linger:
-            s.settimeout(linger)
-            with contextlib.suppress(TimeoutError):
-                while extra := reader.readline():
-                    got.append(json.loads(extra))
-        reader.close()
+        with s.makefile("rb") as reader:  # closed on a timeout too: no socket left open
+            for line in example.requests:
+                s.sendall(line.encode() + b"\n")
+            seen = 0
+            while waiting or seen < events:
+                msg = json.loads(reader.readline())
+                got.append(msg)
+                for item in msg if isinstance(msg, list) else [msg]:
+                    if isinstance(item, dict) and "method" not in item:
+                        waiting.discard(json.dumps(item.get("id")))
+                    elif isinstance(item, dict):
+                        seen += 1
+            if linger:
+                s.settimeout(linger)
+                with contextlib.suppress(TimeoutError):
+                    while extra := reader.readline():
+                        got.append(json.loads(extra))
     return got
 
 

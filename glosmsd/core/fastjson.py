@@ -21,27 +21,14 @@ which its start-up does not otherwise pay for (its codec is `glosmsd.core.rpc`'s
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import Any, Final
 
 import orjson
 
+from glosmsd.core import rpc
+
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} does not fit in a double")
-    return value
-
-
-_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def loads(text: str | bytes) -> Any:
@@ -53,7 +40,7 @@ def loads(text: str | bytes) -> Any:
         # decoder decides; it raises for everything else orjson refused.
         if isinstance(text, bytes | bytearray | memoryview):
             text = bytes(text).decode("utf-8")
-        return _DECODER.decode(text)
+        return rpc.STRICT_DECODER.decode(text)
 
 
 def dumps(value: Any) -> str:

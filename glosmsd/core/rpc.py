@@ -201,7 +201,8 @@ def _finite_float(text: str) -> float:
 
 # One decoder and two encoders for the life of the process: json.loads/json.dumps with
 # non-default options build a new (JSONDecoder|JSONEncoder) on every call.
-_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+#: Strict JSON (no NaN/Infinity, no number past a double): also `fastjson.loads`'s second look.
+STRICT_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _ASCII_ENCODER: Final = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"))
 # A surrogate escape, lone or paired; an escaped backslash before a `u` also matches, which
@@ -222,7 +223,7 @@ def parse(line: bytes | str, *, max_batch: int | None = None) -> Parsed:
         text = line if isinstance(line, str) else bytes(line).decode("utf-8")
         # Python's json accepts NaN/Infinity and turns 1e400 into inf; none of them is
         # JSON, and none could be echoed back in a reply.
-        obj = _DECODER.decode(text)
+        obj = STRICT_DECODER.decode(text)
     except (ValueError, RecursionError):
         return Parsed((error_reply(None, _err(PARSE_ERROR, "Parse error: not valid JSON")),), False)
     suspect = _SURROGATE_ESCAPE.search(text) is not None

@@ -382,8 +382,11 @@ async def test_a_connection_whose_replies_stop_moving_is_closed_and_its_memory_f
 
 
 def _sessions() -> list[IpcSession]:
-    """Every session object still in memory, reachable or not (cyclic garbage too)."""
-    return [o for o in gc.get_objects() if isinstance(o, IpcSession)]
+    """Every session object still in memory, reachable or not (cyclic garbage too).
+
+    By `type`, not `isinstance`: a dead `weakref.proxy` among the objects (another
+    test's) raises ReferenceError when asked for its class."""
+    return [o for o in gc.get_objects() if issubclass(type(o), IpcSession)]
 
 
 async def _until_let_go(server: IpcServer) -> None:

@@ -11,8 +11,9 @@ strict `json` codec gets a second look at, so nothing valid is lost to the fast 
   checks then refuse it where an int is due).
 - `dumps` gives compact UTF-8 JSON text; what orjson cannot encode (an int past 64
   bits, a non-str key, a lone surrogate) goes to `json` with the same options. NaN and
-  infinities become null (orjson's rule); the values stored here come from strict JSON
-  or from checked fields (`is_time`), which never hold one.
+  infinities become null (orjson's rule), or NaN/Infinity in a value that went to
+  `json` (as the store's `json` encoder always wrote them); the values stored here come
+  from strict JSON or from checked fields (`is_time`), which never hold one.
 
 Not for the `glosms` CLI's path: importing orjson loads dataclasses, datetime and uuid,
 which its start-up does not otherwise pay for (its codec is `glosmsd.core.rpc`'s).

@@ -625,6 +625,10 @@ def test_a_checkpoint_neither_waits_for_nor_disturbs_a_reader_or_a_writer(
         watcher.checkpoint()
         store.send(EXTS[0], "after", REMOTES[0], "after both", [])
         assert _wal_frames(watcher) < 20
+        assert watcher.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10000
+        store.nowait()  # a connection that never waits keeps never waiting
+        store.checkpoint()
+        assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 0
         texts = watcher.sync(EXTS[0], 0, 500).texts
         assert sum("before" in t for t in texts) == 20
         assert [t for t in texts if "while a reader reads" in t]

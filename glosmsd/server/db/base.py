@@ -195,11 +195,12 @@ class DbBase:
         try:
             _busy, frames, copied = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             if frames > 0 and frames == copied:
+                waits = int(self.conn.execute("PRAGMA busy_timeout").fetchone()[0])
                 self.conn.execute("PRAGMA busy_timeout = 0")
                 try:
                     self.conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
                 finally:
-                    self.conn.execute("PRAGMA busy_timeout = 10000")
+                    self.conn.execute(f"PRAGMA busy_timeout = {waits}")
         except sqlite3.Error as exc:
             raise StoreError(f"Checkpointing {self.path} failed: {exc}") from exc
 
